@@ -1,0 +1,7 @@
+"""python -m keras_pix2pix: the same as the keras-pix2pix command."""
+
+import sys
+
+from keras_pix2pix.cli import main
+
+sys.exit(main())

@@ -1,0 +1,160 @@
+"""The `keras-pix2pix` command: argparse subcommands that build a Config and call the library.
+
+    keras-pix2pix fit --dataset demo --image-size 64 --steps 300 --workdir runs/demo
+    keras-pix2pix predict --model runs/demo labels.png --output translated
+
+Mistakes a user can make (a bad flag value, a missing path, an empty dataset) print one line
+and exit with status 2.
+"""
+
+import argparse
+import os
+import sys
+
+from keras_pix2pix.config import DIRECTIONS, GAN_LOSSES, NORMS, Config, UsageError, parse_size
+from keras_pix2pix.predict import predict
+from keras_pix2pix.train import fit
+
+DEFAULTS = Config()
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        # One line, not argparse's usage block: the user reads what is wrong at a glance.
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def _size(text):
+    try:
+        return parse_size(text)
+    except UsageError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _add_fit(commands):
+    parser = commands.add_parser(
+        "fit",
+        help="train a pix2pix model",
+        description="Train pix2pix (U-Net generator, PatchGAN discriminator, cGAN + L1) on a paired dataset. "
+        "Run it again on the same --workdir to resume.",
+        argument_default=argparse.SUPPRESS,
+    )
+    add = parser.add_argument
+    add("--dataset", help="'demo' (embedded, no network) or a folder of AB images (default: demo)")
+    add("--direction", choices=DIRECTIONS, help="which half is the input (default: the dataset's usual one)")
+    add("--workdir", help="where the run is kept (default: runs/DATASET_NAME)")
+    add("--data-dir", dest="data_dir", help="where prepared datasets are kept (default: ~/tensorflow_datasets)")
+    length = parser.add_mutually_exclusive_group()
+    length.add_argument("--steps", type=int, help="training steps (default: 200 epochs)")
+    length.add_argument("--epochs", type=float, help="epochs over the training split")
+    decay = parser.add_mutually_exclusive_group()
+    decay.add_argument("--decay-steps", dest="decay_steps", type=int, help="final steps of linear lr decay to 0 (default: half the run)")
+    decay.add_argument("--decay-epochs", dest="decay_epochs", type=float, help="the same in epochs")
+    add("--batch-size", dest="batch_size", type=int, help=f"pairs per step, 1 to 10 in the paper (default: {DEFAULTS.batch_size})")
+    add("--image-size", dest="image_size", type=_size, help="HEIGHTxWIDTH or one number for a square (default: 256)")
+    add("--load-size", dest="load_size", type=_size, help="resize before the random crop (default: 286 for 256)")
+    add("--no-flip", dest="flip", action="store_false", help="no random horizontal flips")
+    add("--input-channels", dest="input_channels", type=int, choices=(1, 3), help="1 (grayscale) or 3 (default: 3)")
+    add("--output-channels", dest="output_channels", type=int, choices=(1, 3), help="1 or 3 (default: 3)")
+    add("--generator", choices=("unet", "encoder-decoder"), help="unet (default) or the paper's encoder-decoder baseline")
+    add("--depth", type=int, help="generator downsamplings (default: log2 of the shorter side)")
+    add("--generator-filters", dest="generator_filters", type=int, help=f"(default: {DEFAULTS.generator_filters})")
+    add(
+        "--discriminator-layers",
+        dest="discriminator_layers",
+        type=int,
+        help="PatchGAN depth: 0 = 1x1, 1 = 16x16, 3 = 70x70 (default), 5 = 286x286",
+    )
+    add("--discriminator-filters", dest="discriminator_filters", type=int, help=f"(default: {DEFAULTS.discriminator_filters})")
+    add("--norm", choices=NORMS, help="normalization (default: batch)")
+    add("--dropout", type=float, help=f"decoder dropout rate (default: {DEFAULTS.dropout})")
+    add("--gan-loss", dest="gan_loss", choices=GAN_LOSSES, help="(default: vanilla)")
+    add("--lambda-l1", dest="lambda_l1", type=float, help=f"weight of the L1 loss (default: {DEFAULTS.lambda_l1:g})")
+    add("--lr", dest="learning_rate", type=float, help=f"Adam learning rate (default: {DEFAULTS.learning_rate:g})")
+    add("--beta1", dest="beta_1", type=float, help=f"(default: {DEFAULTS.beta_1})")
+    add("--beta2", dest="beta_2", type=float, help=f"(default: {DEFAULTS.beta_2})")
+    add("--save-every", dest="save_every", type=int, help=f"checkpoint interval in steps (default: {DEFAULTS.save_every})")
+    add("--sample-every", dest="sample_every", type=int, help=f"sample grid interval (default: {DEFAULTS.sample_every})")
+    add("--sample-count", dest="sample_count", type=int, help=f"pairs in the sample grid (default: {DEFAULTS.sample_count})")
+    add("--log-every", dest="log_every", type=int, help=f"progress and TensorBoard interval (default: {DEFAULTS.log_every})")
+    add("--keep-checkpoints", dest="keep_checkpoints", type=int, help=f"(default: {DEFAULTS.keep_checkpoints})")
+    add("--seed", type=int, help="seed for a repeatable run (default: drawn and saved in config.json)")
+    parser.set_defaults(command=fit_command)
+
+
+def _add_predict(commands):
+    parser = commands.add_parser(
+        "predict",
+        help="translate images with a trained generator",
+        description="Translate image files or folders; writes NAME.png per input, at the input's size.",
+    )
+    parser.add_argument("--model", required=True, help="a work directory or a .keras file")
+    parser.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders")
+    parser.add_argument("--output", required=True, help="folder for the translated PNGs")
+    parser.add_argument("--pairs", action="store_true", help="inputs are AB pair images: translate the input half")
+    parser.add_argument("--direction", choices=DIRECTIONS, help="input half with --pairs (default: the run's)")
+    parser.add_argument(
+        "--mode",
+        choices=("paper", "inference"),
+        default="paper",
+        help="paper (default): dropout on and per-image batch statistics, as the paper tests; "
+        "inference: no dropout, moving statistics (deterministic)",
+    )
+    parser.add_argument("--seed", type=int, help="makes paper mode's dropout repeatable")
+    parser.set_defaults(command=predict_command)
+
+
+def fit_command(arguments):
+    """`keras-pix2pix fit`: settings saved in the work directory are the base, flags override them."""
+    given = {key: value for key, value in vars(arguments).items() if key not in ("command", "workdir")}
+    dataset = given.get("dataset", DEFAULTS.dataset)
+    workdir = getattr(arguments, "workdir", None) or os.path.join(
+        "runs", os.path.basename(os.path.normpath(dataset)) or "run"
+    )
+    saved_path = os.path.join(workdir, "config.json")
+    base = Config.load(saved_path) if os.path.exists(saved_path) else DEFAULTS
+    if "steps" in given:
+        given.setdefault("epochs", None)
+    if "epochs" in given:
+        given.setdefault("steps", None)
+    if "decay_steps" in given:
+        given.setdefault("decay_epochs", None)
+    if "decay_epochs" in given:
+        given.setdefault("decay_steps", None)
+    fit(base.replace(**given), workdir)
+
+
+def predict_command(arguments):
+    written = predict(
+        arguments.model,
+        arguments.inputs,
+        arguments.output,
+        pairs=arguments.pairs,
+        direction=arguments.direction,
+        mode=arguments.mode,
+        seed=arguments.seed,
+    )
+    print(f"wrote {len(written)} image(s) to {arguments.output}")
+
+
+def build_parser():
+    parser = _Parser(prog="keras-pix2pix", description="pix2pix image-to-image translation in Keras 3.")
+    commands = parser.add_subparsers(title="commands", required=True, parser_class=_Parser)
+    _add_fit(commands)
+    _add_predict(commands)
+    return parser
+
+
+def main(argv=None):
+    """Entry point of the keras-pix2pix command; returns the exit status."""
+    arguments = build_parser().parse_args(argv)
+    try:
+        arguments.command(arguments)
+    except UsageError as error:
+        print(f"keras-pix2pix: error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

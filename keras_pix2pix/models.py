@@ -1,0 +1,307 @@
+"""The paper's networks as Keras functional models: a U-Net generator and a PatchGAN discriminator.
+
+Both follow the appendix of Isola et al. (2017) and junyanz's reference code: 4x4 convolutions
+with stride 2, weights drawn from N(0, 0.02), BatchNorm scales from N(1, 0.02), LeakyReLU(0.2)
+in the encoder and discriminator, ReLU in the decoder.
+"""
+
+import math
+
+import keras
+
+from keras_pix2pix.config import NORMS, UsageError, parse_size
+
+
+def _weights():
+    # A new initializer per layer: one shared unseeded initializer could repeat its values.
+    return keras.initializers.RandomNormal(mean=0.0, stddev=0.02)
+
+
+def _normalization(x, norm, name):
+    if norm == "batch":
+        # momentum and epsilon as PyTorch's defaults, which the paper's code used.
+        return keras.layers.BatchNormalization(
+            momentum=0.9,
+            epsilon=1e-5,
+            gamma_initializer=keras.initializers.RandomNormal(mean=1.0, stddev=0.02),
+            name=f"{name}_batchnorm",
+        )(x)
+    if norm == "instance":
+        # Instance norm is group norm with one group per channel; no affine part, as junyanz.
+        return keras.layers.GroupNormalization(
+            groups=-1, epsilon=1e-5, center=False, scale=False, name=f"{name}_instancenorm"
+        )(x)
+    return x
+
+
+def _check_norm(norm):
+    if norm not in NORMS:
+        raise UsageError(f"norm must be one of {', '.join(NORMS)}; got {norm!r}")
+
+
+def _down_block(x, filters, norm, name):
+    """Conv(4x4, stride 2) - norm - LeakyReLU(0.2): halves the height and width."""
+    x = keras.layers.Conv2D(
+        filters,
+        4,
+        strides=2,
+        padding="same",
+        kernel_initializer=_weights(),
+        # BatchNorm's beta makes a bias redundant; instance norm here has no beta.
+        use_bias=norm != "batch",
+        name=f"{name}_conv",
+    )(x)
+    x = _normalization(x, norm, name)
+    return keras.layers.LeakyReLU(negative_slope=0.2, name=f"{name}_leakyrelu")(x)
+
+
+def _up_block(x, filters, norm, dropout, name):
+    """ConvTranspose(4x4, stride 2) - norm - Dropout - ReLU: doubles the height and width."""
+    x = keras.layers.Conv2DTranspose(
+        filters,
+        4,
+        strides=2,
+        padding="same",
+        kernel_initializer=_weights(),
+        use_bias=norm != "batch",
+        name=f"{name}_convtranspose",
+    )(x)
+    x = _normalization(x, norm, name)
+    if dropout:
+        x = keras.layers.Dropout(dropout, name=f"{name}_dropout")(x)
+    return keras.layers.ReLU(name=f"{name}_relu")(x)
+
+
+def default_depth(image_size):
+    """Downsamplings that bring the shorter side to 1: 256 -> 8, 128 -> 7, 512 -> 9."""
+    return int(math.floor(math.log2(min(image_size))))
+
+
+def build_generator(
+    *,
+    image_size=(256, 256),
+    input_channels=3,
+    output_channels=3,
+    depth=None,
+    filters=64,
+    norm="batch",
+    dropout=0.5,
+    skips=True,
+    name="generator",
+):
+    """The U-Net generator of the paper (or, with skips=False, its encoder-decoder baseline).
+
+    Encoder blocks C64-C128-C256-C512-C512-... (no normalization on the first block, nor on the
+    innermost one: at batch size 1 a BatchNorm over a 1x1 map outputs a constant and the
+    bottleneck would carry nothing). Decoder blocks mirror them with dropout on the first three;
+    each decoder block's output is concatenated with the encoder block of the same size.
+
+    Args:
+        image_size: int or (height, width); each a multiple of 2**depth.
+        input_channels: channels of the input image.
+        output_channels: channels of the generated image.
+        depth: number of downsamplings; None brings the shorter side to 1 (256 -> 8).
+        filters: filters of the first encoder block; doubled per block up to 8 * filters.
+        norm: "batch", "instance" or "none".
+        dropout: dropout rate of the first three decoder blocks; 0 for none.
+        skips: True for the U-Net, False for the encoder-decoder without skip connections.
+        name: the model's name.
+
+    Returns:
+        A keras.Model from (batch, height, width, input_channels) in [-1, 1] to
+        (batch, height, width, output_channels) in [-1, 1].
+
+    Example:
+    >>> generator = build_generator(image_size=64, filters=8)
+    >>> generator(keras.ops.zeros((1, 64, 64, 3))).shape
+    TensorShape([1, 64, 64, 3])
+    """
+    height, width = parse_size(image_size)
+    _check_norm(norm)
+    for argument, value in (("input_channels", input_channels), ("output_channels", output_channels)):
+        if not isinstance(value, int) or value < 1:
+            raise UsageError(f"{argument} must be a positive integer; got {value!r}")
+    if not isinstance(filters, int) or filters < 1:
+        raise UsageError(f"filters must be a positive integer; got {filters!r}")
+    if not 0 <= dropout < 1:
+        raise UsageError(f"dropout must be in [0, 1); got {dropout!r}")
+    if depth is None:
+        depth = default_depth((height, width))
+    elif not isinstance(depth, int) or depth < 1:
+        raise UsageError(f"depth must be a positive integer; got {depth!r}")
+    multiple = 2**depth
+    if height % multiple or width % multiple:
+        raise UsageError(
+            f"image_size must be a multiple of 2**depth = {multiple} on each side "
+            f"(depth {depth}); got {height}x{width}"
+        )
+
+    encoder_filters = [min(filters * 2**index, filters * 8) for index in range(depth)]
+    inputs = keras.Input((height, width, input_channels), name="input_image")
+    x = inputs
+    encoder_outputs = []
+    for index, block_filters in enumerate(encoder_filters):
+        innermost = index == depth - 1
+        block_norm = "none" if index == 0 or innermost else norm
+        x = _down_block(x, block_filters, block_norm, name=f"down{index + 1}")
+        # (height / 2**(index+1), width / 2**(index+1), block_filters): 256 -> 128x128x64 ... 1x1x512
+        encoder_outputs.append(x)
+
+    # The decoder mirrors the encoder: stage i upsamples to the size of encoder block depth-1-i.
+    skip_list = list(reversed(encoder_outputs[:-1]))
+    decoder_filters = list(reversed(encoder_filters[:-1]))
+    for index, (block_filters, skip) in enumerate(zip(decoder_filters, skip_list)):
+        x = _up_block(x, block_filters, norm, dropout if index < 3 else 0, name=f"up{index + 1}")
+        # (height / 2**(depth-1-index), width / 2**(depth-1-index), block_filters [+ skip's]):
+        # 256 -> 2x2x512(+512) ... 128x128x64(+64)
+        if skips:
+            x = keras.layers.Concatenate(name=f"skip{index + 1}")([x, skip])
+
+    x = keras.layers.Conv2DTranspose(
+        output_channels, 4, strides=2, padding="same", kernel_initializer=_weights(), name="output_convtranspose"
+    )(x)
+    # tanh in float32 so that mixed precision never saturates the output range.
+    outputs = keras.layers.Activation("tanh", dtype="float32", name="output_tanh")(x)
+    return keras.Model(inputs, outputs, name=name)
+
+
+def receptive_field(layers):
+    """The side of the input square that one PatchGAN logit sees: 0->1, 1->16, 3->70, 5->286.
+
+    Example:
+    >>> receptive_field(3)
+    70
+    """
+    if layers == 0:
+        return 1
+    # Walk back from one logit: two 4x4 stride-1 convolutions, then `layers` stride-2 ones.
+    field = 1
+    for stride in [1, 1] + [2] * layers:
+        field = (field - 1) * stride + 4
+    return field
+
+
+def patch_grid(image_size, layers):
+    """(height, width) of the discriminator's logit map for an image of image_size."""
+    height, width = parse_size(image_size)
+    if layers == 0:
+        return height, width
+
+    def side(length):
+        for _ in range(layers):
+            length = (length + 2 - 4) // 2 + 1
+        for _ in range(2):
+            length = length + 2 - 4 + 1
+        return length
+
+    return side(height), side(width)
+
+
+def _patch_block(x, filters, stride, norm, name):
+    """Pad 1 - Conv(4x4) - norm - LeakyReLU(0.2), as junyanz's NLayerDiscriminator."""
+    x = keras.layers.ZeroPadding2D(1, name=f"{name}_pad")(x)
+    x = keras.layers.Conv2D(
+        filters, 4, strides=stride, kernel_initializer=_weights(), use_bias=norm != "batch", name=f"{name}_conv"
+    )(x)
+    x = _normalization(x, norm, name)
+    return keras.layers.LeakyReLU(negative_slope=0.2, name=f"{name}_leakyrelu")(x)
+
+
+def build_discriminator(
+    *,
+    image_size=(256, 256),
+    input_channels=3,
+    output_channels=3,
+    layers=3,
+    filters=64,
+    norm="batch",
+    name="discriminator",
+):
+    """The conditional PatchGAN: it sees the input image and a real or generated output together.
+
+    C64 (no norm) - C128 - C256 - C512 with LeakyReLU(0.2), then a 1-channel convolution that gives
+    one logit per patch. `layers` sets the patch (receptive field): 0 -> 1x1 (PixelGAN, 1x1
+    convolutions), 1 -> 16x16, 3 -> 70x70 (paper's default), 5 -> 286x286 (ImageGAN at 256).
+
+    Args:
+        image_size: int or (height, width) of both images.
+        input_channels: channels of the conditioning input image.
+        output_channels: channels of the real or generated image.
+        layers: number of stride-2 blocks (0 for the PixelGAN).
+        filters: filters of the first block; doubled per block up to 8 * filters.
+        norm: "batch", "instance" or "none".
+        name: the model's name.
+
+    Returns:
+        A keras.Model taking [input_image, output_image] and giving float32 logits of shape
+        (batch, *patch_grid(image_size, layers), 1).
+
+    Example:
+    >>> discriminator = build_discriminator(image_size=256, filters=8)
+    >>> discriminator([keras.ops.zeros((1, 256, 256, 3))] * 2).shape
+    TensorShape([1, 30, 30, 1])
+    """
+    height, width = parse_size(image_size)
+    _check_norm(norm)
+    if not isinstance(layers, int) or layers < 0:
+        raise UsageError(f"layers must be an integer >= 0 (0, 1, 3 or 5 in the paper); got {layers!r}")
+    if not isinstance(filters, int) or filters < 1:
+        raise UsageError(f"filters must be a positive integer; got {filters!r}")
+    grid = patch_grid((height, width), layers)
+    if min(grid) < 1:
+        raise UsageError(
+            f"image_size {height}x{width} is too small for a discriminator with layers={layers} "
+            f"(a {receptive_field(layers)}x{receptive_field(layers)} patch); use fewer layers or larger images"
+        )
+
+    input_image = keras.Input((height, width, input_channels), name="input_image")
+    output_image = keras.Input((height, width, output_channels), name="output_image")
+    x = keras.layers.Concatenate(name="pair")([input_image, output_image])
+    if layers == 0:
+        # PixelGAN: 1x1 convolutions judge each pixel's colour alone.
+        x = keras.layers.Conv2D(filters, 1, kernel_initializer=_weights(), name="pixel1_conv")(x)
+        x = keras.layers.LeakyReLU(negative_slope=0.2, name="pixel1_leakyrelu")(x)
+        x = keras.layers.Conv2D(
+            filters * 2, 1, kernel_initializer=_weights(), use_bias=norm != "batch", name="pixel2_conv"
+        )(x)
+        x = _normalization(x, norm, "pixel2")
+        x = keras.layers.LeakyReLU(negative_slope=0.2, name="pixel2_leakyrelu")(x)
+        logits = keras.layers.Conv2D(1, 1, kernel_initializer=_weights(), name="logits_conv")(x)
+    else:
+        x = _patch_block(x, filters, 2, "none", name="block1")
+        for index in range(1, layers):
+            x = _patch_block(x, filters * min(2**index, 8), 2, norm, name=f"block{index + 1}")
+        x = _patch_block(x, filters * min(2**layers, 8), 1, norm, name=f"block{layers + 1}")
+        x = keras.layers.ZeroPadding2D(1, name="logits_pad")(x)
+        logits = keras.layers.Conv2D(1, 4, kernel_initializer=_weights(), name="logits_conv")(x)
+    # Logits and losses stay in float32 under mixed precision.
+    logits = keras.layers.Activation("linear", dtype="float32", name="logits")(logits)
+    return keras.Model([input_image, output_image], logits, name=name)
+
+
+def build_models(config):
+    """The generator and discriminator a Config describes.
+
+    Example:
+    >>> from keras_pix2pix.config import Config
+    >>> generator, discriminator = build_models(Config(image_size=64, generator_filters=8, discriminator_filters=8))
+    """
+    generator = build_generator(
+        image_size=config.image_size,
+        input_channels=config.input_channels,
+        output_channels=config.output_channels,
+        depth=config.depth,
+        filters=config.generator_filters,
+        norm=config.norm,
+        dropout=config.dropout,
+        skips=config.generator == "unet",
+    )
+    discriminator = build_discriminator(
+        image_size=config.image_size,
+        input_channels=config.input_channels,
+        output_channels=config.output_channels,
+        layers=config.discriminator_layers,
+        filters=config.discriminator_filters,
+        norm=config.norm,
+    )
+    return generator, discriminator

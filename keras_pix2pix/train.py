@@ -1,0 +1,347 @@
+"""Training: the paper's alternating D and G steps in one @tf.function, and the step loop.
+
+A work directory holds everything a run makes:
+    config.json       every setting (written at the start, and again when a resumed run changes one)
+    checkpoints/      both models, both optimizers, the step and the dropout random states
+    generator.keras   the final generator (keras.models.load_model, once keras_pix2pix is imported)
+    samples/          PNG grids input | output | target for fixed validation pairs (paper mode)
+    logs/             TensorBoard scalars (losses, learning rate, images/s) and sample images
+Running `fit` again on the same work directory resumes from the latest checkpoint.
+"""
+
+import math
+import os
+import random
+import sys
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from keras_pix2pix import data, datasets, losses, models
+from keras_pix2pix.config import ARCHITECTURE_FIELDS, Config, UsageError
+from keras_pix2pix.predict import translate
+
+
+@keras.saving.register_keras_serializable(package="keras_pix2pix")
+class ConstantThenLinearDecay(keras.optimizers.schedules.LearningRateSchedule):
+    """A constant learning rate, then a linear decay to zero over the last decay_steps steps.
+
+    junyanz's "linear" policy: 100 epochs at 2e-4, then 100 epochs decaying to 0.
+
+    Args:
+        learning_rate: the initial rate.
+        total_steps: the length of the run.
+        decay_steps: the final steps over which the rate falls to zero; 0 keeps it constant.
+
+    Example:
+    >>> schedule = ConstantThenLinearDecay(2e-4, total_steps=200, decay_steps=100)
+    >>> [round(float(schedule(step)), 6) for step in (0, 100, 150, 200)]
+    [0.0002, 0.0002, 0.0001, 0.0]
+    """
+
+    def __init__(self, learning_rate, total_steps, decay_steps):
+        self.learning_rate = learning_rate
+        self.total_steps = total_steps
+        self.decay_steps = decay_steps
+
+    def __call__(self, step):
+        if not self.decay_steps:
+            return tf.constant(self.learning_rate, tf.float32)
+        remaining = tf.cast(self.total_steps, tf.float32) - tf.cast(step, tf.float32)
+        return self.learning_rate * tf.clip_by_value(remaining / self.decay_steps, 0.0, 1.0)
+
+    def get_config(self):
+        return {"learning_rate": self.learning_rate, "total_steps": self.total_steps, "decay_steps": self.decay_steps}
+
+
+def run_length(config, train_pairs):
+    """(total steps, decay steps) of a run, from steps or epochs over train_pairs pairs."""
+    steps_per_epoch = math.ceil(train_pairs / config.batch_size)
+    if config.steps is not None:
+        total = config.steps
+    else:
+        total = max(1, math.ceil((config.epochs if config.epochs is not None else 200) * steps_per_epoch))
+    if config.decay_steps is not None:
+        decay = config.decay_steps
+    elif config.decay_epochs is not None:
+        decay = math.ceil(config.decay_epochs * steps_per_epoch)
+    else:
+        decay = total // 2
+    return total, min(decay, total)
+
+
+def make_optimizers(config, total_steps, decay_steps):
+    """One Adam per network (paper: lr 2e-4, beta1 0.5, beta2 0.999) on the same schedule."""
+    schedule = ConstantThenLinearDecay(config.learning_rate, total_steps, decay_steps)
+    return tuple(
+        keras.optimizers.Adam(schedule, beta_1=config.beta_1, beta_2=config.beta_2, name=name)
+        for name in ("generator_adam", "discriminator_adam")
+    )
+
+
+def make_train_step(generator, discriminator, generator_optimizer, discriminator_optimizer, config):
+    """The paper's training step: one gradient step on D, then one on G, for a batch.
+
+    Args:
+        generator, discriminator: the models.
+        generator_optimizer, discriminator_optimizer: their optimizers, already built.
+        config: gives lambda_l1 and gan_loss.
+
+    Returns:
+        A tf.function (inputs, targets) -> dict of scalar losses: generator_total,
+        generator_gan, generator_l1, discriminator_real, discriminator_fake.
+
+    Example:
+    >>> step = make_train_step(generator, discriminator, g_adam, d_adam, config)  # doctest: +SKIP
+    >>> step(inputs, targets)["generator_l1"]  # doctest: +SKIP
+    """
+
+    @tf.function
+    def train_step(inputs, targets):
+        with tf.GradientTape() as generator_tape:
+            generated = generator(inputs, training=True)
+            # D's step sees the fake as a constant and must not leave its ops on G's tape.
+            with generator_tape.stop_recording(), tf.GradientTape() as discriminator_tape:
+                real_logits = discriminator([inputs, targets], training=True)
+                fake_logits = discriminator([inputs, tf.stop_gradient(generated)], training=True)
+                discriminator_total, discriminator_real, discriminator_fake = losses.discriminator_loss(
+                    real_logits, fake_logits, gan_loss=config.gan_loss
+                )
+            discriminator_gradients = discriminator_tape.gradient(
+                discriminator_total, discriminator.trainable_variables
+            )
+            discriminator_optimizer.apply_gradients(zip(discriminator_gradients, discriminator.trainable_variables))
+            # G's step is taken against the discriminator it has just updated, as the paper
+            # alternates (and junyanz's optimize_parameters does).
+            fake_logits = discriminator([inputs, generated], training=True)
+            generator_total, generator_gan, generator_l1 = losses.generator_loss(
+                fake_logits, generated, targets, lambda_l1=config.lambda_l1, gan_loss=config.gan_loss
+            )
+        generator_gradients = generator_tape.gradient(generator_total, generator.trainable_variables)
+        generator_optimizer.apply_gradients(zip(generator_gradients, generator.trainable_variables))
+        return {
+            "generator_total": generator_total,
+            "generator_gan": generator_gan,
+            "generator_l1": generator_l1,
+            "discriminator_real": discriminator_real,
+            "discriminator_fake": discriminator_fake,
+        }
+
+    return train_step
+
+
+def dropout_states(model):
+    """The random states of the model's dropout layers, which tf.train.Checkpoint misses alone."""
+    return [layer.seed_generator.state for layer in model.layers if isinstance(layer, keras.layers.Dropout)]
+
+
+def make_checkpoint(generator, discriminator, generator_optimizer, discriminator_optimizer, step):
+    return tf.train.Checkpoint(
+        generator=generator,
+        discriminator=discriminator,
+        generator_optimizer=generator_optimizer,
+        discriminator_optimizer=discriminator_optimizer,
+        step=step,
+        generator_dropout_states=dropout_states(generator),
+    )
+
+
+def restore_generator(workdir, config):
+    """The generator of a work directory's latest checkpoint (for runs without generator.keras)."""
+    generator, _ = models.build_models(config)
+    checkpoint = tf.train.Checkpoint(generator=generator)
+    checkpoint.restore(tf.train.latest_checkpoint(os.path.join(workdir, "checkpoints"))).expect_partial()
+    return generator
+
+
+def sample_grid(inputs, outputs, targets, border=2):
+    """One uint8 image: a row per pair, input | output | target, with white borders.
+
+    Args:
+        inputs, outputs, targets: float batches in [-1, 1]; 1-channel images are shown gray.
+    """
+
+    def rgb(images):
+        images = data.denormalize(images)
+        return tf.image.grayscale_to_rgb(images) if images.shape[-1] == 1 else images
+
+    columns = [rgb(inputs), rgb(outputs), rgb(targets)]
+    rows = []
+    for index in range(inputs.shape[0]):
+        row = [tf.pad(column[index], [[border, border], [border, 0], [0, 0]], constant_values=255) for column in columns]
+        row = tf.pad(tf.concat(row, axis=1), [[0, 0], [0, border], [0, 0]], constant_values=255)
+        rows.append(row)
+    return tf.concat(rows, axis=0)
+
+
+def _merge_with_saved(config, saved, workdir, log):
+    """Resuming: fills unset choices from the saved config and says what changed."""
+    filled = config.replace(
+        seed=config.seed if config.seed is not None else saved.seed,
+        direction=config.direction or saved.direction,
+    )
+    changed = filled.differences(saved)
+    architecture = [change for change in changed if change[0] in ARCHITECTURE_FIELDS]
+    if architecture:
+        name, new, old = architecture[0]
+        raise UsageError(
+            f"{workdir} was trained with {name}={old!r} but this run asks for {name}={new!r}; "
+            "use another --workdir, or the saved settings"
+        )
+    for name, new, old in changed:
+        log(f"note: {name} changed from {old!r} (saved config.json) to {new!r}")
+    return filled
+
+
+def _format_duration(seconds):
+    seconds = int(seconds)
+    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+
+
+class _Progress:
+    """One status line: rewritten in place on a terminal, a new line per update in a log."""
+
+    def __init__(self, total, start, batch_size, stream=sys.stdout):
+        self.total, self.batch_size, self.stream = total, batch_size, stream
+        self.interactive = stream.isatty()
+        self.last_step, self.last_time = start, time.perf_counter()
+
+    def update(self, step, values):
+        now = time.perf_counter()
+        seconds_per_step = (now - self.last_time) / max(step - self.last_step, 1)
+        self.last_step, self.last_time = step, now
+        line = (
+            f"step {step}/{self.total}  "
+            f"G {values['generator_total']:.3f} (gan {values['generator_gan']:.3f}, l1 {values['generator_l1']:.4f})  "
+            f"D real {values['discriminator_real']:.3f} fake {values['discriminator_fake']:.3f}  "
+            f"{self.batch_size / seconds_per_step:.2f} img/s  {seconds_per_step:.3f} s/step  "
+            f"left {_format_duration(seconds_per_step * (self.total - step))}"
+        )
+        if self.interactive:
+            self.stream.write("\r" + line + "\x1b[K" + ("\n" if step == self.total else ""))
+        else:
+            self.stream.write(line + "\n")
+        self.stream.flush()
+        return self.batch_size / seconds_per_step
+
+
+def fit(config, workdir, verbose=True):
+    """Trains pix2pix as the paper does and returns the trained generator.
+
+    Resumes from the latest checkpoint when workdir already holds a run; the run then continues
+    to the requested number of steps.
+
+    Args:
+        config: a Config.
+        workdir: the work directory (created if needed).
+        verbose: print the summary and the progress line.
+
+    Returns:
+        The trained generator (also saved as workdir/generator.keras).
+
+    Example:
+    >>> generator = fit(Config(dataset="demo", image_size=64, steps=300), "/tmp/pix2pix-demo")  # doctest: +SKIP
+    """
+
+    def log(message):
+        if verbose:
+            print(message, flush=True)
+
+    if not isinstance(config, Config):
+        raise UsageError(f"config must be a keras_pix2pix.Config; got {type(config).__name__}")
+    splits = datasets.find_dataset(config.dataset, config.data_dir)
+    os.makedirs(workdir, exist_ok=True)
+    config_path = os.path.join(workdir, "config.json")
+    if os.path.exists(config_path):
+        config = _merge_with_saved(config, Config.load(config_path), workdir, log)
+    config = config.replace(
+        seed=config.seed if config.seed is not None else random.SystemRandom().randrange(2**31 - 1),
+        direction=config.direction or splits.direction,
+    )
+    config.save(config_path)
+    total_steps, decay_steps = run_length(config, len(splits.train))
+
+    keras.utils.set_random_seed(config.seed)
+    generator, discriminator = models.build_models(config)
+    generator_optimizer, discriminator_optimizer = make_optimizers(config, total_steps, decay_steps)
+    # Built up front, so that a checkpoint restores their slots at once, not on the first step.
+    generator_optimizer.build(generator.trainable_variables)
+    discriminator_optimizer.build(discriminator.trainable_variables)
+    step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+    checkpoint = make_checkpoint(generator, discriminator, generator_optimizer, discriminator_optimizer, step)
+    manager = tf.train.CheckpointManager(
+        checkpoint, os.path.join(workdir, "checkpoints"), max_to_keep=config.keep_checkpoints
+    )
+    if manager.latest_checkpoint:
+        checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+        log(f"resuming {workdir} at step {int(step.numpy())} of {total_steps}")
+    start = int(step.numpy())
+
+    patch = models.receptive_field(config.discriminator_layers)
+    grid = models.patch_grid(config.image_size, config.discriminator_layers)
+    log(
+        f"{splits.name}: {len(splits.train)} training pairs, {config.direction}; "
+        f"{config.image_size[0]}x{config.image_size[1]} images, batch {config.batch_size}; "
+        f"{config.generator} generator {generator.count_params() / 1e6:.2f}M parameters; "
+        f"{patch}x{patch} PatchGAN ({grid[0]}x{grid[1]} logits) {discriminator.count_params() / 1e6:.2f}M; "
+        f"{total_steps} steps, the last {decay_steps} with a decaying learning rate"
+    )
+
+    train_step = make_train_step(generator, discriminator, generator_optimizer, discriminator_optimizer, config)
+    batches = iter(
+        data.train_dataset(
+            list(splits.train), config, config.direction, config.seed, start_example=start * config.batch_size
+        )
+    )
+    sample_inputs, sample_targets = (
+        next(iter(data.eval_dataset(list(splits.validation[: config.sample_count]), config, config.direction, config.sample_count)))
+        if config.sample_count
+        else (None, None)
+    )
+    writer = tf.summary.create_file_writer(os.path.join(workdir, "logs"))
+    progress = _Progress(total_steps, start, config.batch_size) if verbose else None
+
+    def write_samples(current):
+        if sample_inputs is None:
+            return
+        # Paper mode draws dropout masks; put the random states back so that sampling never
+        # shifts the training stream (a resumed run must match an uninterrupted one).
+        states = dropout_states(generator)
+        saved = [state.numpy() for state in states]
+        outputs = translate(generator, sample_inputs, mode="paper")
+        for state, value in zip(states, saved):
+            state.assign(value)
+        image = sample_grid(sample_inputs, outputs, sample_targets)
+        os.makedirs(os.path.join(workdir, "samples"), exist_ok=True)
+        tf.io.write_file(os.path.join(workdir, "samples", f"step_{current:07d}.png"), tf.io.encode_png(image))
+        with writer.as_default(step=current):
+            tf.summary.image("samples", image[None], max_outputs=1)
+            tf.summary.scalar("validation/l1_samples", tf.reduce_mean(tf.abs(outputs - sample_targets)))
+
+    for current in range(start + 1, total_steps + 1):
+        inputs, targets = next(batches)
+        step_losses = train_step(inputs, targets)
+        step.assign(current)
+        if current % config.log_every == 0 or current == total_steps:
+            values = {name: float(value) for name, value in step_losses.items()}
+            images_per_second = progress.update(current, values) if progress else None
+            with writer.as_default(step=current):
+                for name, value in values.items():
+                    tf.summary.scalar(f"losses/{name}", value)
+                tf.summary.scalar("learning_rate", generator_optimizer.learning_rate)
+                if images_per_second:
+                    tf.summary.scalar("images_per_second", images_per_second)
+        if current % config.sample_every == 0 or current == total_steps:
+            write_samples(current)
+        if current % config.save_every == 0 or current == total_steps:
+            manager.save(checkpoint_number=current)
+    writer.flush()
+
+    generator_path = os.path.join(workdir, "generator.keras")
+    temporary = os.path.join(workdir, f"generator.tmp-{os.getpid()}.keras")
+    generator.save(temporary)
+    os.replace(temporary, generator_path)
+    log(f"saved {generator_path}")
+    return generator

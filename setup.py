@@ -1,0 +1,25 @@
+import pathlib
+import re
+
+from setuptools import find_packages, setup
+
+here = pathlib.Path(__file__).parent
+version = re.search(r'__version__ = "([^"]+)"', (here / "keras_pix2pix" / "__init__.py").read_text()).group(1)
+requirements = [
+    line.strip()
+    for line in (here / "requirements.txt").read_text().splitlines()
+    if line.strip() and not line.startswith("#")
+]
+
+setup(
+    name="keras-pix2pix",
+    version=version,
+    description="pix2pix image-to-image translation (Isola et al., CVPR 2017) in TensorFlow / Keras 3",
+    long_description=(here / "README.md").read_text(),
+    long_description_content_type="text/markdown",
+    packages=find_packages(include=["keras_pix2pix", "keras_pix2pix.*"]),
+    python_requires=">=3.10",
+    install_requires=requirements,
+    extras_require={"test": ["pytest>=8"]},
+    entry_points={"console_scripts": ["keras-pix2pix=keras_pix2pix.cli:main"]},
+)

@@ -1,0 +1,172 @@
+import json
+import os
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from conftest import tiny_config, write_ab_folder
+from keras_pix2pix import data, datasets, models
+from keras_pix2pix.predict import load_generator, translate
+from keras_pix2pix.train import ConstantThenLinearDecay, fit, make_optimizers, make_train_step, run_length
+
+
+def _weights(model):
+    return [variable.numpy().copy() for variable in model.trainable_variables]
+
+
+def test_one_train_step_changes_both_models():
+    config = tiny_config()
+    keras.utils.set_random_seed(0)
+    generator, discriminator = models.build_models(config)
+    generator_optimizer, discriminator_optimizer = make_optimizers(config, 10, 5)
+    step = make_train_step(generator, discriminator, generator_optimizer, discriminator_optimizer, config)
+    before_generator, before_discriminator = _weights(generator), _weights(discriminator)
+    inputs = tf.random.uniform((1, 32, 32, 3), -1, 1, seed=1)
+    targets = tf.random.uniform((1, 32, 32, 3), -1, 1, seed=2)
+    losses = step(inputs, targets)
+    assert set(losses) == {"generator_total", "generator_gan", "generator_l1", "discriminator_real", "discriminator_fake"}
+    changed_generator = [not np.array_equal(a, b) for a, b in zip(before_generator, _weights(generator))]
+    changed_discriminator = [not np.array_equal(a, b) for a, b in zip(before_discriminator, _weights(discriminator))]
+    assert all(changed_generator), "every generator variable moves in one Adam step"
+    assert all(changed_discriminator), "every discriminator variable moves in one Adam step"
+    assert int(generator_optimizer.iterations) == int(discriminator_optimizer.iterations) == 1
+    # The total is the parts recombined with lambda = 100.
+    assert float(losses["generator_total"]) == pytest.approx(
+        float(losses["generator_gan"]) + 100 * float(losses["generator_l1"]), rel=1e-5
+    )
+
+
+def test_schedule_is_constant_then_linear_to_zero():
+    schedule = ConstantThenLinearDecay(2e-4, total_steps=200, decay_steps=100)
+    values = [float(schedule(step)) for step in (0, 99, 100, 150, 199, 200)]
+    assert values == pytest.approx([2e-4, 2e-4, 2e-4, 1e-4, 2e-6, 0.0], abs=1e-9)
+    assert float(ConstantThenLinearDecay(1e-3, 10, 0)(9)) == pytest.approx(1e-3)
+
+
+def test_run_length_from_epochs_and_defaults():
+    assert run_length(tiny_config(steps=None, epochs=2, batch_size=4), 10) == (6, 3)
+    assert run_length(tiny_config(steps=100, decay_steps=30), 10) == (100, 30)
+    assert run_length(tiny_config(steps=None, decay_epochs=1), 400) == (80000, 400)
+
+
+@pytest.fixture
+def ab_dataset(tmp_path):
+    return write_ab_folder(tmp_path / "pairs", count=3)
+
+
+def test_workdir_holds_every_artifact(tmp_path, ab_dataset):
+    workdir = tmp_path / "run"
+    fit(tiny_config(dataset=ab_dataset, steps=4), str(workdir), verbose=False)
+    saved = json.loads((workdir / "config.json").read_text())
+    assert saved["steps"] == 4 and saved["seed"] == 7 and saved["direction"] == "AtoB"
+    assert tf.train.latest_checkpoint(str(workdir / "checkpoints")).endswith("ckpt-4")
+    assert sorted(os.listdir(workdir / "samples")) == ["step_0000002.png", "step_0000004.png"]
+    grid = tf.io.decode_png(tf.io.read_file(str(workdir / "samples" / "step_0000004.png")))
+    # Two pairs, three 32 px columns with 2 px borders.
+    assert grid.shape == (2 * 36, 3 * 34 + 2, 3)
+    events = tf.data.TFRecordDataset(tf.io.gfile.glob(str(workdir / "logs" / "events*")))
+    tags = set()
+    for record in events:
+        event = tf.compat.v1.Event.FromString(record.numpy())
+        tags.update(value.tag for value in event.summary.value)
+    assert {"losses/generator_l1", "losses/discriminator_fake", "learning_rate", "samples"} <= tags
+    assert (workdir / "generator.keras").exists()
+    assert not [name for name in os.listdir(workdir) if ".tmp-" in name]
+
+
+def test_resume_continues_at_the_saved_step_with_the_same_state(tmp_path, ab_dataset, capsys):
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    fit(tiny_config(dataset=ab_dataset, steps=6, save_every=3), str(straight), verbose=False)
+    fit(tiny_config(dataset=ab_dataset, steps=3, save_every=3), str(resumed), verbose=False)
+    capsys.readouterr()
+    generator = fit(tiny_config(dataset=ab_dataset, steps=6, save_every=3), str(resumed))
+    output = capsys.readouterr().out
+    assert f"resuming {resumed} at step 3 of 6" in output
+    assert "note: steps changed from 3 (saved config.json) to 6" in output
+
+    # The optimizer state, the step, the data stream and the dropout states all came back:
+    # the resumed run ends where the uninterrupted one does.
+    def restored(workdir):
+        config = tiny_config(dataset=ab_dataset)
+        generator, discriminator = models.build_models(config)
+        generator_optimizer, discriminator_optimizer = make_optimizers(config, 6, 3)
+        generator_optimizer.build(generator.trainable_variables)
+        discriminator_optimizer.build(discriminator.trainable_variables)
+        checkpoint = tf.train.Checkpoint(
+            generator=generator,
+            discriminator=discriminator,
+            generator_optimizer=generator_optimizer,
+            discriminator_optimizer=discriminator_optimizer,
+        )
+        checkpoint.restore(tf.train.latest_checkpoint(str(workdir / "checkpoints"))).expect_partial()
+        return generator_optimizer, discriminator
+
+    straight_optimizer, straight_discriminator = restored(straight)
+    resumed_optimizer, resumed_discriminator = restored(resumed)
+    assert int(resumed_optimizer.iterations) == 6
+    for a, b in zip(straight_optimizer.variables, resumed_optimizer.variables):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-7)
+    for a, b in zip(straight_discriminator.weights, resumed_discriminator.weights):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-7)
+    straight_generator, _ = load_generator(str(straight))
+    for a, b in zip(straight_generator.weights, generator.weights):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-7)
+
+
+def test_resume_refuses_another_architecture(tmp_path, ab_dataset):
+    workdir = str(tmp_path / "run")
+    fit(tiny_config(dataset=ab_dataset, steps=2), workdir, verbose=False)
+    with pytest.raises(ValueError, match=r"was trained with norm='batch' but this run asks for norm='instance'"):
+        fit(tiny_config(dataset=ab_dataset, steps=4, norm="instance"), workdir, verbose=False)
+
+
+def test_saved_generator_gives_the_same_outputs(tmp_path, ab_dataset):
+    workdir = str(tmp_path / "run")
+    generator = fit(tiny_config(dataset=ab_dataset, steps=2), workdir, verbose=False)
+    reloaded = keras.models.load_model(os.path.join(workdir, "generator.keras"))
+    images = tf.random.uniform((2, 32, 32, 3), -1, 1, seed=5)
+    np.testing.assert_array_equal(
+        translate(generator, images, "inference").numpy(), translate(reloaded, images, "inference").numpy()
+    )
+    # Paper mode draws dropout masks: with the same random states both models agree exactly.
+    for original, copy in zip(generator.layers, reloaded.layers):
+        if isinstance(original, keras.layers.Dropout):
+            copy.seed_generator.state.assign(original.seed_generator.state)
+    np.testing.assert_array_equal(
+        translate(generator, images, "paper").numpy(), translate(reloaded, images, "paper").numpy()
+    )
+
+
+def test_demo_training_brings_validation_l1_well_below_untrained(tmp_path, demo_data_dir):
+    config = tiny_config(
+        dataset="demo",
+        data_dir=demo_data_dir,
+        image_size=64,
+        generator_filters=32,
+        discriminator_filters=32,
+        discriminator_layers=3,
+        batch_size=4,
+        steps=300,
+        save_every=300,
+        sample_every=150,
+        log_every=50,
+        sample_count=4,
+        seed=1,
+    )
+    splits = datasets.find_dataset("demo", demo_data_dir)
+    validation = data.eval_dataset(list(splits.validation), config, "BtoA", batch_size=1)
+
+    def validation_l1(generator):
+        return np.mean([float(tf.reduce_mean(tf.abs(translate(generator, x, "paper") - y))) for x, y in validation])
+
+    keras.utils.set_random_seed(1)
+    untrained, _ = models.build_models(config)
+    before = validation_l1(untrained)
+    trained = fit(config, str(tmp_path / "demo"), verbose=False)
+    after = validation_l1(trained)
+    print(f"validation L1 untrained {before:.3f}, trained {after:.3f}")
+    assert after < 0.7 * before, (before, after)
+    assert before - after > 0.1, (before, after)
+    assert (tmp_path / "demo" / "samples" / "step_0000300.png").exists()
