@@ -121,14 +121,14 @@ class Config:
     # "demo" (embedded, no network) or a folder of AB images (train/ val/ test/ subfolders, or none).
     dataset: str = "demo"
     # Which half of an AB image is the input: "AtoB" or "BtoA"; None takes the dataset's usual one.
-    direction: str = None
+    direction: str | None = None
     # Where prepared datasets are kept; None: $KERAS_PIX2PIX_DATA_DIR, else ~/tensorflow_datasets.
-    data_dir: str = None
+    data_dir: str | None = None
     # (height, width) the networks see; each a multiple of 2**depth. An int means a square.
     image_size: tuple = (256, 256)
     # Training images are resized to this, then randomly cropped to image_size; None: the
     # paper's ratio (286 for 256). Equal to image_size turns the random crop off.
-    load_size: tuple = None
+    load_size: tuple | None = None
     # Random horizontal flips of training pairs (the same flip for input and target).
     flip: bool = True
     # Channels of the input and of the target images: 1 (grayscale) or 3 (RGB).
@@ -139,7 +139,7 @@ class Config:
     # "unet" (the paper's generator) or "encoder-decoder" (its baseline without skips).
     generator: str = "unet"
     # Downsamplings in the generator; None: log2 of the shorter side (256 -> 8, a 1x1 bottleneck).
-    depth: int = None
+    depth: int | None = None
     # Filters of the first generator block, doubled per block up to 8x (paper: 64).
     generator_filters: int = 64
     # PatchGAN depth: 0 -> 1x1 PixelGAN, 1 -> 16x16, 3 -> 70x70 (paper's default), 5 -> 286x286.
@@ -165,12 +165,12 @@ class Config:
     # Pairs per step (paper: 1 to 10).
     batch_size: int = 1
     # Length of the run: steps, or epochs over the training split; neither: 200 epochs (junyanz).
-    steps: int = None
-    epochs: float = None
+    steps: int | None = None
+    epochs: float | None = None
     # The learning rate is constant, then decays linearly to zero over the last decay steps
     # (or epochs); neither: the second half of the run (junyanz: 100 + 100 epochs).
-    decay_steps: int = None
-    decay_epochs: float = None
+    decay_steps: int | None = None
+    decay_epochs: float | None = None
 
     # --- bookkeeping ---
     # Save a checkpoint every this many steps (and always at the end).
@@ -185,7 +185,7 @@ class Config:
     keep_checkpoints: int = 3
     # Seed of every random choice (weights, shuffling, crops, flips, dropout); None: drawn once
     # and written to config.json, so a resumed run continues the same random stream.
-    seed: int = None
+    seed: int | None = None
 
     def __post_init__(self):
         if not isinstance(self.dataset, str) or not self.dataset:

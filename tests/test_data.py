@@ -1,0 +1,117 @@
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from conftest import tiny_config, write_ab_folder
+from keras_pix2pix import data, datasets
+
+
+def _ab_image(height=8, width=8):
+    left = np.full((height, width, 3), 0.25, np.float32)
+    right = np.full((height, width, 3), 0.75, np.float32)
+    return tf.constant(np.concatenate([left, right], axis=1))
+
+
+def test_split_pair_follows_the_direction():
+    source, target = data.split_pair(_ab_image(), "AtoB")
+    assert float(tf.reduce_mean(source)) == 0.25 and float(tf.reduce_mean(target)) == 0.75
+    source, target = data.split_pair(_ab_image(), "BtoA")
+    assert float(tf.reduce_mean(source)) == 0.75 and float(tf.reduce_mean(target)) == 0.25
+    with pytest.raises(ValueError, match=r"direction must be one of AtoB, BtoA; got 'AB'"):
+        data.split_pair(_ab_image(), "AB")
+
+
+def test_jitter_crops_and_flips_input_and_target_together():
+    image = tf.random.uniform((40, 40, 3), seed=1)
+    for seed in range(8):
+        source, target = data.jitter(image, image, tf.constant([seed, 0], tf.int64), (32, 32), (36, 36), flip=True)
+        assert source.shape == (32, 32, 3)
+        np.testing.assert_array_equal(source.numpy(), target.numpy())
+    # Different seeds give different crops.
+    crops = {data.jitter(image, image, tf.constant([seed, 0], tf.int64), (32, 32), (36, 36), True)[0].numpy().tobytes() for seed in range(8)}
+    assert len(crops) > 1
+
+
+def test_training_stream_is_a_function_of_seed_and_position(tmp_path):
+    folder = write_ab_folder(tmp_path / "pairs", count=5)
+    files = list(datasets.local_splits(folder).train)
+    config = tiny_config(batch_size=2)
+    first = [batch[0].numpy() for batch in data.train_dataset(files, config, "AtoB", seed=3).take(6)]
+    again = [batch[0].numpy() for batch in data.train_dataset(files, config, "AtoB", seed=3).take(6)]
+    later = [batch[0].numpy() for batch in data.train_dataset(files, config, "AtoB", seed=3, start_example=6).take(3)]
+    other = [batch[0].numpy() for batch in data.train_dataset(files, config, "AtoB", seed=4).take(6)]
+    for a, b in zip(first, again):
+        np.testing.assert_array_equal(a, b)
+    for a, b in zip(first[3:], later):
+        np.testing.assert_array_equal(a, b)
+    assert any(not np.array_equal(a, b) for a, b in zip(first, other))
+    assert first[0].shape == (2, 32, 32, 3)
+    assert first[0].min() >= -1 and first[0].max() <= 1
+
+
+def test_each_epoch_visits_every_file_once(tmp_path):
+    folder = tmp_path / "pairs" / "train"
+    folder.mkdir(parents=True)
+    for index in range(4):
+        # The left half's colour identifies the file.
+        image = np.zeros((8, 16, 3), np.uint8)
+        image[:, :8] = 40 * (index + 1)
+        tf.io.write_file(str(folder / f"{index}.png"), tf.io.encode_png(image))
+    files = list(datasets.local_splits(str(tmp_path / "pairs")).train)
+    config = tiny_config(image_size=8, load_size=8, flip=False)
+    seen = [int(round(float(batch[0][0, 0, 0, 0] + 1) * 127.5)) for batch in data.train_dataset(files, config, "AtoB", seed=0).take(8)]
+    assert sorted(seen[:4]) == sorted(seen[4:]) == [40, 80, 120, 160]
+
+
+def _write(path, array, sixteen_bits=False):
+    encoded = tf.io.encode_png(tf.constant(array, tf.uint16 if sixteen_bits else tf.uint8))
+    tf.io.write_file(str(path), encoded)
+
+
+@pytest.mark.parametrize("kind", ["gray", "rgba", "uint16"])
+def test_image_kinds_are_converted(tmp_path, kind):
+    if kind == "gray":
+        array, sixteen = np.full((8, 16, 1), 200, np.uint8), False
+    elif kind == "rgba":
+        array, sixteen = np.concatenate([np.full((8, 16, 3), 200, np.uint8), np.zeros((8, 16, 1), np.uint8)], -1), False
+    else:
+        array, sixteen = np.full((8, 16, 3), 200 * 257, np.uint16), True
+    _write(tmp_path / "pair.png", array, sixteen)
+    source, target = data.load_pair(str(tmp_path / "pair.png"), "AtoB", input_channels=3, output_channels=1)
+    assert source.shape == (8, 8, 3) and target.shape == (8, 8, 1)
+    np.testing.assert_allclose(source.numpy(), 200 / 255, atol=1e-3)
+
+
+def test_local_folder_with_splits_and_without(tmp_path):
+    with_splits = write_ab_folder(tmp_path / "split", count=2, splits=("train", "test"))
+    splits = datasets.local_splits(with_splits)
+    assert len(splits.train) == 2 and splits.validation[0].endswith(os.path.join("test", "0.png"))
+    flat = tmp_path / "flat"
+    write_ab_folder(flat, count=3, splits=(".",), extension="jpg")
+    splits = datasets.local_splits(str(flat))
+    assert len(splits.train) == 3 and splits.validation == splits.train and splits.direction == "AtoB"
+
+
+def test_missing_and_empty_folders_are_named(tmp_path):
+    with pytest.raises(ValueError, match=r"dataset folder .*nowhere does not exist"):
+        datasets.find_dataset(str(tmp_path / "nowhere"))
+    (tmp_path / "empty" / "train").mkdir(parents=True)
+    with pytest.raises(ValueError, match=r"no images \(.jpg, .jpeg, .png\) in .*empty.train"):
+        datasets.find_dataset(str(tmp_path / "empty"))
+
+
+def test_demo_pairs_are_label_maps_of_the_palette_and_photos(demo_data_dir):
+    splits = datasets.find_dataset("demo", demo_data_dir)
+    assert (len(splits.train), len(splits.validation), splits.direction) == (200, 40, "BtoA")
+    image = tf.io.decode_png(tf.io.read_file(splits.train[0])).numpy()
+    assert image.shape == (256, 512, 3)
+    labels = image[:, 256:].reshape(-1, 3)
+    colours = {tuple(colour) for colour in np.unique(labels, axis=0)}
+    palette = {tuple(colour) for colour in datasets.DEMO_PALETTE}
+    assert colours <= palette and len(colours) >= 5
+    photo = image[:, :256]
+    assert photo.std() > 20  # a rendered photo, not flat colours
+    # Same pair, same bytes: the dataset is generated deterministically.
+    np.testing.assert_array_equal(datasets.demo_pair(0), image)
