@@ -2,6 +2,7 @@
 
     keras-pix2pix fit --dataset demo --image-size 64 --steps 300 --workdir runs/demo
     keras-pix2pix predict --model runs/demo labels.png --output translated
+    keras-pix2pix datasets
 
 Mistakes a user can make (a bad flag value, a missing path, an empty dataset) print one line
 and exit with status 2.
@@ -11,7 +12,8 @@ import argparse
 import os
 import sys
 
-from keras_pix2pix.config import DIRECTIONS, GAN_LOSSES, NORMS, Config, UsageError, parse_size
+from keras_pix2pix import datasets
+from keras_pix2pix.config import DIRECTIONS, GAN_LOSSES, NORMS, PREPROCESS_MODES, Config, UsageError, parse_size
 from keras_pix2pix.predict import predict
 from keras_pix2pix.train import fit
 
@@ -40,10 +42,17 @@ def _add_fit(commands):
         argument_default=argparse.SUPPRESS,
     )
     add = parser.add_argument
-    add("--dataset", help="'demo' (embedded, no network) or a folder of AB images (default: demo)")
+    add(
+        "--dataset",
+        help=f"demo (embedded, no network), one of {', '.join(datasets.CATALOG_NAMES)} (downloaded once), "
+        "or a folder of AB images or A/ and B/ folders (default: demo)",
+    )
     add("--direction", choices=DIRECTIONS, help="which half is the input (default: the dataset's usual one)")
     add("--workdir", help="where the run is kept (default: runs/DATASET_NAME)")
     add("--data-dir", dest="data_dir", help="where prepared datasets are kept (default: ~/tensorflow_datasets)")
+    add("--manual-dir", dest="manual_dir", help="a folder with release archives (NAME.tar.gz) downloaded by hand")
+    add("--skip-bad", dest="skip_bad", action="store_true", help="skip unreadable or malformed images and say how many")
+    add("--preprocess", choices=PREPROCESS_MODES, help="training augmentation (default: resize_and_crop, the paper's)")
     length = parser.add_mutually_exclusive_group()
     length.add_argument("--steps", type=int, help="training steps (default: 200 epochs)")
     length.add_argument("--epochs", type=float, help="epochs over the training split")
@@ -104,6 +113,26 @@ def _add_predict(commands):
     parser.set_defaults(command=predict_command)
 
 
+def _add_datasets(commands):
+    parser = commands.add_parser(
+        "datasets",
+        help="list the known datasets",
+        description="List the datasets --dataset knows, with their sizes and directions, and which are prepared here.",
+    )
+    parser.add_argument("--data-dir", help="where prepared datasets are kept (default: ~/tensorflow_datasets)")
+    parser.set_defaults(command=datasets_command)
+
+
+def datasets_command(arguments):
+    rows = [("name", "size", "train pairs", "direction", "task", "prepared")]
+    for name, size, pairs, direction, task, prepared in datasets.describe_catalog(arguments.data_dir):
+        rows.append((name, size, pairs, direction, task, "yes" if prepared else "no"))
+    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+    print(f"data dir: {datasets.resolve_data_dir(arguments.data_dir)}")
+
+
 def fit_command(arguments):
     """`keras-pix2pix fit`: settings saved in the work directory are the base, flags override them."""
     given = {key: value for key, value in vars(arguments).items() if key not in ("command", "workdir")}
@@ -142,6 +171,7 @@ def build_parser():
     commands = parser.add_subparsers(title="commands", required=True, parser_class=_Parser)
     _add_fit(commands)
     _add_predict(commands)
+    _add_datasets(commands)
     return parser
 
 

@@ -22,6 +22,7 @@ DIRECTIONS = ("AtoB", "BtoA")
 NORMS = ("batch", "instance", "none")
 GENERATORS = ("unet", "encoder-decoder")
 GAN_LOSSES = ("vanilla", "lsgan")
+PREPROCESS_MODES = ("resize_and_crop", "scale_width", "crop", "none")
 
 # Settings that shape the networks: a checkpoint cannot be resumed with other values.
 ARCHITECTURE_FIELDS = (
@@ -118,12 +119,22 @@ class Config:
     """
 
     # --- data ---
-    # "demo" (embedded, no network) or a folder of AB images (train/ val/ test/ subfolders, or none).
+    # "demo" (embedded, no network), a dataset of the pix2pix release (facades, cityscapes, maps,
+    # edges2shoes, edges2handbags, night2day: downloaded once through tensorflow-datasets), or a
+    # folder (AB images or A/ and B/ folders, with train/ val/ test/ split folders or none).
     dataset: str = "demo"
     # Which half of an AB image is the input: "AtoB" or "BtoA"; None takes the dataset's usual one.
     direction: str | None = None
     # Where prepared datasets are kept; None: $KERAS_PIX2PIX_DATA_DIR, else ~/tensorflow_datasets.
     data_dir: str | None = None
+    # A folder holding release archives (NAME.tar.gz) downloaded by hand; None: download them.
+    manual_dir: str | None = None
+    # Skip unreadable or malformed image files (and say how many) instead of stopping at the first.
+    skip_bad: bool = False
+    # Training augmentation: "resize_and_crop" (the paper's: resize to load_size, random crop),
+    # "scale_width" (width to load_size, keep the aspect ratio, random crop), "crop" (random crop
+    # from the original size) or "none" (resize to image_size).
+    preprocess: str = "resize_and_crop"
     # (height, width) the networks see; each a multiple of 2**depth. An int means a square.
     image_size: tuple = (256, 256)
     # Training images are resized to this, then randomly cropped to image_size; None: the
@@ -201,8 +212,10 @@ class Config:
                 f"load_size must be at least image_size {self.image_size} on each side "
                 f"(it is resized to, then cropped from); got {self.load_size}"
             )
-        if not isinstance(self.flip, bool):
-            raise UsageError(f"flip must be True or False; got {self.flip!r}")
+        for name, value in (("flip", self.flip), ("skip_bad", self.skip_bad)):
+            if not isinstance(value, bool):
+                raise UsageError(f"{name} must be True or False; got {value!r}")
+        _check_choice("preprocess", self.preprocess, PREPROCESS_MODES)
         _check_choice("input_channels", self.input_channels, (1, 3))
         _check_choice("output_channels", self.output_channels, (1, 3))
         _check_choice("generator", self.generator, GENERATORS)

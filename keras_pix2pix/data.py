@@ -1,14 +1,14 @@
-"""tf.data pipelines: decode an AB pair -> split by direction -> joint jitter -> [-1, 1].
+"""tf.data pipelines: decode a pair -> split by direction -> joint jitter -> [-1, 1].
 
-The training stream is a pure function of (seed, example index): epoch e visits the files in
-a permutation drawn from (seed, e), and example k is cropped and flipped with seeds drawn from
+The training stream is a pure function of (seed, example index): epoch e visits the pairs in
+an order drawn from (seed, e), and example k is cropped and flipped with seeds drawn from
 (seed, k). A resumed run therefore starts the stream at step * batch_size and sees exactly the
 pairs, crops and flips an uninterrupted run would have seen.
 """
 
 import tensorflow as tf
 
-from keras_pix2pix.config import DIRECTIONS, UsageError
+from keras_pix2pix.config import DIRECTIONS, PREPROCESS_MODES, UsageError
 
 
 def to_channels(image, channels):
@@ -75,22 +75,73 @@ def _resize(image, size):
     return tf.clip_by_value(tf.image.resize(image, size, method="bicubic"), 0.0, 1.0)
 
 
-def jitter(source, target, seed, image_size, load_size, flip):
-    """The paper's augmentation: resize to load_size, random crop to image_size, random flip.
+def decode_pair(a_bytes, b_bytes, direction, input_channels=3, output_channels=3):
+    """Decodes one example of a source into (input, target) in [0, 1].
 
-    Input and target get the same crop and the same flip. Stateless: the same seed gives the
-    same result, whatever ran before.
+    Args:
+        a_bytes: an encoded AB image, or the A image of a pair of files.
+        b_bytes: the encoded B image, or "" when a_bytes holds both halves.
+        direction: "AtoB" (A, the left half, is the input) or "BtoA".
+        input_channels: channels of the returned input.
+        output_channels: channels of the returned target.
+    """
+    if direction not in DIRECTIONS:
+        raise UsageError(f"direction must be one of {', '.join(DIRECTIONS)}; got {direction!r}")
+
+    def halves():
+        image = decode_image(a_bytes)
+        half = tf.shape(image)[1] // 2
+        return image[:, :half], image[:, half : 2 * half]
+
+    def files():
+        return decode_image(a_bytes), decode_image(b_bytes)
+
+    a, b = tf.cond(tf.equal(b_bytes, ""), halves, files)
+    source, target = (a, b) if direction == "AtoB" else (b, a)
+    return to_channels(source, input_channels), to_channels(target, output_channels)
+
+
+def _resize_to_cover(image, minimum):
+    """Resizes up (keeping the aspect ratio) only if a side is below minimum; else returns image."""
+    size = tf.cast(tf.shape(image)[:2], tf.float32)
+    scale = tf.maximum(1.0, tf.reduce_max(tf.constant(minimum, tf.float32) / size))
+    covered = tf.cast(tf.math.ceil(size * scale), tf.int32)
+    return tf.cond(scale > 1.0, lambda: _resize(image, covered), lambda: image)
+
+
+def jitter(source, target, seed, *, image_size, load_size, flip, preprocess="resize_and_crop"):
+    """Training augmentation; input and target always get the same resize, crop and flip.
+
+    Modes (junyanz's names):
+    - resize_and_crop (the paper's): resize to load_size, random crop to image_size.
+    - scale_width: resize to load_size's width keeping the aspect ratio, random crop.
+    - crop: random crop from the original size (images smaller than image_size are scaled up).
+    - none: resize to image_size, no crop.
+    Stateless: the same seed gives the same result, whatever ran before.
 
     Args:
         source: input image in [0, 1].
         target: target image in [0, 1].
         seed: int tensor of shape (2,).
-        image_size: (height, width) of the crop.
-        load_size: (height, width) to resize to first.
+        image_size: (height, width) of the result.
+        load_size: (height, width) to resize to before cropping.
         flip: whether to flip horizontally half of the time.
+        preprocess: one of the modes above.
     """
+    if preprocess not in PREPROCESS_MODES:
+        raise UsageError(f"preprocess must be one of {', '.join(PREPROCESS_MODES)}; got {preprocess!r}")
     input_channels = source.shape[-1]
-    both = tf.concat([_resize(source, load_size), _resize(target, load_size)], axis=-1)
+    if preprocess == "resize_and_crop":
+        size = tf.constant(load_size)
+    elif preprocess == "scale_width":
+        original = tf.cast(tf.shape(source)[:2], tf.float32)
+        height = tf.cast(tf.round(original[0] * load_size[1] / original[1]), tf.int32)
+        size = tf.stack([tf.maximum(height, image_size[0]), load_size[1]])
+    elif preprocess == "crop":
+        size = tf.shape(_resize_to_cover(source, image_size))[:2]
+    else:
+        size = tf.constant(image_size)
+    both = tf.concat([_resize_to_fit(source, size), _resize_to_fit(target, size)], axis=-1)
     crop_seed, flip_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
     both = tf.image.stateless_random_crop(both, [*image_size, both.shape[-1]], seed=crop_seed)
     if flip:
@@ -98,72 +149,68 @@ def jitter(source, target, seed, image_size, load_size, flip):
     return both[..., :input_channels], both[..., input_channels:]
 
 
+def _resize_to_fit(image, size):
+    """Resizes to size, leaving an image already of that size untouched."""
+    same = tf.reduce_all(tf.equal(tf.shape(image)[:2], size))
+    return tf.cond(same, lambda: image, lambda: _resize(image, size))
+
+
 def load_pair(path, direction, input_channels=3, output_channels=3):
     """Reads an AB image file and returns (input, target) in [0, 1]."""
-    # Keep the file's own channels: split_pair converts each half to what the model needs.
-    return split_pair(decode_image(tf.io.read_file(path)), direction, input_channels, output_channels)
+    return decode_pair(tf.io.read_file(path), tf.constant(""), direction, input_channels, output_channels)
 
 
-def train_dataset(files, config, direction, seed, start_example=0):
+def train_dataset(pairs, config, direction, seed, start_example=0):
     """The endless training stream of (input, target) batches in [-1, 1].
 
     Args:
-        files: paths of AB images.
-        config: the run's Config (sizes, channels, flip, batch size).
+        pairs: a source of examples (datasets.FilePairs or datasets.TfdsPairs).
+        config: the run's Config (sizes, channels, preprocessing, flip, batch size).
         direction: "AtoB" or "BtoA".
         seed: the run's seed; the stream is a function of it alone.
         start_example: index of the first example, step * batch_size when resuming.
 
     Example:
-    >>> batches = train_dataset(["a.png"], Config(image_size=64), "AtoB", seed=0)  # doctest: +SKIP
+    >>> batches = train_dataset(splits.train, Config(image_size=64), "AtoB", seed=0)  # doctest: +SKIP
     """
-    count = len(files)
+    count = len(pairs)
     if count == 0:
         raise UsageError("the training split holds no images")
-    paths = tf.constant(files)
     start_epoch, offset = divmod(start_example, count)
+    seed = tf.constant(seed, tf.int64)
+    examples = tf.data.Dataset.counter(start_epoch).flat_map(lambda epoch: pairs.epoch(seed, epoch)).skip(offset)
+    examples = tf.data.Dataset.zip(tf.data.Dataset.counter(start_example), examples)
 
-    def epoch_order(epoch):
-        order = tf.random.experimental.stateless_shuffle(tf.range(count), seed=tf.stack([tf.cast(seed, tf.int64), epoch]))
-        return tf.data.Dataset.from_tensor_slices(order)
-
-    indices = tf.data.Dataset.counter(start_epoch).flat_map(epoch_order).skip(offset)
-    examples = tf.data.Dataset.zip(tf.data.Dataset.counter(start_example), indices)
-
-    def load(example, index):
-        source, target = load_pair(paths[index], direction, config.input_channels, config.output_channels)
+    def load(example, name, a_bytes, b_bytes):
+        source, target = decode_pair(a_bytes, b_bytes, direction, config.input_channels, config.output_channels)
         source, target = jitter(
             source,
             target,
-            tf.stack([tf.cast(seed, tf.int64), example]),
-            config.image_size,
-            config.load_size,
-            config.flip,
+            tf.stack([seed, example]),
+            image_size=config.image_size,
+            load_size=config.load_size,
+            flip=config.flip,
+            preprocess=config.preprocess,
         )
         return normalize(source), normalize(target)
 
     options = tf.data.Options()
     options.deterministic = True
     return (
-        examples.map(load, num_parallel_calls=tf.data.AUTOTUNE)
+        examples.map(lambda example, item: load(example, *item), num_parallel_calls=tf.data.AUTOTUNE)
         .batch(config.batch_size, drop_remainder=True)
         .prefetch(tf.data.AUTOTUNE)
         .with_options(options)
     )
 
 
-def eval_dataset(files, config, direction, batch_size=1):
-    """(input, target) batches in [-1, 1], resized to the image size, in file order."""
-    if not files:
+def eval_dataset(pairs, config, direction, batch_size=1):
+    """(input, target) batches in [-1, 1], resized to the image size, in the source's order."""
+    if len(pairs) == 0:
         raise UsageError("the evaluation split holds no images")
 
-    def load(path):
-        source, target = load_pair(path, direction, config.input_channels, config.output_channels)
+    def load(name, a_bytes, b_bytes):
+        source, target = decode_pair(a_bytes, b_bytes, direction, config.input_channels, config.output_channels)
         return normalize(_resize(source, config.image_size)), normalize(_resize(target, config.image_size))
 
-    return (
-        tf.data.Dataset.from_tensor_slices(tf.constant(files))
-        .map(load, num_parallel_calls=tf.data.AUTOTUNE)
-        .batch(batch_size)
-        .prefetch(tf.data.AUTOTUNE)
-    )
+    return pairs.ordered().map(load, num_parallel_calls=tf.data.AUTOTUNE).batch(batch_size).prefetch(tf.data.AUTOTUNE)

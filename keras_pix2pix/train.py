@@ -251,7 +251,10 @@ def fit(config, workdir, verbose=True):
 
     if not isinstance(config, Config):
         raise UsageError(f"config must be a keras_pix2pix.Config; got {type(config).__name__}")
-    splits = datasets.find_dataset(config.dataset, config.data_dir)
+    splits = datasets.find_dataset(config.dataset, config.data_dir, config.manual_dir)
+    # Every file is decoded now, so that a bad one stops the run before it starts, not hours in.
+    train_pairs = datasets.check_pairs(splits.train, config.skip_bad, log)
+    sample_pairs = datasets.check_pairs(splits.validation.take(config.sample_count), config.skip_bad, log)
     os.makedirs(workdir, exist_ok=True)
     config_path = os.path.join(workdir, "config.json")
     if os.path.exists(config_path):
@@ -261,7 +264,7 @@ def fit(config, workdir, verbose=True):
         direction=config.direction or splits.direction,
     )
     config.save(config_path)
-    total_steps, decay_steps = run_length(config, len(splits.train))
+    total_steps, decay_steps = run_length(config, len(train_pairs))
 
     keras.utils.set_random_seed(config.seed)
     generator, discriminator = models.build_models(config)
@@ -282,7 +285,7 @@ def fit(config, workdir, verbose=True):
     patch = models.receptive_field(config.discriminator_layers)
     grid = models.patch_grid(config.image_size, config.discriminator_layers)
     log(
-        f"{splits.name}: {len(splits.train)} training pairs, {config.direction}; "
+        f"{splits.name}: {len(train_pairs)} training pairs, {config.direction}; "
         f"{config.image_size[0]}x{config.image_size[1]} images, batch {config.batch_size}; "
         f"{config.generator} generator {generator.count_params() / 1e6:.2f}M parameters; "
         f"{patch}x{patch} PatchGAN ({grid[0]}x{grid[1]} logits) {discriminator.count_params() / 1e6:.2f}M; "
@@ -291,12 +294,10 @@ def fit(config, workdir, verbose=True):
 
     train_step = make_train_step(generator, discriminator, generator_optimizer, discriminator_optimizer, config)
     batches = iter(
-        data.train_dataset(
-            list(splits.train), config, config.direction, config.seed, start_example=start * config.batch_size
-        )
+        data.train_dataset(train_pairs, config, config.direction, config.seed, start_example=start * config.batch_size)
     )
     sample_inputs, sample_targets = (
-        next(iter(data.eval_dataset(list(splits.validation[: config.sample_count]), config, config.direction, config.sample_count)))
+        next(iter(data.eval_dataset(sample_pairs, config, config.direction, batch_size=len(sample_pairs))))
         if config.sample_count
         else (None, None)
     )

@@ -8,7 +8,7 @@ import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import keras_pix2pix  # noqa: E402, F401  (sets the Keras backend)
-from keras_pix2pix import datasets  # noqa: E402
+from keras_pix2pix import demo  # noqa: E402
 from keras_pix2pix.config import Config  # noqa: E402
 
 SHARED_DATA = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data")
@@ -24,7 +24,7 @@ def _no_home_writes(tmp_path_factory, monkeypatch):
 def demo_data_dir(tmp_path_factory):
     """A data dir with the demo dataset prepared once for the whole session."""
     data_dir = tmp_path_factory.mktemp("demo_data")
-    datasets.prepare_demo(str(data_dir))
+    demo.prepare(str(data_dir))
     return str(data_dir)
 
 

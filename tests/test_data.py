@@ -5,7 +5,7 @@ import pytest
 import tensorflow as tf
 
 from conftest import tiny_config, write_ab_folder
-from keras_pix2pix import data, datasets
+from keras_pix2pix import data, datasets, demo
 
 
 def _ab_image(height=8, width=8):
@@ -26,17 +26,17 @@ def test_split_pair_follows_the_direction():
 def test_jitter_crops_and_flips_input_and_target_together():
     image = tf.random.uniform((40, 40, 3), seed=1)
     for seed in range(8):
-        source, target = data.jitter(image, image, tf.constant([seed, 0], tf.int64), (32, 32), (36, 36), flip=True)
+        source, target = data.jitter(image, image, tf.constant([seed, 0], tf.int64), image_size=(32, 32), load_size=(36, 36), flip=True)
         assert source.shape == (32, 32, 3)
         np.testing.assert_array_equal(source.numpy(), target.numpy())
     # Different seeds give different crops.
-    crops = {data.jitter(image, image, tf.constant([seed, 0], tf.int64), (32, 32), (36, 36), True)[0].numpy().tobytes() for seed in range(8)}
+    crops = {data.jitter(image, image, tf.constant([seed, 0], tf.int64), image_size=(32, 32), load_size=(36, 36), flip=True)[0].numpy().tobytes() for seed in range(8)}
     assert len(crops) > 1
 
 
 def test_training_stream_is_a_function_of_seed_and_position(tmp_path):
     folder = write_ab_folder(tmp_path / "pairs", count=5)
-    files = list(datasets.local_splits(folder).train)
+    files = datasets.local_splits(folder).train
     config = tiny_config(batch_size=2)
     first = [batch[0].numpy() for batch in data.train_dataset(files, config, "AtoB", seed=3).take(6)]
     again = [batch[0].numpy() for batch in data.train_dataset(files, config, "AtoB", seed=3).take(6)]
@@ -59,7 +59,7 @@ def test_each_epoch_visits_every_file_once(tmp_path):
         image = np.zeros((8, 16, 3), np.uint8)
         image[:, :8] = 40 * (index + 1)
         tf.io.write_file(str(folder / f"{index}.png"), tf.io.encode_png(image))
-    files = list(datasets.local_splits(str(tmp_path / "pairs")).train)
+    files = datasets.local_splits(str(tmp_path / "pairs")).train
     config = tiny_config(image_size=8, load_size=8, flip=False)
     seen = [int(round(float(batch[0][0, 0, 0, 0] + 1) * 127.5)) for batch in data.train_dataset(files, config, "AtoB", seed=0).take(8)]
     assert sorted(seen[:4]) == sorted(seen[4:]) == [40, 80, 120, 160]
@@ -87,7 +87,7 @@ def test_image_kinds_are_converted(tmp_path, kind):
 def test_local_folder_with_splits_and_without(tmp_path):
     with_splits = write_ab_folder(tmp_path / "split", count=2, splits=("train", "test"))
     splits = datasets.local_splits(with_splits)
-    assert len(splits.train) == 2 and splits.validation[0].endswith(os.path.join("test", "0.png"))
+    assert len(splits.train) == 2 and splits.validation.a[0].endswith(os.path.join("test", "0.png"))
     flat = tmp_path / "flat"
     write_ab_folder(flat, count=3, splits=(".",), extension="jpg")
     splits = datasets.local_splits(str(flat))
@@ -105,13 +105,13 @@ def test_missing_and_empty_folders_are_named(tmp_path):
 def test_demo_pairs_are_label_maps_of_the_palette_and_photos(demo_data_dir):
     splits = datasets.find_dataset("demo", demo_data_dir)
     assert (len(splits.train), len(splits.validation), splits.direction) == (200, 40, "BtoA")
-    image = tf.io.decode_png(tf.io.read_file(splits.train[0])).numpy()
+    image = tf.io.decode_png(tf.io.read_file(splits.train.a[0])).numpy()
     assert image.shape == (256, 512, 3)
     labels = image[:, 256:].reshape(-1, 3)
     colours = {tuple(colour) for colour in np.unique(labels, axis=0)}
-    palette = {tuple(colour) for colour in datasets.DEMO_PALETTE}
+    palette = {tuple(colour) for colour in demo.PALETTE}
     assert colours <= palette and len(colours) >= 5
     photo = image[:, :256]
     assert photo.std() > 20  # a rendered photo, not flat colours
     # Same pair, same bytes: the dataset is generated deterministically.
-    np.testing.assert_array_equal(datasets.demo_pair(0), image)
+    np.testing.assert_array_equal(demo.pair(0), image)

@@ -156,7 +156,7 @@ def test_demo_training_brings_validation_l1_well_below_untrained(tmp_path, demo_
         seed=1,
     )
     splits = datasets.find_dataset("demo", demo_data_dir)
-    validation = data.eval_dataset(list(splits.validation), config, "BtoA", batch_size=1)
+    validation = data.eval_dataset(splits.validation, config, "BtoA", batch_size=1)
 
     def validation_l1(generator):
         return np.mean([float(tf.reduce_mean(tf.abs(translate(generator, x, "paper") - y))) for x, y in validation])
