@@ -2,6 +2,7 @@
 
     keras-pix2pix fit --dataset demo --image-size 64 --steps 300 --workdir runs/demo
     keras-pix2pix predict --model runs/demo labels.png --output translated
+    keras-pix2pix export --model runs/demo --output exports
     keras-pix2pix datasets
 
 Mistakes a user can make (a bad flag value, a missing path, an empty dataset) print one line
@@ -13,6 +14,7 @@ import os
 import sys
 
 from keras_pix2pix import datasets
+from keras_pix2pix.export import FORMATS, QUANTIZATIONS, export
 from keras_pix2pix.config import DIRECTIONS, GAN_LOSSES, NORMS, PREPROCESS_MODES, Config, UsageError, parse_size
 from keras_pix2pix.predict import predict
 from keras_pix2pix.train import fit
@@ -113,6 +115,47 @@ def _add_predict(commands):
     parser.set_defaults(command=predict_command)
 
 
+def _list(text):
+    return tuple(item.strip() for item in text.split(",") if item.strip())
+
+
+def _add_export(commands):
+    parser = commands.add_parser(
+        "export",
+        help="export a SavedModel for TF Serving and TFLite files",
+        description="Export a trained generator (export mode: per-image normalization statistics, no dropout) "
+        "as a SavedModel laid out for TF Serving (OUTPUT/NAME/VERSION) and as TFLite files; each is reloaded "
+        "and compared with the Keras model before it is kept.",
+    )
+    parser.add_argument("--model", required=True, help="a work directory or a .keras file")
+    parser.add_argument("--output", required=True, help="the export folder")
+    parser.add_argument("--format", type=_list, default=FORMATS, help=f"some of {','.join(FORMATS)} (default: both)")
+    parser.add_argument(
+        "--quantize",
+        type=_list,
+        default=("none", "float16", "int8"),
+        help=f"TFLite kinds, some of {','.join(QUANTIZATIONS)} (default: none,float16,int8)",
+    )
+    parser.add_argument("--version", type=int, default=1, help="SavedModel version (default: 1)")
+    parser.add_argument("--name", help="served model name (default: the work directory's name)")
+    parser.add_argument(
+        "--calibration-dataset", help="data for int8 calibration and the checks (default: the run's dataset)"
+    )
+    parser.set_defaults(command=export_command)
+
+
+def export_command(arguments):
+    export(
+        arguments.model,
+        arguments.output,
+        formats=arguments.format,
+        quantize=arguments.quantize,
+        version=arguments.version,
+        model_name=arguments.name,
+        calibration_dataset=arguments.calibration_dataset,
+    )
+
+
 def _add_datasets(commands):
     parser = commands.add_parser(
         "datasets",
@@ -171,6 +214,7 @@ def build_parser():
     commands = parser.add_subparsers(title="commands", required=True, parser_class=_Parser)
     _add_fit(commands)
     _add_predict(commands)
+    _add_export(commands)
     _add_datasets(commands)
     return parser
 
