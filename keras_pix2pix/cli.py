@@ -2,6 +2,7 @@
 
     keras-pix2pix fit --dataset demo --image-size 64 --steps 300 --workdir runs/demo
     keras-pix2pix predict --model runs/demo labels.png --output translated
+    keras-pix2pix evaluate --model runs/demo --split val --output report
     keras-pix2pix export --model runs/demo --output exports
     keras-pix2pix datasets
 
@@ -14,6 +15,8 @@ import os
 import sys
 
 from keras_pix2pix import datasets
+from keras_pix2pix.evaluate import MODES as EVALUATE_MODES
+from keras_pix2pix.evaluate import evaluate
 from keras_pix2pix.export import FORMATS, QUANTIZATIONS, export
 from keras_pix2pix.config import DIRECTIONS, GAN_LOSSES, NORMS, PREPROCESS_MODES, Config, UsageError, parse_size
 from keras_pix2pix.predict import predict
@@ -115,6 +118,50 @@ def _add_predict(commands):
     parser.set_defaults(command=predict_command)
 
 
+def _add_evaluate(commands):
+    parser = commands.add_parser(
+        "evaluate",
+        help="score a model (or folders of predictions) and write metrics.json and index.html",
+        description="Translate every pair of a split and score each output against its target: L1, PSNR, "
+        "SSIM; label-map accuracy and mean IoU when the target is a label map; FID and KID with --fid. "
+        "Writes OUTPUT/metrics.json and OUTPUT/index.html (sortable, thumbnails in OUTPUT/images).",
+    )
+    parser.add_argument("--model", help="a work directory or a .keras file")
+    parser.add_argument("--dataset", help="demo, a release name or a folder (default: the run's dataset)")
+    parser.add_argument("--split", default="test", help="test (default), val or train")
+    parser.add_argument("--direction", choices=DIRECTIONS, help="(default: the run's)")
+    parser.add_argument("--output", required=True, help="the report folder")
+    parser.add_argument("--mode", choices=EVALUATE_MODES, default="paper", help="test-time mode (default: paper)")
+    parser.add_argument("--palette", help="facades, cityscapes, demo or a file of 'R G B' lines, for label metrics")
+    parser.add_argument("--fid", action="store_true", help="also FID and KID (InceptionV3 ImageNet weights)")
+    parser.add_argument("--inception-weights", default="imagenet", help="a local InceptionV3 weights file")
+    parser.add_argument("--predictions", help="without --model: a folder of outputs to score")
+    parser.add_argument("--targets", help="without --model: the folder of targets, matched by file name")
+    parser.add_argument("--inputs", help="without --model: inputs to show in the page (optional)")
+    parser.add_argument("--data-dir", help="where prepared datasets are kept")
+    parser.add_argument("--seed", type=int, default=0, help="paper mode's dropout seed (default: 0)")
+    parser.set_defaults(command=evaluate_command)
+
+
+def evaluate_command(arguments):
+    evaluate(
+        arguments.model,
+        arguments.output,
+        dataset=arguments.dataset,
+        split=arguments.split,
+        direction=arguments.direction,
+        mode=arguments.mode,
+        palette=arguments.palette,
+        fid=arguments.fid,
+        inception_weights=arguments.inception_weights,
+        predictions=arguments.predictions,
+        targets=arguments.targets,
+        inputs=arguments.inputs,
+        data_dir=arguments.data_dir,
+        seed=arguments.seed,
+    )
+
+
 def _list(text):
     return tuple(item.strip() for item in text.split(",") if item.strip())
 
@@ -214,6 +261,7 @@ def build_parser():
     commands = parser.add_subparsers(title="commands", required=True, parser_class=_Parser)
     _add_fit(commands)
     _add_predict(commands)
+    _add_evaluate(commands)
     _add_export(commands)
     _add_datasets(commands)
     return parser

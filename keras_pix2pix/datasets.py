@@ -379,7 +379,7 @@ def list_images(folder):
     return tuple(os.path.join(folder, name) for name in names if os.path.isfile(os.path.join(folder, name)))
 
 
-def _folder_pairs(folder):
+def folder_pairs(folder):
     """FilePairs of one folder: AB images, or A/ and B/ subfolders matched by name."""
     a_folder, b_folder = os.path.join(folder, "A"), os.path.join(folder, "B")
     if os.path.isdir(a_folder) or os.path.isdir(b_folder):
@@ -426,11 +426,11 @@ def local_splits(folder):
     if split_folders:
         if "train" not in split_folders:
             raise UsageError(f"{folder} has {'/, '.join(split_folders)}/ but no train/ folder")
-        train = _folder_pairs(os.path.join(folder, "train"))
+        train = folder_pairs(os.path.join(folder, "train"))
         held_out = [split for split in ("val", "test") if split in split_folders]
-        validation = _folder_pairs(os.path.join(folder, held_out[0])) if held_out else train
+        validation = folder_pairs(os.path.join(folder, held_out[0])) if held_out else train
     else:
-        train = validation = _folder_pairs(folder)
+        train = validation = folder_pairs(folder)
     name = os.path.basename(os.path.normpath(os.path.abspath(folder)))
     return Splits(name=name, train=train, validation=validation, direction="AtoB")
 

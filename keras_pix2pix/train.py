@@ -203,8 +203,8 @@ def _format_duration(seconds):
 class _Progress:
     """One status line: rewritten in place on a terminal, a new line per update in a log."""
 
-    def __init__(self, total, start, batch_size, stream=sys.stdout):
-        self.total, self.batch_size, self.stream = total, batch_size, stream
+    def __init__(self, total, start, batch_size):
+        self.total, self.batch_size, self.stream = total, batch_size, sys.stdout
         self.interactive = stream.isatty()
         self.last_step, self.last_time = start, time.perf_counter()
 
