@@ -15,12 +15,12 @@ import os
 import sys
 
 from keras_pix2pix import datasets
+from keras_pix2pix.config import DIRECTIONS, GAN_LOSSES, NORMS, PREPROCESS_MODES, Config, UsageError, parse_size
 from keras_pix2pix.evaluate import MODES as EVALUATE_MODES
 from keras_pix2pix.evaluate import evaluate
 from keras_pix2pix.export import FORMATS, QUANTIZATIONS, export
-from keras_pix2pix.config import DIRECTIONS, GAN_LOSSES, NORMS, PREPROCESS_MODES, Config, UsageError, parse_size
 from keras_pix2pix.predict import predict
-from keras_pix2pix.train import fit
+from keras_pix2pix.train import CheckpointWriteError, NonFiniteLossError, TrainingInterrupted, fit
 
 DEFAULTS = Config()
 
@@ -93,6 +93,8 @@ def _add_fit(commands):
     add("--log-every", dest="log_every", type=int, help=f"progress and TensorBoard interval (default: {DEFAULTS.log_every})")
     add("--keep-checkpoints", dest="keep_checkpoints", type=int, help=f"(default: {DEFAULTS.keep_checkpoints})")
     add("--seed", type=int, help="seed for a repeatable run (default: drawn and saved in config.json)")
+    add("--deterministic", action="store_true", help="deterministic ops: with --seed, bit-identical runs and resumes")
+    add("--on-nan", dest="on_nan", choices=("stop", "skip"), help="on a non-finite loss: stop (default) or skip the batch")
     parser.set_defaults(command=fit_command)
 
 
@@ -275,6 +277,13 @@ def main(argv=None):
     except UsageError as error:
         print(f"keras-pix2pix: error: {error}", file=sys.stderr)
         return 2
+    except TrainingInterrupted as stop:
+        # A preemption notice or Ctrl-C: the work is saved, so this is a clean exit.
+        print(f"keras-pix2pix: {stop}", file=sys.stderr)
+        return 0
+    except (NonFiniteLossError, CheckpointWriteError) as error:
+        print(f"keras-pix2pix: error: {error}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -22,6 +22,7 @@ DIRECTIONS = ("AtoB", "BtoA")
 NORMS = ("batch", "instance", "none")
 GENERATORS = ("unet", "encoder-decoder")
 GAN_LOSSES = ("vanilla", "lsgan")
+ON_NAN = ("stop", "skip")
 PREPROCESS_MODES = ("resize_and_crop", "scale_width", "crop", "none")
 
 # Settings that shape the networks: a checkpoint cannot be resumed with other values.
@@ -194,6 +195,12 @@ class Config:
     log_every: int = 10
     # Checkpoints kept in WORKDIR/checkpoints.
     keep_checkpoints: int = 3
+    # Deterministic ops (tf.config.experimental.enable_op_determinism): with the seed, a run and
+    # any killed-and-resumed copy of it end bit-identical. Costs speed on GPUs.
+    deterministic: bool = False
+    # On a NaN or infinite loss: "stop" (keep the last good checkpoint and say so) or "skip" (roll
+    # back to the last good checkpoint and go on with the next batch).
+    on_nan: str = "stop"
     # Seed of every random choice (weights, shuffling, crops, flips, dropout); None: drawn once
     # and written to config.json, so a resumed run continues the same random stream.
     seed: int | None = None
@@ -212,7 +219,7 @@ class Config:
                 f"load_size must be at least image_size {self.image_size} on each side "
                 f"(it is resized to, then cropped from); got {self.load_size}"
             )
-        for name, value in (("flip", self.flip), ("skip_bad", self.skip_bad)):
+        for name, value in (("flip", self.flip), ("skip_bad", self.skip_bad), ("deterministic", self.deterministic)):
             if not isinstance(value, bool):
                 raise UsageError(f"{name} must be True or False; got {value!r}")
         _check_choice("preprocess", self.preprocess, PREPROCESS_MODES)
@@ -250,6 +257,7 @@ class Config:
         ):
             _check_int(name, value, 1)
         _check_int("sample_count", self.sample_count, 0)
+        _check_choice("on_nan", self.on_nan, ON_NAN)
         _check_int("seed", self.seed, 0, 2**31 - 1, optional=True)
 
     def replace(self, **changes):

@@ -9,10 +9,13 @@ A work directory holds everything a run makes:
 Running `fit` again on the same work directory resumes from the latest checkpoint.
 """
 
+import contextlib
 import math
 import os
 import random
+import signal
 import sys
+import threading
 import time
 
 import keras
@@ -91,7 +94,8 @@ def make_train_step(generator, discriminator, generator_optimizer, discriminator
 
     Returns:
         A tf.function (inputs, targets) -> dict of scalar losses: generator_total,
-        generator_gan, generator_l1, discriminator_real, discriminator_fake.
+        generator_gan, generator_l1, discriminator_real, discriminator_fake; and `finite`,
+        whether all of them are finite.
 
     Example:
     >>> step = make_train_step(generator, discriminator, g_adam, d_adam, config)  # doctest: +SKIP
@@ -121,13 +125,16 @@ def make_train_step(generator, discriminator, generator_optimizer, discriminator
             )
         generator_gradients = generator_tape.gradient(generator_total, generator.trainable_variables)
         generator_optimizer.apply_gradients(zip(generator_gradients, generator.trainable_variables))
-        return {
+        losses_now = {
             "generator_total": generator_total,
             "generator_gan": generator_gan,
             "generator_l1": generator_l1,
             "discriminator_real": discriminator_real,
             "discriminator_fake": discriminator_fake,
         }
+        # One flag, fetched every step: the loop stops at the first non-finite loss.
+        losses_now["finite"] = tf.reduce_all(tf.math.is_finite(tf.stack(list(losses_now.values()))))
+        return losses_now
 
     return train_step
 
@@ -195,6 +202,41 @@ def _merge_with_saved(config, saved, workdir, log):
     return filled
 
 
+class TrainingInterrupted(Exception):
+    """SIGTERM or SIGINT stopped training after a checkpoint at `step`; the same command resumes."""
+
+    def __init__(self, message, step):
+        super().__init__(message)
+        self.step = step
+
+
+class NonFiniteLossError(RuntimeError):
+    """A loss became NaN or infinite; the last good checkpoint is untouched."""
+
+
+class CheckpointWriteError(RuntimeError):
+    """A checkpoint could not be written; the last good checkpoint is untouched."""
+
+
+@contextlib.contextmanager
+def _stop_on_signals():
+    """Turns SIGTERM and SIGINT into a request (the yielded list gets the signal's name)."""
+    requested = []
+    if threading.current_thread() is not threading.main_thread():
+        yield requested  # signal handlers can only be set from the main thread
+        return
+
+    def request(number, frame):
+        requested.append(signal.Signals(number).name)
+
+    previous = {number: signal.signal(number, request) for number in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield requested
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+
 def _format_duration(seconds):
     seconds = int(seconds)
     return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
@@ -205,7 +247,7 @@ class _Progress:
 
     def __init__(self, total, start, batch_size):
         self.total, self.batch_size, self.stream = total, batch_size, sys.stdout
-        self.interactive = stream.isatty()
+        self.interactive = self.stream.isatty()
         self.last_step, self.last_time = start, time.perf_counter()
 
     def update(self, step, values):
@@ -267,13 +309,17 @@ def fit(config, workdir, verbose=True):
     total_steps, decay_steps = run_length(config, len(train_pairs))
 
     keras.utils.set_random_seed(config.seed)
+    if config.deterministic:
+        tf.config.experimental.enable_op_determinism()
     generator, discriminator = models.build_models(config)
     generator_optimizer, discriminator_optimizer = make_optimizers(config, total_steps, decay_steps)
     # Built up front, so that a checkpoint restores their slots at once, not on the first step.
     generator_optimizer.build(generator.trainable_variables)
     discriminator_optimizer.build(discriminator.trainable_variables)
     step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+    skipped_batches = tf.Variable(0, dtype=tf.int64, trainable=False, name="skipped_batches")
     checkpoint = make_checkpoint(generator, discriminator, generator_optimizer, discriminator_optimizer, step)
+    checkpoint.skipped_batches = skipped_batches
     manager = tf.train.CheckpointManager(
         checkpoint, os.path.join(workdir, "checkpoints"), max_to_keep=config.keep_checkpoints
     )
@@ -293,9 +339,13 @@ def fit(config, workdir, verbose=True):
     )
 
     train_step = make_train_step(generator, discriminator, generator_optimizer, discriminator_optimizer, config)
-    batches = iter(
-        data.train_dataset(train_pairs, config, config.direction, config.seed, start_example=start * config.batch_size)
-    )
+
+    def batches_from(step_number):
+        # The stream is indexed by batch: skipped batches (--on-nan skip) move it forward.
+        first_example = (step_number + int(skipped_batches.numpy())) * config.batch_size
+        return iter(data.train_dataset(train_pairs, config, config.direction, config.seed, start_example=first_example))
+
+    batches = batches_from(start)
     sample_inputs, sample_targets = (
         next(iter(data.eval_dataset(sample_pairs, config, config.direction, batch_size=len(sample_pairs))))
         if config.sample_count
@@ -321,26 +371,65 @@ def fit(config, workdir, verbose=True):
             tf.summary.image("samples", image[None], max_outputs=1)
             tf.summary.scalar("validation/l1_samples", tf.reduce_mean(tf.abs(outputs - sample_targets)))
 
-    for current in range(start + 1, total_steps + 1):
-        inputs, targets = next(batches)
-        step_losses = train_step(inputs, targets)
-        step.assign(current)
-        if current % config.log_every == 0 or current == total_steps:
-            values = {name: float(value) for name, value in step_losses.items()}
-            images_per_second = progress.update(current, values) if progress else None
-            with writer.as_default(step=current):
-                for name, value in values.items():
-                    tf.summary.scalar(f"losses/{name}", value)
-                tf.summary.scalar("learning_rate", generator_optimizer.learning_rate)
-                if images_per_second:
-                    tf.summary.scalar("images_per_second", images_per_second)
-        if current % config.sample_every == 0 or current == total_steps:
-            write_samples(current)
-        if current % config.save_every == 0 or current == total_steps:
+    def save_checkpoint(current):
+        # CheckpointManager writes new files and only then points `checkpoint` at them, so a
+        # write that fails part-way leaves the previous checkpoint as the latest.
+        try:
             manager.save(checkpoint_number=current)
+        except (OSError, tf.errors.OpError) as error:
+            raise CheckpointWriteError(
+                f"could not write the checkpoint of step {current} ({str(error).splitlines()[0]}); "
+                f"the last good one, {manager.latest_checkpoint or 'none'}, is untouched"
+            ) from None
+
+    with _stop_on_signals() as stop:
+        current = start
+        while current < total_steps:
+            current += 1
+            inputs, targets = next(batches)
+            step_losses = train_step(inputs, targets)
+            if not bool(step_losses["finite"]):
+                values = ", ".join(f"{name} {float(value):.4g}" for name, value in step_losses.items() if name != "finite")
+                if config.on_nan == "stop" or not manager.latest_checkpoint:
+                    raise NonFiniteLossError(
+                        f"non-finite loss at step {current} ({values}); the last good checkpoint, "
+                        f"{manager.latest_checkpoint or 'none'}, is untouched (--on-nan skip rolls back to it "
+                        "and goes on with the next batch)"
+                    )
+                # Roll back to the last good state and go on past the batch that broke it.
+                bad_batch = current - 1 + int(skipped_batches.numpy())
+                checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+                current = int(step.numpy())
+                skipped_batches.assign(bad_batch + 1 - current)
+                log(f"non-finite loss at step {bad_batch + 1} ({values}): rolled back to step {current}, skipping that batch")
+                batches = batches_from(current)
+                continue
+            step.assign(current)
+            if current % config.log_every == 0 or current == total_steps:
+                values = {name: float(value) for name, value in step_losses.items() if name != "finite"}
+                images_per_second = progress.update(current, values) if progress else None
+                with writer.as_default(step=current):
+                    for name, value in values.items():
+                        tf.summary.scalar(f"losses/{name}", value)
+                    tf.summary.scalar("learning_rate", generator_optimizer.learning_rate)
+                    if images_per_second:
+                        tf.summary.scalar("images_per_second", images_per_second)
+            if current % config.sample_every == 0 or current == total_steps:
+                write_samples(current)
+            if current % config.save_every == 0 or current == total_steps:
+                save_checkpoint(current)
+            if stop and current < total_steps:
+                save_checkpoint(current)
+                writer.flush()
+                raise TrainingInterrupted(
+                    f"{stop[0]}: saved a checkpoint at step {current} of {total_steps} in {workdir}; "
+                    "run the same command to resume",
+                    step=current,
+                )
     writer.flush()
 
     generator_path = os.path.join(workdir, "generator.keras")
+    # Written beside, then renamed: a reader never sees half a model.
     temporary = os.path.join(workdir, f"generator.tmp-{os.getpid()}.keras")
     generator.save(temporary)
     os.replace(temporary, generator_path)

@@ -26,7 +26,8 @@ def test_one_train_step_changes_both_models():
     inputs = tf.random.uniform((1, 32, 32, 3), -1, 1, seed=1)
     targets = tf.random.uniform((1, 32, 32, 3), -1, 1, seed=2)
     losses = step(inputs, targets)
-    assert set(losses) == {"generator_total", "generator_gan", "generator_l1", "discriminator_real", "discriminator_fake"}
+    assert set(losses) == {"generator_total", "generator_gan", "generator_l1", "discriminator_real", "discriminator_fake", "finite"}
+    assert bool(losses["finite"])
     changed_generator = [not np.array_equal(a, b) for a, b in zip(before_generator, _weights(generator))]
     changed_discriminator = [not np.array_equal(a, b) for a, b in zip(before_discriminator, _weights(discriminator))]
     assert all(changed_generator), "every generator variable moves in one Adam step"
