@@ -64,6 +64,12 @@ def _add_fit(commands):
     decay = parser.add_mutually_exclusive_group()
     decay.add_argument("--decay-steps", dest="decay_steps", type=int, help="final steps of linear lr decay to 0 (default: half the run)")
     decay.add_argument("--decay-epochs", dest="decay_epochs", type=float, help="the same in epochs")
+    add(
+        "--precision",
+        choices=("float32", "mixed_bfloat16", "mixed_float16"),
+        help="float32 (default), mixed_bfloat16 (AVX-512 BF16/AMX CPUs, TPUs), mixed_float16 (GPUs)",
+    )
+    add("--xla", action="store_true", help="compile the train step with XLA (slower on CPUs here)")
     add("--batch-size", dest="batch_size", type=int, help=f"pairs per step, 1 to 10 in the paper (default: {DEFAULTS.batch_size})")
     add("--image-size", dest="image_size", type=_size, help="HEIGHTxWIDTH or one number for a square (default: 256)")
     add("--load-size", dest="load_size", type=_size, help="resize before the random crop (default: 286 for 256)")

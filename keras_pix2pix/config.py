@@ -23,6 +23,7 @@ NORMS = ("batch", "instance", "none")
 GENERATORS = ("unet", "encoder-decoder")
 GAN_LOSSES = ("vanilla", "lsgan")
 ON_NAN = ("stop", "skip")
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 PREPROCESS_MODES = ("resize_and_crop", "scale_width", "crop", "none")
 
 # Settings that shape the networks: a checkpoint cannot be resumed with other values.
@@ -176,6 +177,12 @@ class Config:
     beta_2: float = 0.999
     # Pairs per step (paper: 1 to 10).
     batch_size: int = 1
+    # Compute precision: "float32", "mixed_bfloat16" (CPUs with AVX-512 BF16 or AMX, TPUs, recent
+    # GPUs) or "mixed_float16" (GPUs; with loss scaling). Weights, the output layers and the
+    # losses stay float32.
+    precision: str = "float32"
+    # Compile the train step with XLA (off by default: slower on CPUs here).
+    xla: bool = False
     # Length of the run: steps, or epochs over the training split; neither: 200 epochs (junyanz).
     steps: int | None = None
     epochs: float | None = None
@@ -219,7 +226,12 @@ class Config:
                 f"load_size must be at least image_size {self.image_size} on each side "
                 f"(it is resized to, then cropped from); got {self.load_size}"
             )
-        for name, value in (("flip", self.flip), ("skip_bad", self.skip_bad), ("deterministic", self.deterministic)):
+        for name, value in (
+            ("flip", self.flip),
+            ("skip_bad", self.skip_bad),
+            ("deterministic", self.deterministic),
+            ("xla", self.xla),
+        ):
             if not isinstance(value, bool):
                 raise UsageError(f"{name} must be True or False; got {value!r}")
         _check_choice("preprocess", self.preprocess, PREPROCESS_MODES)
@@ -238,6 +250,7 @@ class Config:
         _check_number("beta_1", self.beta_1, 0.0, 1.0)
         _check_number("beta_2", self.beta_2, 0.0, 1.0)
         _check_int("batch_size", self.batch_size, 1)
+        _check_choice("precision", self.precision, PRECISIONS)
         if self.steps is not None and self.epochs is not None:
             raise UsageError(f"give steps or epochs, not both; got steps={self.steps}, epochs={self.epochs}")
         _check_int("steps", self.steps, 1, optional=True)

@@ -17,7 +17,7 @@ def _weights():
     return keras.initializers.RandomNormal(mean=0.0, stddev=0.02)
 
 
-def _normalization(x, norm, name):
+def _normalization(x, norm, name, dtype=None):
     if norm == "batch":
         # momentum and epsilon as PyTorch's defaults, which the paper's code used.
         return keras.layers.BatchNormalization(
@@ -25,11 +25,12 @@ def _normalization(x, norm, name):
             epsilon=1e-5,
             gamma_initializer=keras.initializers.RandomNormal(mean=1.0, stddev=0.02),
             name=f"{name}_batchnorm",
+            dtype=dtype,
         )(x)
     if norm == "instance":
         # Instance norm is group norm with one group per channel; no affine part, as junyanz.
         return keras.layers.GroupNormalization(
-            groups=-1, epsilon=1e-5, center=False, scale=False, name=f"{name}_instancenorm"
+            groups=-1, epsilon=1e-5, center=False, scale=False, name=f"{name}_instancenorm", dtype=dtype
         )(x)
     return x
 
@@ -39,7 +40,7 @@ def _check_norm(norm):
         raise UsageError(f"norm must be one of {', '.join(NORMS)}; got {norm!r}")
 
 
-def _down_block(x, filters, norm, name):
+def _down_block(x, filters, norm, name, dtype=None):
     """Conv(4x4, stride 2) - norm - LeakyReLU(0.2): halves the height and width."""
     x = keras.layers.Conv2D(
         filters,
@@ -50,12 +51,13 @@ def _down_block(x, filters, norm, name):
         # BatchNorm's beta makes a bias redundant; instance norm here has no beta.
         use_bias=norm != "batch",
         name=f"{name}_conv",
+        dtype=dtype,
     )(x)
-    x = _normalization(x, norm, name)
-    return keras.layers.LeakyReLU(negative_slope=0.2, name=f"{name}_leakyrelu")(x)
+    x = _normalization(x, norm, name, dtype)
+    return keras.layers.LeakyReLU(negative_slope=0.2, name=f"{name}_leakyrelu", dtype=dtype)(x)
 
 
-def _up_block(x, filters, norm, dropout, name):
+def _up_block(x, filters, norm, dropout, name, dtype=None):
     """ConvTranspose(4x4, stride 2) - norm - Dropout - ReLU: doubles the height and width."""
     x = keras.layers.Conv2DTranspose(
         filters,
@@ -65,11 +67,12 @@ def _up_block(x, filters, norm, dropout, name):
         kernel_initializer=_weights(),
         use_bias=norm != "batch",
         name=f"{name}_convtranspose",
+        dtype=dtype,
     )(x)
-    x = _normalization(x, norm, name)
+    x = _normalization(x, norm, name, dtype)
     if dropout:
-        x = keras.layers.Dropout(dropout, name=f"{name}_dropout")(x)
-    return keras.layers.ReLU(name=f"{name}_relu")(x)
+        x = keras.layers.Dropout(dropout, name=f"{name}_dropout", dtype=dtype)(x)
+    return keras.layers.ReLU(name=f"{name}_relu", dtype=dtype)(x)
 
 
 def default_depth(image_size):
@@ -87,6 +90,7 @@ def build_generator(
     norm="batch",
     dropout=0.5,
     skips=True,
+    dtype=None,
     name="generator",
 ):
     """The U-Net generator of the paper (or, with skips=False, its encoder-decoder baseline).
@@ -105,6 +109,8 @@ def build_generator(
         norm: "batch", "instance" or "none".
         dropout: dropout rate of the first three decoder blocks; 0 for none.
         skips: True for the U-Net, False for the encoder-decoder without skip connections.
+        dtype: a Keras dtype policy for the layers, e.g. "mixed_bfloat16"; None: the global one.
+            The output stays float32.
         name: the model's name.
 
     Returns:
@@ -143,7 +149,7 @@ def build_generator(
     for index, block_filters in enumerate(encoder_filters):
         innermost = index == depth - 1
         block_norm = "none" if index == 0 or innermost else norm
-        x = _down_block(x, block_filters, block_norm, name=f"down{index + 1}")
+        x = _down_block(x, block_filters, block_norm, name=f"down{index + 1}", dtype=dtype)
         # (height / 2**(index+1), width / 2**(index+1), block_filters): 256 -> 128x128x64 ... 1x1x512
         encoder_outputs.append(x)
 
@@ -151,14 +157,20 @@ def build_generator(
     skip_list = list(reversed(encoder_outputs[:-1]))
     decoder_filters = list(reversed(encoder_filters[:-1]))
     for index, (block_filters, skip) in enumerate(zip(decoder_filters, skip_list)):
-        x = _up_block(x, block_filters, norm, dropout if index < 3 else 0, name=f"up{index + 1}")
+        x = _up_block(x, block_filters, norm, dropout if index < 3 else 0, name=f"up{index + 1}", dtype=dtype)
         # (height / 2**(depth-1-index), width / 2**(depth-1-index), block_filters [+ skip's]):
         # 256 -> 2x2x512(+512) ... 128x128x64(+64)
         if skips:
-            x = keras.layers.Concatenate(name=f"skip{index + 1}")([x, skip])
+            x = keras.layers.Concatenate(name=f"skip{index + 1}", dtype=dtype)([x, skip])
 
     x = keras.layers.Conv2DTranspose(
-        output_channels, 4, strides=2, padding="same", kernel_initializer=_weights(), name="output_convtranspose"
+        output_channels,
+        4,
+        strides=2,
+        padding="same",
+        kernel_initializer=_weights(),
+        name="output_convtranspose",
+        dtype=dtype,
     )(x)
     # tanh in float32 so that mixed precision never saturates the output range.
     outputs = keras.layers.Activation("tanh", dtype="float32", name="output_tanh")(x)
@@ -197,14 +209,20 @@ def patch_grid(image_size, layers):
     return side(height), side(width)
 
 
-def _patch_block(x, filters, stride, norm, name):
+def _patch_block(x, filters, stride, norm, name, dtype=None):
     """Pad 1 - Conv(4x4) - norm - LeakyReLU(0.2), as junyanz's NLayerDiscriminator."""
-    x = keras.layers.ZeroPadding2D(1, name=f"{name}_pad")(x)
+    x = keras.layers.ZeroPadding2D(1, name=f"{name}_pad", dtype=dtype)(x)
     x = keras.layers.Conv2D(
-        filters, 4, strides=stride, kernel_initializer=_weights(), use_bias=norm != "batch", name=f"{name}_conv"
+        filters,
+        4,
+        strides=stride,
+        kernel_initializer=_weights(),
+        use_bias=norm != "batch",
+        name=f"{name}_conv",
+        dtype=dtype,
     )(x)
-    x = _normalization(x, norm, name)
-    return keras.layers.LeakyReLU(negative_slope=0.2, name=f"{name}_leakyrelu")(x)
+    x = _normalization(x, norm, name, dtype)
+    return keras.layers.LeakyReLU(negative_slope=0.2, name=f"{name}_leakyrelu", dtype=dtype)(x)
 
 
 def build_discriminator(
@@ -215,6 +233,7 @@ def build_discriminator(
     layers=3,
     filters=64,
     norm="batch",
+    dtype=None,
     name="discriminator",
 ):
     """The conditional PatchGAN: it sees the input image and a real or generated output together.
@@ -230,6 +249,7 @@ def build_discriminator(
         layers: number of stride-2 blocks (0 for the PixelGAN).
         filters: filters of the first block; doubled per block up to 8 * filters.
         norm: "batch", "instance" or "none".
+        dtype: a Keras dtype policy for the layers, e.g. "mixed_bfloat16"; the logits stay float32.
         name: the model's name.
 
     Returns:
@@ -256,24 +276,24 @@ def build_discriminator(
 
     input_image = keras.Input((height, width, input_channels), name="input_image")
     output_image = keras.Input((height, width, output_channels), name="output_image")
-    x = keras.layers.Concatenate(name="pair")([input_image, output_image])
+    x = keras.layers.Concatenate(name="pair", dtype=dtype)([input_image, output_image])
     if layers == 0:
         # PixelGAN: 1x1 convolutions judge each pixel's colour alone.
-        x = keras.layers.Conv2D(filters, 1, kernel_initializer=_weights(), name="pixel1_conv")(x)
-        x = keras.layers.LeakyReLU(negative_slope=0.2, name="pixel1_leakyrelu")(x)
+        x = keras.layers.Conv2D(filters, 1, kernel_initializer=_weights(), name="pixel1_conv", dtype=dtype)(x)
+        x = keras.layers.LeakyReLU(negative_slope=0.2, name="pixel1_leakyrelu", dtype=dtype)(x)
         x = keras.layers.Conv2D(
-            filters * 2, 1, kernel_initializer=_weights(), use_bias=norm != "batch", name="pixel2_conv"
+            filters * 2, 1, kernel_initializer=_weights(), use_bias=norm != "batch", name="pixel2_conv", dtype=dtype
         )(x)
-        x = _normalization(x, norm, "pixel2")
-        x = keras.layers.LeakyReLU(negative_slope=0.2, name="pixel2_leakyrelu")(x)
-        logits = keras.layers.Conv2D(1, 1, kernel_initializer=_weights(), name="logits_conv")(x)
+        x = _normalization(x, norm, "pixel2", dtype)
+        x = keras.layers.LeakyReLU(negative_slope=0.2, name="pixel2_leakyrelu", dtype=dtype)(x)
+        logits = keras.layers.Conv2D(1, 1, kernel_initializer=_weights(), name="logits_conv", dtype=dtype)(x)
     else:
-        x = _patch_block(x, filters, 2, "none", name="block1")
+        x = _patch_block(x, filters, 2, "none", name="block1", dtype=dtype)
         for index in range(1, layers):
-            x = _patch_block(x, filters * min(2**index, 8), 2, norm, name=f"block{index + 1}")
-        x = _patch_block(x, filters * min(2**layers, 8), 1, norm, name=f"block{layers + 1}")
-        x = keras.layers.ZeroPadding2D(1, name="logits_pad")(x)
-        logits = keras.layers.Conv2D(1, 4, kernel_initializer=_weights(), name="logits_conv")(x)
+            x = _patch_block(x, filters * min(2**index, 8), 2, norm, name=f"block{index + 1}", dtype=dtype)
+        x = _patch_block(x, filters * min(2**layers, 8), 1, norm, name=f"block{layers + 1}", dtype=dtype)
+        x = keras.layers.ZeroPadding2D(1, name="logits_pad", dtype=dtype)(x)
+        logits = keras.layers.Conv2D(1, 4, kernel_initializer=_weights(), name="logits_conv", dtype=dtype)(x)
     # Logits and losses stay in float32 under mixed precision.
     logits = keras.layers.Activation("linear", dtype="float32", name="logits")(logits)
     return keras.Model([input_image, output_image], logits, name=name)
@@ -295,6 +315,7 @@ def build_models(config):
         norm=config.norm,
         dropout=config.dropout,
         skips=config.generator == "unet",
+        dtype=config.precision,
     )
     discriminator = build_discriminator(
         image_size=config.image_size,
@@ -303,5 +324,6 @@ def build_models(config):
         layers=config.discriminator_layers,
         filters=config.discriminator_filters,
         norm=config.norm,
+        dtype=config.precision,
     )
     return generator, discriminator

@@ -76,12 +76,26 @@ def run_length(config, train_pairs):
 
 
 def make_optimizers(config, total_steps, decay_steps):
-    """One Adam per network (paper: lr 2e-4, beta1 0.5, beta2 0.999) on the same schedule."""
+    """One Adam per network (paper: lr 2e-4, beta1 0.5, beta2 0.999) on the same schedule.
+
+    With mixed_float16 each is wrapped in a LossScaleOptimizer: float16 gradients underflow
+    without loss scaling, and a custom loop must scale the loss itself (see make_train_step).
+    """
     schedule = ConstantThenLinearDecay(config.learning_rate, total_steps, decay_steps)
-    return tuple(
-        keras.optimizers.Adam(schedule, beta_1=config.beta_1, beta_2=config.beta_2, name=name)
-        for name in ("generator_adam", "discriminator_adam")
-    )
+    optimizers = []
+    for name in ("generator_adam", "discriminator_adam"):
+        optimizer = keras.optimizers.Adam(schedule, beta_1=config.beta_1, beta_2=config.beta_2, name=name)
+        if config.precision == "mixed_float16":
+            optimizer = keras.optimizers.LossScaleOptimizer(optimizer, name=f"{name}_loss_scale")
+        optimizers.append(optimizer)
+    return tuple(optimizers)
+
+
+def _scaled(optimizer, loss):
+    """The loss to differentiate: scaled up under a LossScaleOptimizer, which unscales the gradients."""
+    if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+        return optimizer.scale_loss(loss)
+    return loss
 
 
 def make_train_step(generator, discriminator, generator_optimizer, discriminator_optimizer, config):
@@ -102,7 +116,7 @@ def make_train_step(generator, discriminator, generator_optimizer, discriminator
     >>> step(inputs, targets)["generator_l1"]  # doctest: +SKIP
     """
 
-    @tf.function
+    @tf.function(jit_compile=config.xla)
     def train_step(inputs, targets):
         with tf.GradientTape() as generator_tape:
             generated = generator(inputs, training=True)
@@ -113,8 +127,10 @@ def make_train_step(generator, discriminator, generator_optimizer, discriminator
                 discriminator_total, discriminator_real, discriminator_fake = losses.discriminator_loss(
                     real_logits, fake_logits, gan_loss=config.gan_loss
                 )
+                # Scaled inside the tape, so that the scaling is part of what is differentiated.
+                discriminator_objective = _scaled(discriminator_optimizer, discriminator_total)
             discriminator_gradients = discriminator_tape.gradient(
-                discriminator_total, discriminator.trainable_variables
+                discriminator_objective, discriminator.trainable_variables
             )
             discriminator_optimizer.apply_gradients(zip(discriminator_gradients, discriminator.trainable_variables))
             # G's step is taken against the discriminator it has just updated, as the paper
@@ -123,7 +139,8 @@ def make_train_step(generator, discriminator, generator_optimizer, discriminator
             generator_total, generator_gan, generator_l1 = losses.generator_loss(
                 fake_logits, generated, targets, lambda_l1=config.lambda_l1, gan_loss=config.gan_loss
             )
-        generator_gradients = generator_tape.gradient(generator_total, generator.trainable_variables)
+            generator_objective = _scaled(generator_optimizer, generator_total)
+        generator_gradients = generator_tape.gradient(generator_objective, generator.trainable_variables)
         generator_optimizer.apply_gradients(zip(generator_gradients, generator.trainable_variables))
         losses_now = {
             "generator_total": generator_total,
@@ -324,7 +341,13 @@ def fit(config, workdir, verbose=True):
         checkpoint, os.path.join(workdir, "checkpoints"), max_to_keep=config.keep_checkpoints
     )
     if manager.latest_checkpoint:
-        checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+        try:
+            checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+        except AssertionError as error:
+            raise UsageError(
+                f"the checkpoint in {workdir} does not fit this run's settings (did --precision change "
+                f"to or from mixed_float16?): {str(error).splitlines()[0][:200]}"
+            ) from None
         log(f"resuming {workdir} at step {int(step.numpy())} of {total_steps}")
     start = int(step.numpy())
 

@@ -171,3 +171,39 @@ def test_demo_training_brings_validation_l1_well_below_untrained(tmp_path, demo_
     assert after < 0.7 * before, (before, after)
     assert before - after > 0.1, (before, after)
     assert (tmp_path / "demo" / "samples" / "step_0000300.png").exists()
+
+
+@pytest.mark.parametrize("precision, compute", [("mixed_bfloat16", "bfloat16"), ("mixed_float16", "float16")])
+def test_mixed_precision_keeps_float32_weights_outputs_and_losses(precision, compute):
+    config = tiny_config(precision=precision)
+    keras.utils.set_random_seed(0)
+    generator, discriminator = models.build_models(config)
+    assert generator.get_layer("down2_conv").compute_dtype == compute
+    assert discriminator.get_layer("block1_conv").compute_dtype == compute
+    assert {variable.dtype for variable in generator.trainable_variables + discriminator.trainable_variables} == {"float32"}
+    images = tf.random.uniform((1, 32, 32, 3), -1, 1, seed=1)
+    assert generator(images).dtype == tf.float32 and discriminator([images, images]).dtype == tf.float32
+    generator_optimizer, discriminator_optimizer = make_optimizers(config, 10, 5)
+    assert isinstance(generator_optimizer, keras.optimizers.LossScaleOptimizer) == (precision == "mixed_float16")
+    step = make_train_step(generator, discriminator, generator_optimizer, discriminator_optimizer, config)
+    before = _weights(generator)
+    # A loss-scale optimizer skips the first steps while its scale overflows float16; then it learns.
+    for _ in range(8):
+        losses = step(images, tf.random.uniform((1, 32, 32, 3), -1, 1, seed=2))
+    assert losses["generator_total"].dtype == tf.float32 and bool(losses["finite"])
+    assert any(not np.array_equal(a, b) for a, b in zip(before, _weights(generator)))
+
+
+def test_xla_step_runs_and_traces_once():
+    config = tiny_config(xla=True)
+    keras.utils.set_random_seed(0)
+    generator, discriminator = models.build_models(config)
+    generator_optimizer, discriminator_optimizer = make_optimizers(config, 10, 5)
+    # Built up front, as fit does: a first call that creates variables would trace twice.
+    generator_optimizer.build(generator.trainable_variables)
+    discriminator_optimizer.build(discriminator.trainable_variables)
+    step = make_train_step(generator, discriminator, generator_optimizer, discriminator_optimizer, config)
+    images = tf.random.uniform((1, 32, 32, 3), -1, 1, seed=1)
+    for _ in range(3):
+        losses = step(images, images)
+    assert bool(losses["finite"]) and step.experimental_get_tracing_count() == 1

@@ -1,0 +1,186 @@
+"""Training speed against the project's reference path, measured alternately in one run.
+
+    python bench/train.py --image-size 256 --batch-size 1 --precision mixed_bfloat16 --steps 20
+    python bench/train.py --image-size 64 --leak-check 1000
+
+The reference path is the paper's settings in fp32 with a plain @tf.function step, as the TF
+tutorial writes it: one forward pass of G and D under two tapes and a simultaneous update. The
+candidate is keras_pix2pix's train step (one D step, then one G step against the updated D) at the
+given precision. Both run on the same models and a fixed batch, in alternating rounds, so that
+machine noise hits both alike. Prints the machine, the measured conv2d peak in fp32 and bf16, each
+path's median s/step, images/s, GFLOP/s (from the traced graph's FLOPs) and % of peak, the peak
+RSS, and a JSON line. --leak-check N runs the candidate N steps and reports RSS growth and traces.
+"""
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from machine import describe  # noqa: E402
+
+import keras  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+import keras_pix2pix  # noqa: E402, F401
+from keras_pix2pix import losses, models, train  # noqa: E402
+from keras_pix2pix.config import Config  # noqa: E402
+
+
+def rss_mb():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def current_rss_mb():
+    with open("/proc/self/status") as file:
+        for line in file:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def conv_peak(dtype, repeats=5):
+    """GFLOP/s of a large 3x3 conv2d: what this CPU reaches at best in that dtype."""
+    images = tf.random.uniform((1, 128, 128, 256), dtype=tf.float32)
+    kernel = tf.random.uniform((3, 3, 256, 256), dtype=tf.float32)
+    images, kernel = tf.cast(images, dtype), tf.cast(kernel, dtype)
+    convolve = tf.function(lambda x, k: tf.nn.conv2d(x, k, 1, "SAME"))
+    convolve(images, kernel).numpy()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        convolve(images, kernel).numpy()
+        times.append(time.perf_counter() - start)
+    return 2 * 128 * 128 * 9 * 256 * 256 / statistics.median(times) / 1e9
+
+
+def graph_flops(function, *arguments):
+    graph = function.get_concrete_function(*arguments).graph
+    options = tf.compat.v1.profiler.ProfileOptionBuilder.float_operation()
+    options["output"] = "none"
+    return tf.compat.v1.profiler.profile(graph, options=options).total_float_ops
+
+
+def reference_step(generator, discriminator, generator_optimizer, discriminator_optimizer):
+    """The TF tutorial's step: one forward pass, two tapes, simultaneous updates."""
+
+    @tf.function
+    def step(inputs, targets):
+        with tf.GradientTape() as generator_tape, tf.GradientTape() as discriminator_tape:
+            generated = generator(inputs, training=True)
+            real_logits = discriminator([inputs, targets], training=True)
+            fake_logits = discriminator([inputs, generated], training=True)
+            generator_total, _, _ = losses.generator_loss(fake_logits, generated, targets)
+            discriminator_total, _, _ = losses.discriminator_loss(real_logits, fake_logits)
+        generator_gradients = generator_tape.gradient(generator_total, generator.trainable_variables)
+        discriminator_gradients = discriminator_tape.gradient(discriminator_total, discriminator.trainable_variables)
+        generator_optimizer.apply_gradients(zip(generator_gradients, generator.trainable_variables))
+        discriminator_optimizer.apply_gradients(zip(discriminator_gradients, discriminator.trainable_variables))
+        return {"generator_total": generator_total}
+
+    return step
+
+
+def build(config, reference):
+    keras.utils.set_random_seed(0)
+    generator, discriminator = models.build_models(config)
+    generator_optimizer, discriminator_optimizer = train.make_optimizers(config, 10**6, 0)
+    generator_optimizer.build(generator.trainable_variables)
+    discriminator_optimizer.build(discriminator.trainable_variables)
+    if reference:
+        return reference_step(generator, discriminator, generator_optimizer, discriminator_optimizer)
+    return train.make_train_step(generator, discriminator, generator_optimizer, discriminator_optimizer, config)
+
+
+def timed(step, inputs, targets, count):
+    times = []
+    for _ in range(count):
+        start = time.perf_counter()
+        float(step(inputs, targets)["generator_total"])
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--image-size", type=int, default=256)
+    parser.add_argument("--batch-size", type=int, default=1)
+    parser.add_argument("--precision", default="float32", choices=("float32", "mixed_bfloat16", "mixed_float16"))
+    parser.add_argument("--xla", action="store_true")
+    parser.add_argument("--steps", type=int, default=20, help="timed steps per path")
+    parser.add_argument("--rounds", type=int, default=4, help="alternations between the paths")
+    parser.add_argument("--leak-check", type=int, default=0, metavar="N", help="run N candidate steps, report RSS growth")
+    arguments = parser.parse_args()
+    print(describe(), flush=True)
+
+    size, batch = arguments.image_size, arguments.batch_size
+    candidate_config = Config(image_size=size, batch_size=batch, precision=arguments.precision, xla=arguments.xla)
+    inputs = tf.random.uniform((batch, size, size, 3), -1, 1, seed=1)
+    targets = tf.random.uniform((batch, size, size, 3), -1, 1, seed=2)
+
+    if arguments.leak_check:
+        step = build(candidate_config, reference=False)
+        timed(step, inputs, targets, 20)
+        start_rss = current_rss_mb()
+        timed(step, inputs, targets, arguments.leak_check)
+        end_rss = current_rss_mb()
+        traces = step.experimental_get_tracing_count()
+        print(f"{arguments.leak_check} steps: RSS {start_rss:.0f} MB -> {end_rss:.0f} MB ({end_rss - start_rss:+.1f} MB); traces {traces}")
+        print(json.dumps({"benchmark": "train_leak_check", "image_size": size, "steps": arguments.leak_check,
+                          "rss_start_mb": round(start_rss, 1), "rss_end_mb": round(end_rss, 1), "traces": traces}))  # fmt: skip
+        return
+
+    peaks = {"float32": conv_peak(tf.float32), "bfloat16": conv_peak(tf.bfloat16)}
+    print(f"conv2d peak: fp32 {peaks['float32']:.0f} GFLOP/s, bf16 {peaks['bfloat16']:.0f} GFLOP/s", flush=True)
+    reference = build(Config(image_size=size, batch_size=batch), reference=True)
+    candidate = build(candidate_config, reference=False)
+    flops = {"reference": graph_flops(reference, inputs, targets), "candidate": graph_flops(candidate, inputs, targets)}
+    for step in (reference, candidate):  # warm-up: tracing, oneDNN primitive caches
+        timed(step, inputs, targets, 3)
+    times = {"reference": [], "candidate": []}
+    per_round = max(1, arguments.steps // arguments.rounds)
+    for _ in range(arguments.rounds):
+        times["reference"] += timed(reference, inputs, targets, per_round)
+        times["candidate"] += timed(candidate, inputs, targets, per_round)
+    peak = peaks["bfloat16"] if arguments.precision == "mixed_bfloat16" else peaks["float32"]
+    results = {}
+    for name in ("reference", "candidate"):
+        median = statistics.median(times[name])
+        achieved = flops[name] / median / 1e9
+        path_peak = peaks["float32"] if name == "reference" else peak
+        results[name] = {"median_step_s": median, "img_per_s": batch / median, "gflops": flops[name] / 1e9,
+                         "gflop_per_s": achieved, "percent_of_peak": 100 * achieved / path_peak}  # fmt: skip
+        print(
+            f"{name:>9}: {median:.3f} s/step, {batch / median:.2f} images/s, {flops[name] / 1e9:.1f} GFLOP/step, "
+            f"{achieved:.0f} GFLOP/s ({100 * achieved / path_peak:.0f}% of the {'bf16' if path_peak is peaks['bfloat16'] else 'fp32'} peak)"
+        )
+    ratio = results["candidate"]["img_per_s"] / results["reference"]["img_per_s"]
+    print(f"candidate ({arguments.precision}{', XLA' if arguments.xla else ''}) / reference: {ratio:.2f}x images/s; peak RSS {rss_mb():.0f} MB")
+    print(
+        json.dumps(
+            {
+                "benchmark": "train",
+                "precision": arguments.precision,
+                "xla": arguments.xla,
+                "batch_size": batch,
+                "image_size": size,
+                "median_step_s": round(results["candidate"]["median_step_s"], 4),
+                "img_per_s": round(results["candidate"]["img_per_s"], 3),
+                "gflop_per_s": round(results["candidate"]["gflop_per_s"], 1),
+                "percent_of_peak": round(results["candidate"]["percent_of_peak"], 1),
+                "reference_median_step_s": round(results["reference"]["median_step_s"], 4),
+                "peak_rss_mb": round(rss_mb(), 1),
+                "ratio_vs_reference": round(ratio, 3),
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
