@@ -70,6 +70,12 @@ def _add_fit(commands):
         help="float32 (default), mixed_bfloat16 (AVX-512 BF16/AMX CPUs, TPUs), mixed_float16 (GPUs)",
     )
     add("--xla", action="store_true", help="compile the train step with XLA (slower on CPUs here)")
+    add(
+        "--strategy",
+        choices=("auto", "default", "mirrored", "multiworker", "tpu"),
+        help="tf.distribute strategy (default: auto = mirrored with several GPUs); --batch-size is global",
+    )
+    add("--sync-batchnorm", dest="sync_batchnorm", action="store_true", help="BatchNorm over the global batch")
     add("--batch-size", dest="batch_size", type=int, help=f"pairs per step, 1 to 10 in the paper (default: {DEFAULTS.batch_size})")
     add("--image-size", dest="image_size", type=_size, help="HEIGHTxWIDTH or one number for a square (default: 256)")
     add("--load-size", dest="load_size", type=_size, help="resize before the random crop (default: 286 for 256)")

@@ -24,6 +24,7 @@ GENERATORS = ("unet", "encoder-decoder")
 GAN_LOSSES = ("vanilla", "lsgan")
 ON_NAN = ("stop", "skip")
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+STRATEGIES = ("auto", "default", "mirrored", "multiworker", "tpu")
 PREPROCESS_MODES = ("resize_and_crop", "scale_width", "crop", "none")
 
 # Settings that shape the networks: a checkpoint cannot be resumed with other values.
@@ -183,6 +184,11 @@ class Config:
     precision: str = "float32"
     # Compile the train step with XLA (off by default: slower on CPUs here).
     xla: bool = False
+    # tf.distribute strategy: "auto" (mirrored when more than one GPU is visible, else default),
+    # "default", "mirrored", "multiworker" (from TF_CONFIG) or "tpu". batch_size is the global batch.
+    strategy: str = "auto"
+    # BatchNorm over the global batch across replicas, instead of each replica's own share.
+    sync_batchnorm: bool = False
     # Length of the run: steps, or epochs over the training split; neither: 200 epochs (junyanz).
     steps: int | None = None
     epochs: float | None = None
@@ -231,6 +237,7 @@ class Config:
             ("skip_bad", self.skip_bad),
             ("deterministic", self.deterministic),
             ("xla", self.xla),
+            ("sync_batchnorm", self.sync_batchnorm),
         ):
             if not isinstance(value, bool):
                 raise UsageError(f"{name} must be True or False; got {value!r}")
@@ -251,6 +258,7 @@ class Config:
         _check_number("beta_2", self.beta_2, 0.0, 1.0)
         _check_int("batch_size", self.batch_size, 1)
         _check_choice("precision", self.precision, PRECISIONS)
+        _check_choice("strategy", self.strategy, STRATEGIES)
         if self.steps is not None and self.epochs is not None:
             raise UsageError(f"give steps or epochs, not both; got steps={self.steps}, epochs={self.epochs}")
         _check_int("steps", self.steps, 1, optional=True)

@@ -17,7 +17,7 @@ def _weights():
     return keras.initializers.RandomNormal(mean=0.0, stddev=0.02)
 
 
-def _normalization(x, norm, name, dtype=None):
+def _normalization(x, norm, name, dtype=None, synchronized=False):
     if norm == "batch":
         # momentum and epsilon as PyTorch's defaults, which the paper's code used.
         return keras.layers.BatchNormalization(
@@ -26,6 +26,8 @@ def _normalization(x, norm, name, dtype=None):
             gamma_initializer=keras.initializers.RandomNormal(mean=1.0, stddev=0.02),
             name=f"{name}_batchnorm",
             dtype=dtype,
+            # Under a tf.distribute strategy: statistics of the global batch, not of each replica's share.
+            synchronized=synchronized,
         )(x)
     if norm == "instance":
         # Instance norm is group norm with one group per channel; no affine part, as junyanz.
@@ -40,7 +42,7 @@ def _check_norm(norm):
         raise UsageError(f"norm must be one of {', '.join(NORMS)}; got {norm!r}")
 
 
-def _down_block(x, filters, norm, name, dtype=None):
+def _down_block(x, filters, norm, name, dtype=None, synchronized=False):
     """Conv(4x4, stride 2) - norm - LeakyReLU(0.2): halves the height and width."""
     x = keras.layers.Conv2D(
         filters,
@@ -48,16 +50,17 @@ def _down_block(x, filters, norm, name, dtype=None):
         strides=2,
         padding="same",
         kernel_initializer=_weights(),
-        # BatchNorm's beta makes a bias redundant; instance norm here has no beta.
-        use_bias=norm != "batch",
+        # A normalization subtracts the mean right after: a bias there would be dead weight (and,
+        # with a zero gradient, Adam would amplify its rounding noise into updates).
+        use_bias=norm == "none",
         name=f"{name}_conv",
         dtype=dtype,
     )(x)
-    x = _normalization(x, norm, name, dtype)
+    x = _normalization(x, norm, name, dtype, synchronized)
     return keras.layers.LeakyReLU(negative_slope=0.2, name=f"{name}_leakyrelu", dtype=dtype)(x)
 
 
-def _up_block(x, filters, norm, dropout, name, dtype=None):
+def _up_block(x, filters, norm, dropout, name, dtype=None, synchronized=False):
     """ConvTranspose(4x4, stride 2) - norm - Dropout - ReLU: doubles the height and width."""
     x = keras.layers.Conv2DTranspose(
         filters,
@@ -65,11 +68,11 @@ def _up_block(x, filters, norm, dropout, name, dtype=None):
         strides=2,
         padding="same",
         kernel_initializer=_weights(),
-        use_bias=norm != "batch",
+        use_bias=norm == "none",
         name=f"{name}_convtranspose",
         dtype=dtype,
     )(x)
-    x = _normalization(x, norm, name, dtype)
+    x = _normalization(x, norm, name, dtype, synchronized)
     if dropout:
         x = keras.layers.Dropout(dropout, name=f"{name}_dropout", dtype=dtype)(x)
     return keras.layers.ReLU(name=f"{name}_relu", dtype=dtype)(x)
@@ -91,6 +94,7 @@ def build_generator(
     dropout=0.5,
     skips=True,
     dtype=None,
+    synchronized_batchnorm=False,
     name="generator",
 ):
     """The U-Net generator of the paper (or, with skips=False, its encoder-decoder baseline).
@@ -111,6 +115,7 @@ def build_generator(
         skips: True for the U-Net, False for the encoder-decoder without skip connections.
         dtype: a Keras dtype policy for the layers, e.g. "mixed_bfloat16"; None: the global one.
             The output stays float32.
+        synchronized_batchnorm: BatchNorm over the global batch under a tf.distribute strategy.
         name: the model's name.
 
     Returns:
@@ -149,7 +154,7 @@ def build_generator(
     for index, block_filters in enumerate(encoder_filters):
         innermost = index == depth - 1
         block_norm = "none" if index == 0 or innermost else norm
-        x = _down_block(x, block_filters, block_norm, name=f"down{index + 1}", dtype=dtype)
+        x = _down_block(x, block_filters, block_norm, f"down{index + 1}", dtype, synchronized_batchnorm)
         # (height / 2**(index+1), width / 2**(index+1), block_filters): 256 -> 128x128x64 ... 1x1x512
         encoder_outputs.append(x)
 
@@ -157,7 +162,9 @@ def build_generator(
     skip_list = list(reversed(encoder_outputs[:-1]))
     decoder_filters = list(reversed(encoder_filters[:-1]))
     for index, (block_filters, skip) in enumerate(zip(decoder_filters, skip_list)):
-        x = _up_block(x, block_filters, norm, dropout if index < 3 else 0, name=f"up{index + 1}", dtype=dtype)
+        x = _up_block(
+            x, block_filters, norm, dropout if index < 3 else 0, f"up{index + 1}", dtype, synchronized_batchnorm
+        )
         # (height / 2**(depth-1-index), width / 2**(depth-1-index), block_filters [+ skip's]):
         # 256 -> 2x2x512(+512) ... 128x128x64(+64)
         if skips:
@@ -209,7 +216,7 @@ def patch_grid(image_size, layers):
     return side(height), side(width)
 
 
-def _patch_block(x, filters, stride, norm, name, dtype=None):
+def _patch_block(x, filters, stride, norm, name, dtype=None, synchronized=False):
     """Pad 1 - Conv(4x4) - norm - LeakyReLU(0.2), as junyanz's NLayerDiscriminator."""
     x = keras.layers.ZeroPadding2D(1, name=f"{name}_pad", dtype=dtype)(x)
     x = keras.layers.Conv2D(
@@ -217,11 +224,11 @@ def _patch_block(x, filters, stride, norm, name, dtype=None):
         4,
         strides=stride,
         kernel_initializer=_weights(),
-        use_bias=norm != "batch",
+        use_bias=norm == "none",
         name=f"{name}_conv",
         dtype=dtype,
     )(x)
-    x = _normalization(x, norm, name, dtype)
+    x = _normalization(x, norm, name, dtype, synchronized)
     return keras.layers.LeakyReLU(negative_slope=0.2, name=f"{name}_leakyrelu", dtype=dtype)(x)
 
 
@@ -234,6 +241,7 @@ def build_discriminator(
     filters=64,
     norm="batch",
     dtype=None,
+    synchronized_batchnorm=False,
     name="discriminator",
 ):
     """The conditional PatchGAN: it sees the input image and a real or generated output together.
@@ -250,6 +258,7 @@ def build_discriminator(
         filters: filters of the first block; doubled per block up to 8 * filters.
         norm: "batch", "instance" or "none".
         dtype: a Keras dtype policy for the layers, e.g. "mixed_bfloat16"; the logits stay float32.
+        synchronized_batchnorm: BatchNorm over the global batch under a tf.distribute strategy.
         name: the model's name.
 
     Returns:
@@ -282,16 +291,17 @@ def build_discriminator(
         x = keras.layers.Conv2D(filters, 1, kernel_initializer=_weights(), name="pixel1_conv", dtype=dtype)(x)
         x = keras.layers.LeakyReLU(negative_slope=0.2, name="pixel1_leakyrelu", dtype=dtype)(x)
         x = keras.layers.Conv2D(
-            filters * 2, 1, kernel_initializer=_weights(), use_bias=norm != "batch", name="pixel2_conv", dtype=dtype
+            filters * 2, 1, kernel_initializer=_weights(), use_bias=norm == "none", name="pixel2_conv", dtype=dtype
         )(x)
-        x = _normalization(x, norm, "pixel2", dtype)
+        x = _normalization(x, norm, "pixel2", dtype, synchronized_batchnorm)
         x = keras.layers.LeakyReLU(negative_slope=0.2, name="pixel2_leakyrelu", dtype=dtype)(x)
         logits = keras.layers.Conv2D(1, 1, kernel_initializer=_weights(), name="logits_conv", dtype=dtype)(x)
     else:
         x = _patch_block(x, filters, 2, "none", name="block1", dtype=dtype)
         for index in range(1, layers):
-            x = _patch_block(x, filters * min(2**index, 8), 2, norm, name=f"block{index + 1}", dtype=dtype)
-        x = _patch_block(x, filters * min(2**layers, 8), 1, norm, name=f"block{layers + 1}", dtype=dtype)
+            block_filters = filters * min(2**index, 8)
+            x = _patch_block(x, block_filters, 2, norm, f"block{index + 1}", dtype, synchronized_batchnorm)
+        x = _patch_block(x, filters * min(2**layers, 8), 1, norm, f"block{layers + 1}", dtype, synchronized_batchnorm)
         x = keras.layers.ZeroPadding2D(1, name="logits_pad", dtype=dtype)(x)
         logits = keras.layers.Conv2D(1, 4, kernel_initializer=_weights(), name="logits_conv", dtype=dtype)(x)
     # Logits and losses stay in float32 under mixed precision.
@@ -316,6 +326,7 @@ def build_models(config):
         dropout=config.dropout,
         skips=config.generator == "unet",
         dtype=config.precision,
+        synchronized_batchnorm=config.sync_batchnorm,
     )
     discriminator = build_discriminator(
         image_size=config.image_size,
@@ -325,5 +336,6 @@ def build_models(config):
         filters=config.discriminator_filters,
         norm=config.norm,
         dtype=config.precision,
+        synchronized_batchnorm=config.sync_batchnorm,
     )
     return generator, discriminator

@@ -13,6 +13,7 @@ import contextlib
 import math
 import os
 import random
+import shutil
 import signal
 import sys
 import threading
@@ -22,7 +23,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_pix2pix import data, datasets, losses, models
+from keras_pix2pix import data, datasets, distribute, losses, models
 from keras_pix2pix.config import ARCHITECTURE_FIELDS, Config, UsageError
 from keras_pix2pix.predict import translate
 
@@ -98,26 +99,29 @@ def _scaled(optimizer, loss):
     return loss
 
 
-def make_train_step(generator, discriminator, generator_optimizer, discriminator_optimizer, config):
+def make_train_step(generator, discriminator, generator_optimizer, discriminator_optimizer, config, strategy=None):
     """The paper's training step: one gradient step on D, then one on G, for a batch.
 
     Args:
         generator, discriminator: the models.
         generator_optimizer, discriminator_optimizer: their optimizers, already built.
-        config: gives lambda_l1 and gan_loss.
+        config: gives lambda_l1, gan_loss and xla.
+        strategy: the tf.distribute strategy the models were built under; None: the default.
 
     Returns:
-        A tf.function (inputs, targets) -> dict of scalar losses: generator_total,
-        generator_gan, generator_l1, discriminator_real, discriminator_fake; and `finite`,
-        whether all of them are finite.
+        A tf.function (inputs, targets) -> dict of scalar losses over the global batch:
+        generator_total, generator_gan, generator_l1, discriminator_real, discriminator_fake;
+        and `finite`, whether all of them are finite. Under a strategy, inputs and targets are
+        the per-replica values of a distributed dataset.
 
     Example:
     >>> step = make_train_step(generator, discriminator, g_adam, d_adam, config)  # doctest: +SKIP
     >>> step(inputs, targets)["generator_l1"]  # doctest: +SKIP
     """
 
-    @tf.function(jit_compile=config.xla)
-    def train_step(inputs, targets):
+    strategy = strategy or tf.distribute.get_strategy()
+
+    def replica_step(inputs, targets):
         with tf.GradientTape() as generator_tape:
             generated = generator(inputs, training=True)
             # D's step sees the fake as a constant and must not leave its ops on G's tape.
@@ -142,16 +146,27 @@ def make_train_step(generator, discriminator, generator_optimizer, discriminator
             generator_objective = _scaled(generator_optimizer, generator_total)
         generator_gradients = generator_tape.gradient(generator_objective, generator.trainable_variables)
         generator_optimizer.apply_gradients(zip(generator_gradients, generator.trainable_variables))
-        losses_now = {
+        return {
             "generator_total": generator_total,
             "generator_gan": generator_gan,
             "generator_l1": generator_l1,
             "discriminator_real": discriminator_real,
             "discriminator_fake": discriminator_fake,
         }
+
+    if config.xla:
+        replica_step = tf.function(replica_step, jit_compile=True)
+
+    @tf.function
+    def train_step(inputs, targets):
+        per_replica = strategy.run(replica_step, args=(inputs, targets))
+        # Each replica's loss is its share of the global-batch mean, so their sum is that mean.
+        totals = {
+            name: strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None) for name, value in per_replica.items()
+        }
         # One flag, fetched every step: the loop stops at the first non-finite loss.
-        losses_now["finite"] = tf.reduce_all(tf.math.is_finite(tf.stack(list(losses_now.values()))))
-        return losses_now
+        totals["finite"] = tf.reduce_all(tf.math.is_finite(tf.stack(list(totals.values()))))
+        return totals
 
     return train_step
 
@@ -310,6 +325,8 @@ def fit(config, workdir, verbose=True):
 
     if not isinstance(config, Config):
         raise UsageError(f"config must be a keras_pix2pix.Config; got {type(config).__name__}")
+    # First: a multi-worker strategy must be set up before TensorFlow runs any op.
+    strategy = distribute.make_strategy(config.strategy)
     splits = datasets.find_dataset(config.dataset, config.data_dir, config.manual_dir)
     # Every file is decoded now, so that a bad one stops the run before it starts, not hours in.
     train_pairs = datasets.check_pairs(splits.train, config.skip_bad, log)
@@ -322,23 +339,32 @@ def fit(config, workdir, verbose=True):
         seed=config.seed if config.seed is not None else random.SystemRandom().randrange(2**31 - 1),
         direction=config.direction or splits.direction,
     )
-    config.save(config_path)
     total_steps, decay_steps = run_length(config, len(train_pairs))
 
     keras.utils.set_random_seed(config.seed)
     if config.deterministic:
         tf.config.experimental.enable_op_determinism()
-    generator, discriminator = models.build_models(config)
-    generator_optimizer, discriminator_optimizer = make_optimizers(config, total_steps, decay_steps)
-    # Built up front, so that a checkpoint restores their slots at once, not on the first step.
-    generator_optimizer.build(generator.trainable_variables)
-    discriminator_optimizer.build(discriminator.trainable_variables)
-    step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
-    skipped_batches = tf.Variable(0, dtype=tf.int64, trainable=False, name="skipped_batches")
+    replicas = strategy.num_replicas_in_sync
+    if config.batch_size % replicas:
+        raise UsageError(
+            f"batch_size {config.batch_size} must be a multiple of the {replicas} replicas of strategy "
+            f"{config.strategy} (it is the global batch)"
+        )
+    chief = distribute.is_chief(strategy)
+    if chief:
+        config.save(config_path)
+    with strategy.scope():
+        generator, discriminator = models.build_models(config)
+        generator_optimizer, discriminator_optimizer = make_optimizers(config, total_steps, decay_steps)
+        # Built up front, so that a checkpoint restores their slots at once, not on the first step.
+        generator_optimizer.build(generator.trainable_variables)
+        discriminator_optimizer.build(discriminator.trainable_variables)
+        step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+        skipped_batches = tf.Variable(0, dtype=tf.int64, trainable=False, name="skipped_batches")
     checkpoint = make_checkpoint(generator, discriminator, generator_optimizer, discriminator_optimizer, step)
     checkpoint.skipped_batches = skipped_batches
     manager = tf.train.CheckpointManager(
-        checkpoint, os.path.join(workdir, "checkpoints"), max_to_keep=config.keep_checkpoints
+        checkpoint, distribute.checkpoint_directory(workdir, strategy), max_to_keep=config.keep_checkpoints
     )
     if manager.latest_checkpoint:
         try:
@@ -361,12 +387,18 @@ def fit(config, workdir, verbose=True):
         f"{total_steps} steps, the last {decay_steps} with a decaying learning rate"
     )
 
-    train_step = make_train_step(generator, discriminator, generator_optimizer, discriminator_optimizer, config)
+    train_step = make_train_step(
+        generator, discriminator, generator_optimizer, discriminator_optimizer, config, strategy
+    )
 
     def batches_from(step_number):
         # The stream is indexed by batch: skipped batches (--on-nan skip) move it forward.
         first_example = (step_number + int(skipped_batches.numpy())) * config.batch_size
-        return iter(data.train_dataset(train_pairs, config, config.direction, config.seed, start_example=first_example))
+        dataset = data.train_dataset(train_pairs, config, config.direction, config.seed, start_example=first_example)
+        options = tf.data.Options()
+        # Workers read the same stream and keep their own share of each global batch.
+        options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+        return iter(strategy.experimental_distribute_dataset(dataset.with_options(options)))
 
     batches = batches_from(start)
     sample_inputs, sample_targets = (
@@ -374,11 +406,11 @@ def fit(config, workdir, verbose=True):
         if config.sample_count
         else (None, None)
     )
-    writer = tf.summary.create_file_writer(os.path.join(workdir, "logs"))
+    writer = tf.summary.create_file_writer(os.path.join(workdir, "logs")) if chief else tf.summary.create_noop_writer()
     progress = _Progress(total_steps, start, config.batch_size) if verbose else None
 
     def write_samples(current):
-        if sample_inputs is None:
+        if sample_inputs is None or not chief:
             return
         # Paper mode draws dropout masks; put the random states back so that sampling never
         # shifts the training stream (a resumed run must match an uninterrupted one).
@@ -450,6 +482,10 @@ def fit(config, workdir, verbose=True):
                     step=current,
                 )
     writer.flush()
+    if not chief:
+        # This worker's checkpoints only took part in the collective save.
+        shutil.rmtree(manager.directory, ignore_errors=True)
+        return generator
 
     generator_path = os.path.join(workdir, "generator.keras")
     # Written beside, then renamed: a reader never sees half a model.

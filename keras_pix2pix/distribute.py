@@ -1,0 +1,86 @@
+"""TensorFlow's distribution strategies for training: several GPUs, several workers, a TPU.
+
+`fit` builds its models, optimizers and checkpoint under the strategy's scope, distributes the
+dataset with experimental_distribute_dataset and runs each step with strategy.run. Losses are
+averaged over the global batch (tf.nn.compute_average_loss), so results do not depend on the
+number of replicas. Each replica's BatchNorm normalizes its own share of the batch (with one image
+per replica, the paper's batch-size-1 normalization); `--sync-batchnorm` normalizes over the global
+batch instead, which gives the same result as one device with the whole batch.
+"""
+
+import functools
+import os
+
+import tensorflow as tf
+
+from keras_pix2pix.config import STRATEGIES, UsageError
+
+
+def make_strategy(name="auto"):
+    """The tf.distribute strategy for a --strategy value.
+
+    Args:
+        name: "auto" (mirrored when more than one GPU is visible, else default), "default" (one
+            device), "mirrored" (every GPU, or every logical CPU device when there is no GPU),
+            "multiworker" (MultiWorkerMirroredStrategy from TF_CONFIG) or "tpu".
+
+    Example:
+    >>> make_strategy("default").num_replicas_in_sync
+    1
+    """
+    if name not in STRATEGIES:
+        raise UsageError(f"strategy must be one of {', '.join(STRATEGIES)}; got {name!r}")
+    if name == "multiworker":
+        # Before anything else touches TensorFlow: collectives are configured at its start.
+        if "TF_CONFIG" not in os.environ:
+            raise UsageError("strategy multiworker needs TF_CONFIG describing the cluster and this worker's task")
+        return _multiworker()
+    gpus = tf.config.list_logical_devices("GPU")
+    if name == "auto":
+        name = "mirrored" if len(gpus) > 1 else "default"
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        devices = [device.name for device in gpus] or [device.name for device in tf.config.list_logical_devices("CPU")]
+        return _mirrored(tuple(devices))
+    try:
+        resolver = tf.distribute.cluster_resolver.TPUClusterResolver()
+        tf.config.experimental_connect_to_cluster(resolver)
+        tf.tpu.experimental.initialize_tpu_system(resolver)
+    except (ValueError, tf.errors.OpError) as error:
+        raise UsageError(f"strategy tpu: no TPU found ({str(error).splitlines()[0]})") from None
+    return tf.distribute.TPUStrategy(resolver)
+
+
+# One strategy object per process: a second one restarts the collective instance keys, and its
+# all-reduces then collide with the first one's ("Shape mismatch in the collective instance").
+@functools.lru_cache(maxsize=None)
+def _mirrored(devices):
+    return tf.distribute.MirroredStrategy(devices=list(devices))
+
+
+@functools.lru_cache(maxsize=None)
+def _multiworker():
+    return tf.distribute.MultiWorkerMirroredStrategy()
+
+
+def is_chief(strategy):
+    """Whether this process writes what is written once: samples, logs, config.json, generator.keras."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) or resolver is None:
+        return True
+    task_type, task_id = resolver.task_type, resolver.task_id
+    has_chief = "chief" in resolver.cluster_spec().as_dict()
+    return task_type in (None, "chief") or (not has_chief and task_type == "worker" and task_id == 0)
+
+
+def checkpoint_directory(workdir, strategy):
+    """Where this process writes checkpoints: every worker must save, but only the chief's count.
+
+    The others write to a temporary folder of their own, as TensorFlow's multi-worker guide requires.
+    """
+    folder = os.path.join(workdir, "checkpoints")
+    if is_chief(strategy):
+        return folder
+    resolver = strategy.cluster_resolver
+    return os.path.join(folder, f".worker-{resolver.task_type}-{resolver.task_id}")
