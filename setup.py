@@ -20,6 +20,6 @@ setup(
     packages=find_packages(include=["keras_pix2pix", "keras_pix2pix.*"]),
     python_requires=">=3.10",
     install_requires=requirements,
-    extras_require={"test": ["pytest>=8", "hypothesis>=6"]},
+    extras_require={"test": ["pytest>=8", "hypothesis>=6", "nbclient>=0.10", "nbformat>=5", "ipykernel>=6"]},
     entry_points={"console_scripts": ["keras-pix2pix=keras_pix2pix.cli:main"]},
 )
