@@ -13,7 +13,7 @@ import os
 import keras
 import tensorflow as tf
 
-from keras_pix2pix import data
+from keras_pix2pix import data, datasets
 from keras_pix2pix.config import Config, UsageError
 
 MODES = ("paper", "inference")
@@ -100,13 +100,9 @@ def _input_files(inputs):
     files = []
     for item in inputs:
         if os.path.isdir(item):
-            found = [
-                os.path.join(item, name)
-                for name in sorted(os.listdir(item))
-                if name.lower().endswith((".jpg", ".jpeg", ".png"))
-            ]
+            found = datasets.list_images(item)
             if not found:
-                raise UsageError(f"no images (.jpg, .jpeg, .png) in {item}")
+                raise UsageError(f"no images ({', '.join(datasets.IMAGE_EXTENSIONS)}) in {item}")
             files.extend(found)
         elif os.path.isfile(item):
             files.append(item)
