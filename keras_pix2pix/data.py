@@ -47,11 +47,20 @@ def split_pair(image, direction, input_channels=3, output_channels=3):
         input_channels: channels of the returned input.
         output_channels: channels of the returned target.
     """
+    return _by_direction(*_halves(image), direction, input_channels, output_channels)
+
+
+def _halves(image):
+    """(left, right) halves of a side-by-side image."""
+    half = tf.shape(image)[1] // 2
+    return image[:, :half], image[:, half : 2 * half]
+
+
+def _by_direction(a, b, direction, input_channels, output_channels):
+    """(input, target) from the A and B images, with the channels the models take."""
     if direction not in DIRECTIONS:
         raise UsageError(f"direction must be one of {', '.join(DIRECTIONS)}; got {direction!r}")
-    half = tf.shape(image)[1] // 2
-    left, right = image[:, :half], image[:, half : 2 * half]
-    source, target = (left, right) if direction == "AtoB" else (right, left)
+    source, target = (a, b) if direction == "AtoB" else (b, a)
     return to_channels(source, input_channels), to_channels(target, output_channels)
 
 
@@ -87,18 +96,12 @@ def decode_pair(a_bytes, b_bytes, direction, input_channels=3, output_channels=3
     """
     if direction not in DIRECTIONS:
         raise UsageError(f"direction must be one of {', '.join(DIRECTIONS)}; got {direction!r}")
-
-    def halves():
-        image = decode_image(a_bytes)
-        half = tf.shape(image)[1] // 2
-        return image[:, :half], image[:, half : 2 * half]
-
-    def files():
-        return decode_image(a_bytes), decode_image(b_bytes)
-
-    a, b = tf.cond(tf.equal(b_bytes, ""), halves, files)
-    source, target = (a, b) if direction == "AtoB" else (b, a)
-    return to_channels(source, input_channels), to_channels(target, output_channels)
+    a, b = tf.cond(
+        tf.equal(b_bytes, ""),
+        lambda: _halves(decode_image(a_bytes)),
+        lambda: (decode_image(a_bytes), decode_image(b_bytes)),
+    )
+    return _by_direction(a, b, direction, input_channels, output_channels)
 
 
 def _resize_to_cover(image, minimum):

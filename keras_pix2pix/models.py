@@ -309,14 +309,9 @@ def build_discriminator(
     return keras.Model([input_image, output_image], logits, name=name)
 
 
-def build_models(config):
-    """The generator and discriminator a Config describes.
-
-    Example:
-    >>> from keras_pix2pix.config import Config
-    >>> generator, discriminator = build_models(Config(image_size=64, generator_filters=8, discriminator_filters=8))
-    """
-    generator = build_generator(
+def generator_from_config(config):
+    """The generator a Config describes."""
+    return build_generator(
         image_size=config.image_size,
         input_channels=config.input_channels,
         output_channels=config.output_channels,
@@ -328,6 +323,16 @@ def build_models(config):
         dtype=config.precision,
         synchronized_batchnorm=config.sync_batchnorm,
     )
+
+
+def build_models(config):
+    """The generator and discriminator a Config describes.
+
+    Example:
+    >>> from keras_pix2pix.config import Config
+    >>> generator, discriminator = build_models(Config(image_size=64, generator_filters=8, discriminator_filters=8))
+    """
+    generator = generator_from_config(config)
     discriminator = build_discriminator(
         image_size=config.image_size,
         input_channels=config.input_channels,

@@ -189,7 +189,7 @@ def make_checkpoint(generator, discriminator, generator_optimizer, discriminator
 
 def restore_generator(workdir, config):
     """The generator of a work directory's latest checkpoint (for runs without generator.keras)."""
-    generator, _ = models.build_models(config)
+    generator = models.generator_from_config(config)
     checkpoint = tf.train.Checkpoint(generator=generator)
     checkpoint.restore(tf.train.latest_checkpoint(os.path.join(workdir, "checkpoints"))).expect_partial()
     return generator
