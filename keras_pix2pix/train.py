@@ -20,7 +20,6 @@ import threading
 import time
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 from keras_pix2pix import data, datasets, distribute, losses, models
