@@ -4,7 +4,8 @@
     python bench/train.py --image-size 64 --leak-check 1000
 
 The reference path is the paper's settings in fp32 with a plain @tf.function step, as the TF
-tutorial writes it: one forward pass of G and D under two tapes and a simultaneous update. The
+tutorial writes it: the paper's networks built from Keras' own layers (BatchNormalization), Keras'
+Adam, one forward pass of G and D under two tapes and a simultaneous update. The
 candidate is keras_pix2pix's train step (one D step, then one G step against the updated D) at the
 given precision. Both run on the same models and a fixed batch, in alternating rounds, so that
 machine noise hits both alike. Prints the machine, the measured conv2d peak in fp32 and bf16, each
@@ -60,11 +61,30 @@ def conv_peak(dtype, repeats=5):
     return 2 * 128 * 128 * 9 * 256 * 256 / statistics.median(times) / 1e9
 
 
-def graph_flops(function, *arguments):
-    graph = function.get_concrete_function(*arguments).graph
-    options = tf.compat.v1.profiler.ProfileOptionBuilder.float_operation()
-    options["output"] = "none"
-    return tf.compat.v1.profiler.profile(graph, options=options).total_float_ops
+def forward_flops(model):
+    """Multiply-add FLOPs of one forward pass of the model's convolutions (the rest is <2%)."""
+    total = 0
+    for layer in model.layers:
+        if isinstance(layer, (keras.layers.Conv2D, keras.layers.Conv2DTranspose)):
+            kernel_height, kernel_width, _, _ = layer.kernel.shape
+            # A transposed convolution does its multiply-adds per input pixel, a convolution per output pixel.
+            pixels_shape = layer.input.shape if isinstance(layer, keras.layers.Conv2DTranspose) else layer.output.shape
+            inputs, outputs = layer.input.shape[-1], layer.output.shape[-1]
+            total += 2 * pixels_shape[1] * pixels_shape[2] * kernel_height * kernel_width * inputs * outputs
+    return total
+
+
+def step_flops(generator, discriminator, batch, reference):
+    """FLOPs of one step, counted per pass (a backward pass is two forward passes: inputs and weights).
+
+    Both: G forward and backward (3 G). The reference: D forward on real and fake pairs, both
+    backward for D's loss, and the fake's input gradient again for G's loss (7 D). The candidate: D
+    forward and backward on both pairs (6 D), then forward again with the updated D and the input
+    gradient for G (2 D): 8 D. The TF profiler's count of the traced graphs is not used: it counts
+    gradient ops that grappler prunes.
+    """
+    generator_flops, discriminator_flops = forward_flops(generator), forward_flops(discriminator)
+    return batch * (3 * generator_flops + (7 if reference else 8) * discriminator_flops)
 
 
 def reference_step(generator, discriminator, generator_optimizer, discriminator_optimizer):
@@ -87,15 +107,35 @@ def reference_step(generator, discriminator, generator_optimizer, discriminator_
     return step
 
 
+def with_keras_batchnorm(model):
+    """The model with Keras' own BatchNormalization layers, as the tutorial's networks have."""
+
+    def clone(layer):
+        if isinstance(layer, models.FusedBatchNormalization):
+            return keras.layers.BatchNormalization.from_config(layer.get_config())
+        return layer.__class__.from_config(layer.get_config())
+
+    return keras.models.clone_model(model, clone_function=clone)
+
+
 def build(config, reference):
+    """(step function, FLOPs per step) of the reference path or of keras_pix2pix's."""
     keras.utils.set_random_seed(0)
     generator, discriminator = models.build_models(config)
-    generator_optimizer, discriminator_optimizer = train.make_optimizers(config, 10**6, 0)
+    flops = step_flops(generator, discriminator, config.batch_size, reference)
+    if reference:
+        # The tutorial's layers and optimizers: Keras' BatchNormalization, Keras' Adam.
+        generator, discriminator = with_keras_batchnorm(generator), with_keras_batchnorm(discriminator)
+        generator_optimizer = keras.optimizers.Adam(2e-4, beta_1=0.5)
+        discriminator_optimizer = keras.optimizers.Adam(2e-4, beta_1=0.5)
+    else:
+        generator_optimizer, discriminator_optimizer = train.make_optimizers(config, 10**6, 0)
     generator_optimizer.build(generator.trainable_variables)
     discriminator_optimizer.build(discriminator.trainable_variables)
     if reference:
-        return reference_step(generator, discriminator, generator_optimizer, discriminator_optimizer)
-    return train.make_train_step(generator, discriminator, generator_optimizer, discriminator_optimizer, config)
+        return reference_step(generator, discriminator, generator_optimizer, discriminator_optimizer), flops
+    step = train.make_train_step(generator, discriminator, generator_optimizer, discriminator_optimizer, config)
+    return step, flops
 
 
 def timed(step, inputs, targets, count):
@@ -125,7 +165,7 @@ def main():
     targets = tf.random.uniform((batch, size, size, 3), -1, 1, seed=2)
 
     if arguments.leak_check:
-        step = build(candidate_config, reference=False)
+        step, _ = build(candidate_config, reference=False)
         timed(step, inputs, targets, 20)
         start_rss = current_rss_mb()
         timed(step, inputs, targets, arguments.leak_check)
@@ -138,9 +178,9 @@ def main():
 
     peaks = {"float32": conv_peak(tf.float32), "bfloat16": conv_peak(tf.bfloat16)}
     print(f"conv2d peak: fp32 {peaks['float32']:.0f} GFLOP/s, bf16 {peaks['bfloat16']:.0f} GFLOP/s", flush=True)
-    reference = build(Config(image_size=size, batch_size=batch), reference=True)
-    candidate = build(candidate_config, reference=False)
-    flops = {"reference": graph_flops(reference, inputs, targets), "candidate": graph_flops(candidate, inputs, targets)}
+    reference, reference_flops = build(Config(image_size=size, batch_size=batch), reference=True)
+    candidate, candidate_flops = build(candidate_config, reference=False)
+    flops = {"reference": reference_flops, "candidate": candidate_flops}
     for step in (reference, candidate):  # warm-up: tracing, oneDNN primitive caches
         timed(step, inputs, targets, 3)
     times = {"reference": [], "candidate": []}

@@ -4,8 +4,7 @@ Both run the generator in export mode: the paper's test-time normalization made 
 At test time the paper normalizes each image with its own statistics (BatchNorm in training mode
 at batch size 1) and keeps dropout on. Random dropout cannot go into a built-in-ops TFLite file
 and makes served answers vary, so the export keeps the per-image statistics (each BatchNorm
-becomes a GroupNormalization with one group per channel and BatchNorm's scale and offset) and
-turns dropout off.
+becomes a PerImageNormalization with BatchNorm's scale and offset) and turns dropout off.
 
 Everything is written to a temporary folder, reloaded and compared with the Keras model, and only
 then moved into place: a failed export leaves nothing half-written.
@@ -34,11 +33,51 @@ TFLITE_NAMES = {"none": "float32", "float16": "float16", "dynamic": "dynamic", "
 TFLITE_LIMITS = {"none": ("max_abs", 1e-3), "float16": ("mean_abs", 1e-2), "dynamic": ("psnr", 25.0), "int8": ("psnr", 25.0)}
 
 
-def export_generator(generator):
+@keras.saving.register_keras_serializable(package="keras_pix2pix")
+class PerImageNormalization(keras.layers.Layer):
+    """Normalizes each image's channels with that image's own mean and variance, then scales and shifts.
+
+    What BatchNorm in training mode computes at batch size 1, for any batch size: instance norm
+    with a per-channel scale and offset. keras.layers.GroupNormalization(groups=-1) computes the
+    same, but through 5-D reshapes that XNNPACK does not run, which left the float TFLite file
+    slower than Keras; this layer stays 4-D.
+
+    Args:
+        epsilon: added to the variance.
+
+    Example:
+    >>> layer = PerImageNormalization()
+    >>> outputs = layer(keras.random.normal((2, 8, 8, 3)) * 5 + 2)
+    >>> round(float(keras.ops.std(outputs[0, :, :, 0])), 2)
+    1.0
+    """
+
+    def __init__(self, epsilon=1e-5, **keywords):
+        super().__init__(**keywords)
+        self.epsilon = epsilon
+
+    def build(self, input_shape):
+        self.gamma = self.add_weight(shape=(input_shape[-1],), initializer="ones", name="gamma")
+        self.beta = self.add_weight(shape=(input_shape[-1],), initializer="zeros", name="beta")
+
+    def call(self, inputs):
+        mean, variance = tf.nn.moments(inputs, axes=[1, 2], keepdims=True)
+        return (inputs - mean) * tf.math.rsqrt(variance + self.epsilon) * self.gamma + self.beta
+
+    def get_config(self):
+        return {**super().get_config(), "epsilon": self.epsilon}
+
+
+def export_generator(generator, grouped_statistics=False):
     """The generator in export mode: per-image normalization statistics, no dropout, deterministic.
 
     Args:
         generator: a model from build_generator (or generator.keras).
+        grouped_statistics: normalize with keras.layers.GroupNormalization(groups=-1) (5-D
+            reshapes) instead of PerImageNormalization: the same function, but after full-integer
+            TFLite quantization it measured faster and closer to float (facades: 42 ms and 34 dB
+            against 58 ms and 29 dB), while in float XNNPACK runs the 4-D form faster (129 against
+            141 ms). export() uses it for the int8 file only.
 
     Returns:
         A keras.Model with the same weights whose inference call (training=False) gives the
@@ -49,15 +88,17 @@ def export_generator(generator):
     """
 
     def clone(layer):
-        if isinstance(layer, keras.layers.BatchNormalization):
+        if isinstance(layer, keras.layers.BatchNormalization) and grouped_statistics:
             return keras.layers.GroupNormalization(groups=-1, epsilon=layer.epsilon, name=layer.name)
+        if isinstance(layer, keras.layers.BatchNormalization):
+            return PerImageNormalization(epsilon=layer.epsilon, name=layer.name)
         if isinstance(layer, keras.layers.Dropout):
             return keras.layers.Identity(name=layer.name)
         return layer.__class__.from_config(layer.get_config())
 
     def call(layer, *arguments, **keywords):
-        # The graph recorded BatchNorm's call with a mask argument, which GroupNormalization lacks.
-        if isinstance(layer, keras.layers.GroupNormalization):
+        # The graph recorded BatchNorm's call with a mask argument, which these layers lack.
+        if isinstance(layer, (PerImageNormalization, keras.layers.GroupNormalization)):
             keywords.pop("mask", None)
         return layer(*arguments, **keywords)
 
@@ -324,7 +365,8 @@ def export(
                 raise UsageError("the SavedModel's serving_default answered an image of the wrong size: not kept")
             report["saved_model"] = {"path": saved_model_path, "bytes": _folder_size(path), "parity": measured}
         for kind in quantize:
-            content = tflite_model(exported, kind, samples)
+            source = export_generator(generator, grouped_statistics=True) if kind == "int8" else exported
+            content = tflite_model(source, kind, samples)
             measured = parity(reference, run_tflite(content, checks))
             if not _within(measured, TFLITE_LIMITS[kind]):
                 raise UsageError(

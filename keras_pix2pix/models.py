@@ -3,11 +3,20 @@
 Both follow the appendix of Isola et al. (2017) and junyanz's reference code: 4x4 convolutions
 with stride 2, weights drawn from N(0, 0.02), BatchNorm scales from N(1, 0.02), LeakyReLU(0.2)
 in the encoder and discriminator, ReLU in the decoder.
+
+Convolutions have a bias only in a model without normalization (norm="none"), and in the output
+layers. Before a normalization a bias is dead weight: the mean is subtracted right after, and
+Adam amplifies the rounding noise of its zero gradient into updates. The blocks without a
+normalization (the first, and the U-Net's innermost) go without one too, as in the TF tutorial
+and junyanz's batch-norm U-Net: TensorFlow 2.21's grappler remapper fails on a training graph
+with Conv2D-BiasAdd-LeakyRelu (LeakyReluGrad needs the BiasAdd it fuses away), and the whole train
+step then runs without its fusions, about 7% slower (bench/README.md).
 """
 
 import math
 
 import keras
+import tensorflow as tf
 
 from keras_pix2pix.config import NORMS, UsageError, parse_size
 
@@ -17,10 +26,53 @@ def _weights():
     return keras.initializers.RandomNormal(mean=0.0, stddev=0.02)
 
 
+@keras.saving.register_keras_serializable(package="keras_pix2pix")
+class FusedBatchNormalization(keras.layers.BatchNormalization):
+    """keras.layers.BatchNormalization whose training pass is TensorFlow's fused kernel.
+
+    The same statistics, moving averages and variables as the Keras layer (so checkpoints and
+    .keras files are interchangeable), computed by FusedBatchNormV3 and its gradient in one pass
+    each instead of about ten elementwise ops, on bfloat16 inputs without a float32 copy.
+    Inference, synchronized statistics and masks take the Keras path.
+
+    Example:
+    >>> layer = FusedBatchNormalization()
+    >>> outputs = layer(keras.random.normal((2, 4, 4, 3)), training=True)
+    >>> round(float(keras.ops.mean(outputs)), 3), round(float(keras.ops.std(outputs)), 2)
+    (0.0, 1.0)
+    """
+
+    def call(self, inputs, training=None, mask=None):
+        if not (training and self.trainable) or self.synchronized or mask is not None or len(inputs.shape) != 4:
+            return super().call(inputs, training=training, mask=mask)
+        if list(self._reduction_axes) != [0, 1, 2]:
+            return super().call(inputs, training=training, mask=mask)
+        channels = inputs.shape[-1]
+        scale = self.gamma if self.scale else tf.ones([channels], tf.float32)
+        offset = self.beta if self.center else tf.zeros([channels], tf.float32)
+        empty = tf.constant([], tf.float32)
+        outputs, mean, unbiased_variance, _, _, _ = tf.raw_ops.FusedBatchNormV3(
+            x=inputs,
+            scale=tf.cast(scale, tf.float32),
+            offset=tf.cast(offset, tf.float32),
+            mean=empty,
+            variance=empty,
+            epsilon=self.epsilon,
+            data_format="NHWC",
+            is_training=True,
+        )
+        # The kernel returns the variance with Bessel's correction; Keras averages the biased one.
+        count = tf.cast(tf.size(inputs) // channels, tf.float32)
+        variance = unbiased_variance * tf.maximum(count - 1.0, 1.0) / count
+        self.moving_mean.assign(self.moving_mean * self.momentum + mean * (1.0 - self.momentum))
+        self.moving_variance.assign(self.moving_variance * self.momentum + variance * (1.0 - self.momentum))
+        return tf.cast(outputs, self.compute_dtype)
+
+
 def _normalization(x, norm, name, dtype=None, synchronized=False):
     if norm == "batch":
         # momentum and epsilon as PyTorch's defaults, which the paper's code used.
-        return keras.layers.BatchNormalization(
+        return FusedBatchNormalization(
             momentum=0.9,
             epsilon=1e-5,
             gamma_initializer=keras.initializers.RandomNormal(mean=1.0, stddev=0.02),
@@ -42,7 +94,7 @@ def _check_norm(norm):
         raise UsageError(f"norm must be one of {', '.join(NORMS)}; got {norm!r}")
 
 
-def _down_block(x, filters, norm, name, dtype=None, synchronized=False):
+def _down_block(x, filters, norm, name, dtype=None, synchronized=False, use_bias=False):
     """Conv(4x4, stride 2) - norm - LeakyReLU(0.2): halves the height and width."""
     x = keras.layers.Conv2D(
         filters,
@@ -50,9 +102,7 @@ def _down_block(x, filters, norm, name, dtype=None, synchronized=False):
         strides=2,
         padding="same",
         kernel_initializer=_weights(),
-        # A normalization subtracts the mean right after: a bias there would be dead weight (and,
-        # with a zero gradient, Adam would amplify its rounding noise into updates).
-        use_bias=norm == "none",
+        use_bias=use_bias,
         name=f"{name}_conv",
         dtype=dtype,
     )(x)
@@ -154,7 +204,9 @@ def build_generator(
     for index, block_filters in enumerate(encoder_filters):
         innermost = index == depth - 1
         block_norm = "none" if index == 0 or innermost else norm
-        x = _down_block(x, block_filters, block_norm, f"down{index + 1}", dtype, synchronized_batchnorm)
+        x = _down_block(
+            x, block_filters, block_norm, f"down{index + 1}", dtype, synchronized_batchnorm, use_bias=norm == "none"
+        )
         # (height / 2**(index+1), width / 2**(index+1), block_filters): 256 -> 128x128x64 ... 1x1x512
         encoder_outputs.append(x)
 
@@ -216,7 +268,7 @@ def patch_grid(image_size, layers):
     return side(height), side(width)
 
 
-def _patch_block(x, filters, stride, norm, name, dtype=None, synchronized=False):
+def _patch_block(x, filters, stride, norm, name, dtype=None, synchronized=False, use_bias=False):
     """Pad 1 - Conv(4x4) - norm - LeakyReLU(0.2), as junyanz's NLayerDiscriminator."""
     x = keras.layers.ZeroPadding2D(1, name=f"{name}_pad", dtype=dtype)(x)
     x = keras.layers.Conv2D(
@@ -224,7 +276,7 @@ def _patch_block(x, filters, stride, norm, name, dtype=None, synchronized=False)
         4,
         strides=stride,
         kernel_initializer=_weights(),
-        use_bias=norm == "none",
+        use_bias=use_bias,
         name=f"{name}_conv",
         dtype=dtype,
     )(x)
@@ -288,7 +340,9 @@ def build_discriminator(
     x = keras.layers.Concatenate(name="pair", dtype=dtype)([input_image, output_image])
     if layers == 0:
         # PixelGAN: 1x1 convolutions judge each pixel's colour alone.
-        x = keras.layers.Conv2D(filters, 1, kernel_initializer=_weights(), name="pixel1_conv", dtype=dtype)(x)
+        x = keras.layers.Conv2D(
+            filters, 1, kernel_initializer=_weights(), use_bias=norm == "none", name="pixel1_conv", dtype=dtype
+        )(x)
         x = keras.layers.LeakyReLU(negative_slope=0.2, name="pixel1_leakyrelu", dtype=dtype)(x)
         x = keras.layers.Conv2D(
             filters * 2, 1, kernel_initializer=_weights(), use_bias=norm == "none", name="pixel2_conv", dtype=dtype
@@ -297,11 +351,13 @@ def build_discriminator(
         x = keras.layers.LeakyReLU(negative_slope=0.2, name="pixel2_leakyrelu", dtype=dtype)(x)
         logits = keras.layers.Conv2D(1, 1, kernel_initializer=_weights(), name="logits_conv", dtype=dtype)(x)
     else:
-        x = _patch_block(x, filters, 2, "none", name="block1", dtype=dtype)
+        x = _patch_block(x, filters, 2, "none", "block1", dtype, use_bias=norm == "none")
         for index in range(1, layers):
             block_filters = filters * min(2**index, 8)
-            x = _patch_block(x, block_filters, 2, norm, f"block{index + 1}", dtype, synchronized_batchnorm)
-        x = _patch_block(x, filters * min(2**layers, 8), 1, norm, f"block{layers + 1}", dtype, synchronized_batchnorm)
+            x = _patch_block(x, block_filters, 2, norm, f"block{index + 1}", dtype, synchronized_batchnorm, norm == "none")
+        x = _patch_block(
+            x, filters * min(2**layers, 8), 1, norm, f"block{layers + 1}", dtype, synchronized_batchnorm, norm == "none"
+        )
         x = keras.layers.ZeroPadding2D(1, name="logits_pad", dtype=dtype)(x)
         logits = keras.layers.Conv2D(1, 4, kernel_initializer=_weights(), name="logits_conv", dtype=dtype)(x)
     # Logits and losses stay in float32 under mixed precision.

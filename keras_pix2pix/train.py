@@ -75,6 +75,43 @@ def run_length(config, train_pairs):
     return total, min(decay, total)
 
 
+@keras.saving.register_keras_serializable(package="keras_pix2pix")
+class FusedAdam(keras.optimizers.Adam):
+    """keras.optimizers.Adam whose update of each variable is TensorFlow's fused Adam kernel.
+
+    The same rule, variables and checkpoints as Keras' Adam (m and v per variable; the step size
+    lr * sqrt(1 - beta_2^t) / (1 - beta_1^t)), computed by ResourceApplyAdam in one pass over the
+    memory instead of about ten elementwise ops. For the 54M-parameter U-Net that is 26 ms instead
+    of 94 ms a step on the 2-core CPU of bench/README.md. amsgrad and weight decay take Keras' path.
+
+    Example:
+    >>> optimizer = FusedAdam(2e-4, beta_1=0.5)
+    >>> weights = keras.Variable([1.0, 2.0])
+    >>> optimizer.apply_gradients([(tf.constant([0.5, -0.5]), weights)])
+    >>> [round(float(value), 4) for value in weights]
+    [0.9998, 2.0002]
+    """
+
+    def update_step(self, gradient, variable, learning_rate):
+        if self.amsgrad or self.weight_decay or not isinstance(variable, tf.Variable):
+            return super().update_step(gradient, variable, learning_rate)
+        dtype = variable.dtype
+        index = self._get_variable_index(variable)
+        step = tf.cast(self.iterations + 1, dtype)
+        tf.raw_ops.ResourceApplyAdam(
+            var=variable.handle,
+            m=self._momentums[index].handle,
+            v=self._velocities[index].handle,
+            beta1_power=tf.pow(tf.cast(self.beta_1, dtype), step),
+            beta2_power=tf.pow(tf.cast(self.beta_2, dtype), step),
+            lr=tf.cast(learning_rate, dtype),
+            beta1=tf.cast(self.beta_1, dtype),
+            beta2=tf.cast(self.beta_2, dtype),
+            epsilon=tf.cast(self.epsilon, dtype),
+            grad=tf.cast(gradient, dtype),
+        )
+
+
 def make_optimizers(config, total_steps, decay_steps):
     """One Adam per network (paper: lr 2e-4, beta1 0.5, beta2 0.999) on the same schedule.
 
@@ -84,7 +121,7 @@ def make_optimizers(config, total_steps, decay_steps):
     schedule = ConstantThenLinearDecay(config.learning_rate, total_steps, decay_steps)
     optimizers = []
     for name in ("generator_adam", "discriminator_adam"):
-        optimizer = keras.optimizers.Adam(schedule, beta_1=config.beta_1, beta_2=config.beta_2, name=name)
+        optimizer = FusedAdam(schedule, beta_1=config.beta_1, beta_2=config.beta_2, name=name)
         if config.precision == "mixed_float16":
             optimizer = keras.optimizers.LossScaleOptimizer(optimizer, name=f"{name}_loss_scale")
         optimizers.append(optimizer)

@@ -5,6 +5,7 @@ import subprocess
 import sys
 import textwrap
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -32,6 +33,21 @@ def test_export_mode_is_paper_mode_without_dropout():
     exported = export_generator(generator)
     np.testing.assert_allclose(exported(images, training=False).numpy(), translate(generator, images, "paper").numpy(), atol=1e-5)
     assert not [layer for layer in exported.layers if "Dropout" in type(layer).__name__ or "BatchNorm" in type(layer).__name__]
+    # The grouped form (used for int8 TFLite) is the same function.
+    grouped = export_generator(generator, grouped_statistics=True)
+    assert [layer for layer in grouped.layers if isinstance(layer, keras.layers.GroupNormalization)]
+    np.testing.assert_allclose(grouped(images, training=False).numpy(), exported(images, training=False).numpy(), atol=1e-5)
+
+
+def test_float_tflite_has_only_4d_tensors():
+    # XNNPACK, which runs float TFLite on CPUs, leaves 5-D tensors to the slow reference kernels.
+    from ai_edge_litert.interpreter import Interpreter
+
+    from keras_pix2pix.export import tflite_model
+
+    exported = export_generator(build_generator(image_size=32, filters=8))
+    interpreter = Interpreter(model_content=tflite_model(exported))
+    assert max(len(tensor["shape"]) for tensor in interpreter.get_tensor_details()) == 4
 
 
 @pytest.fixture(scope="module")

@@ -149,3 +149,45 @@ def test_receptive_field_is_proven_by_gradients(layers, field, size):
             expected[row, col] = row_start <= pixel[0] < row_start + field and col_start <= pixel[1] < col_start + field
     assert expected.sum() > 0
     np.testing.assert_array_equal(reached, expected)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "mixed_bfloat16"])
+def test_fused_batchnorm_matches_keras_batchnorm(dtype):
+    from keras_pix2pix.models import FusedBatchNormalization
+
+    keras_layer = keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5, dtype=dtype)
+    fused_layer = FusedBatchNormalization(momentum=0.9, epsilon=1e-5, dtype=dtype)
+    images = tf.random.normal((2, 8, 8, 16), seed=3) * 3 + 1
+    weights = tf.random.normal((2, 8, 8, 16), seed=4)
+    for layer in (keras_layer, fused_layer):
+        layer.build(images.shape)
+        layer.gamma.assign(tf.linspace(0.5, 1.5, 16))
+        layer.beta.assign(tf.linspace(-1.0, 1.0, 16))
+    results = []
+    for layer in (keras_layer, fused_layer):
+        with tf.GradientTape() as tape:
+            tape.watch(images)
+            outputs = layer(images, training=True)
+            # Not a function of the normalized values' scale alone, whose input gradient would be ~0.
+            loss = tf.reduce_sum(tf.sin(tf.cast(outputs, tf.float32)) * weights)
+        gradients = tape.gradient(loss, [images, layer.gamma, layer.beta])
+        results.append([outputs, *gradients, layer.moving_mean, layer.moving_variance])
+    assert results[1][0].dtype == results[0][0].dtype
+    tolerance = 1e-4 if dtype == "float32" else 2e-2
+    for expected, actual in zip(*results):
+        expected, actual = np.asarray(tf.cast(expected, tf.float32)), np.asarray(tf.cast(actual, tf.float32))
+        np.testing.assert_allclose(actual, expected, rtol=tolerance, atol=tolerance * np.abs(expected).max())
+    # Outside training both use the moving statistics alike.
+    np.testing.assert_allclose(fused_layer(images, training=False), keras_layer(images, training=False), atol=1e-5)
+
+
+def test_models_have_biases_only_without_normalization():
+    def biased(model):
+        return [layer.name for layer in model.layers if getattr(layer, "use_bias", False)]
+
+    # Batch norm (the default): only the layers that make the outputs keep a bias.
+    assert biased(build_generator(image_size=64, filters=8)) == ["output_convtranspose"]
+    assert biased(build_discriminator(image_size=64, filters=8)) == ["logits_conv"]
+    # Without normalization every convolution has one.
+    discriminator = build_discriminator(image_size=64, filters=8, norm="none")
+    assert biased(discriminator) == [layer.name for layer in discriminator.layers if isinstance(layer, keras.layers.Conv2D)]

@@ -207,3 +207,24 @@ def test_xla_step_runs_and_traces_once():
     for _ in range(3):
         losses = step(images, images)
     assert bool(losses["finite"]) and step.experimental_get_tracing_count() == 1
+
+
+def test_fused_adam_follows_keras_adam():
+    from keras_pix2pix.train import FusedAdam
+
+    rng = np.random.default_rng(0)
+    start = rng.normal(size=(5, 7)).astype("float32")
+    keras_weights, fused_weights = keras.Variable(start), keras.Variable(start)
+    keras_adam = keras.optimizers.Adam(2e-4, beta_1=0.5, beta_2=0.999)
+    fused_adam = FusedAdam(2e-4, beta_1=0.5, beta_2=0.999)
+
+    @tf.function
+    def step(gradient):
+        keras_adam.apply_gradients([(gradient, keras_weights)])
+        fused_adam.apply_gradients([(gradient, fused_weights)])
+
+    for _ in range(30):
+        step(tf.constant(rng.normal(size=(5, 7)).astype("float32")))
+    assert np.abs(fused_weights.numpy() - start).max() > 1e-3  # it moved
+    np.testing.assert_allclose(fused_weights.numpy(), keras_weights.numpy(), atol=1e-6)
+    np.testing.assert_allclose(fused_adam.variables[-1].numpy(), keras_adam.variables[-1].numpy(), rtol=1e-4)
