@@ -108,11 +108,13 @@ def reference_step(generator, discriminator, generator_optimizer, discriminator_
 
 
 def with_keras_batchnorm(model):
-    """The model with Keras' own BatchNormalization layers, as the tutorial's networks have."""
+    """The model with Keras' own BatchNormalization and Conv2DTranspose layers, as the tutorial's networks have."""
 
     def clone(layer):
         if isinstance(layer, models.FusedBatchNormalization):
             return keras.layers.BatchNormalization.from_config(layer.get_config())
+        if isinstance(layer, models.UpConvolution):
+            return keras.layers.Conv2DTranspose.from_config(layer.get_config())
         return layer.__class__.from_config(layer.get_config())
 
     return keras.models.clone_model(model, clone_function=clone)

@@ -23,7 +23,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_pix2pix import data, datasets
+from keras_pix2pix import data, datasets, models
 from keras_pix2pix.config import UsageError
 
 FORMATS = ("saved_model", "tflite")
@@ -94,6 +94,9 @@ def export_generator(generator, grouped_statistics=False):
             return PerImageNormalization(epsilon=layer.epsilon, name=layer.name)
         if isinstance(layer, keras.layers.Dropout):
             return keras.layers.Identity(name=layer.name)
+        if isinstance(layer, models.UpConvolution):
+            # TFLite has a kernel for the transposed convolution, none for its 8-D matrix form.
+            return keras.layers.Conv2DTranspose.from_config(layer.get_config())
         return layer.__class__.from_config(layer.get_config())
 
     def call(layer, *arguments, **keywords):

@@ -191,3 +191,26 @@ def test_models_have_biases_only_without_normalization():
     # Without normalization every convolution has one.
     discriminator = build_discriminator(image_size=64, filters=8, norm="none")
     assert biased(discriminator) == [layer.name for layer in discriminator.layers if isinstance(layer, keras.layers.Conv2D)]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "mixed_bfloat16"])
+@pytest.mark.parametrize("size", [(1, 1), (2, 4), (8, 8), (16, 16)])
+def test_up_convolution_matches_keras_conv2d_transpose(size, dtype):
+    from keras_pix2pix.models import UpConvolution
+
+    images = tf.random.normal((2, *size, 16), seed=5)
+    upward = tf.random.normal((2, size[0] * 2, size[1] * 2, 8), seed=6)
+    results = []
+    for layer_class in (keras.layers.Conv2DTranspose, UpConvolution):
+        layer = layer_class(8, 4, strides=2, padding="same", dtype=dtype, kernel_initializer=keras.initializers.RandomNormal(seed=7), bias_initializer=keras.initializers.RandomNormal(seed=8))
+        with tf.GradientTape() as tape:
+            tape.watch(images)
+            outputs = layer(images)
+        gradients = tape.gradient(outputs, [images, layer.kernel, layer.bias], output_gradients=tf.cast(upward, outputs.dtype))
+        results.append([outputs, *gradients])
+    assert results[1][0].dtype == results[0][0].dtype
+    # bfloat16 sums hundreds of terms at 8 bits of precision, in another order in each form.
+    tolerance = 1e-4 if dtype == "float32" else 1e-1
+    for expected, actual in zip(*results):
+        expected, actual = np.asarray(tf.cast(expected, tf.float32)), np.asarray(tf.cast(actual, tf.float32))
+        np.testing.assert_allclose(actual, expected, atol=tolerance * np.abs(expected).max())
