@@ -7,14 +7,16 @@ The reference path is the paper's settings in fp32 with a plain @tf.function ste
 tutorial writes it: the paper's networks built from Keras' own layers (BatchNormalization), Keras'
 Adam, one forward pass of G and D under two tapes and a simultaneous update. The
 candidate is keras_pix2pix's train step (one D step, then one G step against the updated D) at the
-given precision. Both run on the same models and a fixed batch, in alternating rounds, so that
-machine noise hits both alike. Prints the machine, the measured conv2d peak in fp32 and bf16, each
-path's median s/step, images/s, GFLOP/s (from the traced graph's FLOPs) and % of peak, the peak
-RSS, and a JSON line. --leak-check N runs the candidate N steps and reports RSS growth and traces.
+given precision, with its own layers (fused BatchNorm, small-map convolutions as matrix products)
+and fused Adam. Each path runs on the same weights and a fixed batch in a process of its own; the
+two take turns in rounds, so that machine noise hits both alike. Prints the machine, the measured
+conv2d peak in fp32 and bf16, each path's median s/step, images/s, GFLOP/s (convolution FLOPs of
+the passes it runs) and % of peak, each path's peak RSS, and a JSON line. --leak-check N runs the candidate N steps and reports RSS growth and traces.
 """
 
 import argparse
 import json
+import multiprocessing
 import os
 import resource
 import statistics
@@ -108,13 +110,15 @@ def reference_step(generator, discriminator, generator_optimizer, discriminator_
 
 
 def with_keras_batchnorm(model):
-    """The model with Keras' own BatchNormalization and Conv2DTranspose layers, as the tutorial's networks have."""
+    """The model with Keras' own BatchNormalization, Conv2D and Conv2DTranspose layers, as the tutorial's networks have."""
 
     def clone(layer):
         if isinstance(layer, models.FusedBatchNormalization):
             return keras.layers.BatchNormalization.from_config(layer.get_config())
         if isinstance(layer, models.UpConvolution):
             return keras.layers.Conv2DTranspose.from_config(layer.get_config())
+        if isinstance(layer, models.DownConvolution):
+            return keras.layers.Conv2D.from_config(layer.get_config())
         return layer.__class__.from_config(layer.get_config())
 
     return keras.models.clone_model(model, clone_function=clone)
@@ -149,6 +153,19 @@ def timed(step, inputs, targets, count):
     return times
 
 
+def path_worker(config, reference, connection):
+    """One path in its own process: builds and warms up, then times the step counts it is sent."""
+    size, batch = config.image_size[0], config.batch_size
+    inputs = tf.random.uniform((batch, size, size, 3), -1, 1, seed=1)
+    targets = tf.random.uniform((batch, size, size, 3), -1, 1, seed=2)
+    step, flops = build(config, reference)
+    timed(step, inputs, targets, 3)  # tracing, oneDNN primitive caches
+    connection.send(flops)
+    while (count := connection.recv()) is not None:
+        connection.send(timed(step, inputs, targets, count))
+    connection.send(rss_mb())
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--image-size", type=int, default=256)
@@ -180,16 +197,28 @@ def main():
 
     peaks = {"float32": conv_peak(tf.float32), "bfloat16": conv_peak(tf.bfloat16)}
     print(f"conv2d peak: fp32 {peaks['float32']:.0f} GFLOP/s, bf16 {peaks['bfloat16']:.0f} GFLOP/s", flush=True)
-    reference, reference_flops = build(Config(image_size=size, batch_size=batch), reference=True)
-    candidate, candidate_flops = build(candidate_config, reference=False)
-    flops = {"reference": reference_flops, "candidate": candidate_flops}
-    for step in (reference, candidate):  # warm-up: tracing, oneDNN primitive caches
-        timed(step, inputs, targets, 3)
+    # Each path runs in a process of its own, as a user's run would: sharing one process slowed the
+    # second path by 5-7% (two sets of models, optimizer slots and oneDNN primitives). The
+    # processes take turns, so that only one runs at a time and machine noise hits both alike.
+    context = multiprocessing.get_context("spawn")
+    paths = {"reference": Config(image_size=size, batch_size=batch), "candidate": candidate_config}
+    connections, processes, flops = {}, [], {}
+    for name, config in paths.items():
+        connections[name], child = context.Pipe()
+        processes.append(context.Process(target=path_worker, args=(config, name == "reference", child)))
+        processes[-1].start()
+        flops[name] = connections[name].recv()  # one at a time: building and tracing use every core
     times = {"reference": [], "candidate": []}
     per_round = max(1, arguments.steps // arguments.rounds)
     for _ in range(arguments.rounds):
-        times["reference"] += timed(reference, inputs, targets, per_round)
-        times["candidate"] += timed(candidate, inputs, targets, per_round)
+        for name in ("reference", "candidate"):
+            connections[name].send(per_round)
+            times[name] += connections[name].recv()
+    peak_rss = {}
+    for name, process in zip(paths, processes):
+        connections[name].send(None)
+        peak_rss[name] = connections[name].recv()
+        process.join()
     peak = peaks["bfloat16"] if arguments.precision == "mixed_bfloat16" else peaks["float32"]
     results = {}
     for name in ("reference", "candidate"):
@@ -203,7 +232,10 @@ def main():
             f"{achieved:.0f} GFLOP/s ({100 * achieved / path_peak:.0f}% of the {'bf16' if path_peak is peaks['bfloat16'] else 'fp32'} peak)"
         )
     ratio = results["candidate"]["img_per_s"] / results["reference"]["img_per_s"]
-    print(f"candidate ({arguments.precision}{', XLA' if arguments.xla else ''}) / reference: {ratio:.2f}x images/s; peak RSS {rss_mb():.0f} MB")
+    print(
+        f"candidate ({arguments.precision}{', XLA' if arguments.xla else ''}) / reference: {ratio:.2f}x images/s; "
+        f"peak RSS: reference {peak_rss['reference']:.0f} MB, candidate {peak_rss['candidate']:.0f} MB"
+    )
     print(
         json.dumps(
             {
@@ -217,7 +249,8 @@ def main():
                 "gflop_per_s": round(results["candidate"]["gflop_per_s"], 1),
                 "percent_of_peak": round(results["candidate"]["percent_of_peak"], 1),
                 "reference_median_step_s": round(results["reference"]["median_step_s"], 4),
-                "peak_rss_mb": round(rss_mb(), 1),
+                "peak_rss_mb": round(peak_rss["candidate"], 1),
+                "reference_peak_rss_mb": round(peak_rss["reference"], 1),
                 "ratio_vs_reference": round(ratio, 3),
             }
         )

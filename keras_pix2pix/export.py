@@ -4,7 +4,8 @@ Both run the generator in export mode: the paper's test-time normalization made 
 At test time the paper normalizes each image with its own statistics (BatchNorm in training mode
 at batch size 1) and keeps dropout on. Random dropout cannot go into a built-in-ops TFLite file
 and makes served answers vary, so the export keeps the per-image statistics (each BatchNorm
-becomes a PerImageNormalization with BatchNorm's scale and offset) and turns dropout off.
+becomes a PerImageNormalization with BatchNorm's scale and offset) and turns dropout off. The
+TFLite files get the layer forms XNNPACK runs fastest (see export_generator).
 
 Everything is written to a temporary folder, reloaded and compared with the Keras model, and only
 then moved into place: a failed export leaves nothing half-written.
@@ -68,11 +69,14 @@ class PerImageNormalization(keras.layers.Layer):
         return {**super().get_config(), "epsilon": self.epsilon}
 
 
-def export_generator(generator, grouped_statistics=False):
+def export_generator(generator, tflite=False, grouped_statistics=False):
     """The generator in export mode: per-image normalization statistics, no dropout, deterministic.
 
     Args:
         generator: a model from build_generator (or generator.keras).
+        tflite: the layer forms TFLite converts and XNNPACK runs fastest: transposed convolutions
+            as SubPixelConvolution, and plain Conv2D for the DownConvolution layers (whose matrix
+            form has 8-D tensors that TFLite lacks).
         grouped_statistics: normalize with keras.layers.GroupNormalization(groups=-1) (5-D
             reshapes) instead of PerImageNormalization: the same function, but after full-integer
             TFLite quantization it measured faster and closer to float (facades: 42 ms and 34 dB
@@ -94,9 +98,10 @@ def export_generator(generator, grouped_statistics=False):
             return PerImageNormalization(epsilon=layer.epsilon, name=layer.name)
         if isinstance(layer, keras.layers.Dropout):
             return keras.layers.Identity(name=layer.name)
-        if isinstance(layer, models.UpConvolution):
-            # TFLite has a kernel for the transposed convolution, none for its 8-D matrix form.
-            return keras.layers.Conv2DTranspose.from_config(layer.get_config())
+        if tflite and isinstance(layer, keras.layers.Conv2DTranspose):
+            return models.SubPixelConvolution.from_config(layer.get_config())
+        if tflite and isinstance(layer, models.DownConvolution):
+            return keras.layers.Conv2D.from_config(layer.get_config())
         return layer.__class__.from_config(layer.get_config())
 
     def call(layer, *arguments, **keywords):
@@ -368,7 +373,7 @@ def export(
                 raise UsageError("the SavedModel's serving_default answered an image of the wrong size: not kept")
             report["saved_model"] = {"path": saved_model_path, "bytes": _folder_size(path), "parity": measured}
         for kind in quantize:
-            source = export_generator(generator, grouped_statistics=True) if kind == "int8" else exported
+            source = export_generator(generator, tflite=True, grouped_statistics=kind == "int8")
             content = tflite_model(source, kind, samples)
             measured = parity(reference, run_tflite(content, checks))
             if not _within(measured, TFLITE_LIMITS[kind]):

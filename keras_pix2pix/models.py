@@ -69,16 +69,69 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
         return tf.cast(outputs, self.compute_dtype)
 
 
+def _small_map(layer, inputs):
+    """Whether a layer is a 4x4 stride-2 "same" convolution on a map of at most 8x8 pixels.
+
+    There the U-Net's layers have 4M-8M-weight kernels and few pixels, and oneDNN's convolutions
+    and their gradients run at 2-15 GFLOP/s; written as matrix products, forward and backward took
+    about half the time on the 2-core CPU of bench/README.md (from 16x16 on, the convolution wins).
+    """
+    height, width = inputs.shape[1], inputs.shape[2]
+    return (
+        tuple(layer.kernel_size) == (4, 4)
+        and tuple(layer.strides) == (2, 2)
+        and layer.padding == "same"
+        and layer.data_format == "channels_last"
+        and tuple(layer.dilation_rate) == (1, 1)
+        and getattr(layer, "output_padding", None) is None
+        and height is not None
+        and width is not None
+        and height * width <= 64
+    )
+
+
+@keras.saving.register_keras_serializable(package="keras_pix2pix")
+class DownConvolution(keras.layers.Conv2D):
+    """keras.layers.Conv2D computing its 4x4 stride-2 "same" layers on small maps as one matrix product.
+
+    The same layer, variables and outputs (to float rounding) as the Keras layer; see _small_map
+    for where and why. The U-Net's innermost encoder layers (8x8, 4x4 and 2x2 inputs at 256) took
+    17 ms instead of 24 ms forward and backward in float32, 10 ms instead of 26 in bfloat16.
+
+    Example:
+    >>> layer = DownConvolution(8, 4, strides=2, padding="same")
+    >>> layer(keras.ops.ones((1, 4, 4, 16))).shape
+    TensorShape([1, 2, 2, 8])
+    """
+
+    def call(self, inputs):
+        height, width, input_channels = inputs.shape[1:]
+        if not _small_map(self, inputs) or height % 2 or width % 2:
+            return super().call(inputs)
+        # "same" pads one pixel on each side; output pixel i sees padded rows 2i .. 2i + 3, that is
+        # 2x2 blocks i and i + 1 (block shift a), rows 2a + b of the kernel (phase b in the block).
+        blocks = tf.nn.space_to_depth(tf.pad(inputs, [[0, 0], [1, 1], [1, 1], [0, 0]]), 2)
+        taps = tf.stack(
+            [blocks[:, a : a + height // 2, c : c + width // 2, :] for a in (0, 1) for c in (0, 1)], axis=3
+        )  # (batch, height / 2, width / 2, a_row * 2 + a_col, (b_row, b_col, input_channels))
+        taps = tf.reshape(taps, [-1, height // 2, width // 2, 2, 2, 2, 2, input_channels])
+        taps = tf.transpose(taps, [0, 1, 2, 3, 5, 4, 6, 7])  # (a_row, b_row, a_col, b_col): the kernel's (row, column)
+        kernel = tf.reshape(self.kernel, [16 * input_channels, self.filters])
+        outputs = tf.matmul(tf.reshape(taps, [-1, 16 * input_channels]), kernel)
+        outputs = tf.reshape(outputs, [-1, height // 2, width // 2, self.filters])
+        if self.use_bias:
+            outputs = outputs + self.bias
+        return self.activation(outputs)
+
+
 @keras.saving.register_keras_serializable(package="keras_pix2pix")
 class UpConvolution(keras.layers.Conv2DTranspose):
     """keras.layers.Conv2DTranspose computing its 4x4 stride-2 "same" layers on small maps as matrix products.
 
-    The same layer, variables and outputs (to float rounding). On maps of at most 8x8 pixels the
-    U-Net's decoder layers have 8M-weight kernels and few pixels, and oneDNN's transposed
-    convolution and its gradients run there at 2-15 GFLOP/s. Written as one matrix product per
-    input pixel's 4x4 output patch, then an overlap-add of the patches, the forward and backward
-    passes of the 2x2, 4x4 and 8x8 layers took 54 ms instead of 97 ms in float32 (31 instead of 67
-    in bfloat16) on the 2-core CPU of bench/README.md; from 16x16 on the convolution is faster.
+    The same layer, variables and outputs (to float rounding) as the Keras layer; see _small_map
+    for where and why. One matrix product gives each input pixel's 4x4 output patch, and an
+    overlap-add of the patches gives the output. The U-Net's decoder layers on 2x2, 4x4 and 8x8
+    inputs took 54 ms instead of 97 ms forward and backward in float32, 31 instead of 67 in bfloat16.
 
     Example:
     >>> layer = UpConvolution(8, 4, strides=2, padding="same")
@@ -86,21 +139,8 @@ class UpConvolution(keras.layers.Conv2DTranspose):
     TensorShape([1, 8, 8, 8])
     """
 
-    def _as_matrix_product(self, inputs):
-        return (
-            tuple(self.kernel_size) == (4, 4)
-            and tuple(self.strides) == (2, 2)
-            and self.padding == "same"
-            and self.data_format == "channels_last"
-            and tuple(self.dilation_rate) == (1, 1)
-            and self.output_padding is None
-            and inputs.shape[1] is not None
-            and inputs.shape[2] is not None
-            and inputs.shape[1] * inputs.shape[2] <= 64
-        )
-
     def call(self, inputs):
-        if not self._as_matrix_product(inputs):
+        if not _small_map(self, inputs):
             return super().call(inputs)
         height, width, input_channels = inputs.shape[1:]
         filters = self.filters
@@ -117,6 +157,48 @@ class UpConvolution(keras.layers.Conv2DTranspose):
         # (batch, height + 1, 2, width + 1, 2, filters) -> pixels, minus the border that "same" drops.
         canvas = tf.reshape(tf.transpose(canvas, [0, 1, 3, 2, 4, 5]), [-1, 2 * height + 2, 2 * width + 2, filters])
         outputs = canvas[:, 1 : 2 * height + 1, 1 : 2 * width + 1, :]
+        if self.use_bias:
+            outputs = outputs + self.bias
+        return self.activation(outputs)
+
+
+@keras.saving.register_keras_serializable(package="keras_pix2pix")
+class SubPixelConvolution(keras.layers.Conv2DTranspose):
+    """keras.layers.Conv2DTranspose computing its 4x4 stride-2 "same" layers as a 2x2 convolution and depth_to_space.
+
+    The same layer, variables and outputs (to float rounding) and the same multiply-adds: each of
+    the four output pixels of a 2x2 block sees a 2x2 window of the input through its own quarter of
+    the kernel, so one 2x2 convolution with four times the filters, then depth_to_space, gives the
+    output. This is the form the TFLite files use: XNNPACK ran it about twice as fast as its
+    TRANSPOSE_CONV (the 16x16 decoder layer 12 ms instead of 24, the output layer 1.5 instead of
+    18). In TensorFlow the kernel rearrangement costs more than it saves, except on the output layer.
+
+    Example:
+    >>> layer = SubPixelConvolution(8, 4, strides=2, padding="same")
+    >>> layer(keras.ops.ones((1, 4, 4, 16))).shape
+    TensorShape([1, 8, 8, 8])
+    """
+
+    def call(self, inputs):
+        if not (
+            tuple(self.kernel_size) == (4, 4)
+            and tuple(self.strides) == (2, 2)
+            and self.padding == "same"
+            and self.data_format == "channels_last"
+            and tuple(self.dilation_rate) == (1, 1)
+            and self.output_padding is None
+        ):
+            return super().call(inputs)
+        height, width, input_channels = inputs.shape[1:]
+        filters = self.filters
+        # Output row 2q + b - 1 gets input row q - a through kernel row 2a + b (a, b in {0, 1}): a
+        # 2x2 correlation over the input padded by one, with the kernel's row blocks reversed.
+        kernel = tf.reshape(self.kernel, [2, 2, 2, 2, filters, input_channels])  # (a_row, b_row, a_col, b_col, ...)
+        kernel = tf.transpose(tf.reverse(kernel, axis=[0, 2]), [0, 2, 5, 1, 3, 4])
+        kernel = tf.reshape(kernel, [2, 2, input_channels, 4 * filters])  # (2, 2, in, (b_row, b_col, filters))
+        padded = tf.pad(inputs, [[0, 0], [1, 1], [1, 1], [0, 0]])
+        blocks = tf.nn.conv2d(padded, kernel, strides=1, padding="VALID")  # (batch, height + 1, width + 1, 4 * filters)
+        outputs = tf.nn.depth_to_space(blocks, 2)[:, 1 : 2 * height + 1, 1 : 2 * width + 1, :]
         if self.use_bias:
             outputs = outputs + self.bias
         return self.activation(outputs)
@@ -149,7 +231,7 @@ def _check_norm(norm):
 
 def _down_block(x, filters, norm, name, dtype=None, synchronized=False, use_bias=False):
     """Conv(4x4, stride 2) - norm - LeakyReLU(0.2): halves the height and width."""
-    x = keras.layers.Conv2D(
+    x = DownConvolution(
         filters,
         4,
         strides=2,

@@ -45,7 +45,7 @@ def test_float_tflite_has_only_4d_tensors():
 
     from keras_pix2pix.export import tflite_model
 
-    exported = export_generator(build_generator(image_size=32, filters=8))
+    exported = export_generator(build_generator(image_size=32, filters=8), tflite=True)
     interpreter = Interpreter(model_content=tflite_model(exported))
     assert max(len(tensor["shape"]) for tensor in interpreter.get_tensor_details()) == 4
 

@@ -195,13 +195,18 @@ def test_models_have_biases_only_without_normalization():
 
 @pytest.mark.parametrize("dtype", ["float32", "mixed_bfloat16"])
 @pytest.mark.parametrize("size", [(1, 1), (2, 4), (8, 8), (16, 16)])
-def test_up_convolution_matches_keras_conv2d_transpose(size, dtype):
-    from keras_pix2pix.models import UpConvolution
+@pytest.mark.parametrize("direction", ["down", "up"])
+def test_small_map_convolutions_match_keras_layers(direction, size, dtype):
+    from keras_pix2pix.models import DownConvolution, UpConvolution
 
+    if direction == "down" and size == (1, 1):
+        size = (2, 2)
     images = tf.random.normal((2, *size, 16), seed=5)
-    upward = tf.random.normal((2, size[0] * 2, size[1] * 2, 8), seed=6)
+    scale = 2 if direction == "up" else 0.5
+    upward = tf.random.normal((2, int(size[0] * scale), int(size[1] * scale), 8), seed=6)
+    layer_classes = (keras.layers.Conv2DTranspose, UpConvolution) if direction == "up" else (keras.layers.Conv2D, DownConvolution)
     results = []
-    for layer_class in (keras.layers.Conv2DTranspose, UpConvolution):
+    for layer_class in layer_classes:
         layer = layer_class(8, 4, strides=2, padding="same", dtype=dtype, kernel_initializer=keras.initializers.RandomNormal(seed=7), bias_initializer=keras.initializers.RandomNormal(seed=8))
         with tf.GradientTape() as tape:
             tape.watch(images)
@@ -209,8 +214,30 @@ def test_up_convolution_matches_keras_conv2d_transpose(size, dtype):
         gradients = tape.gradient(outputs, [images, layer.kernel, layer.bias], output_gradients=tf.cast(upward, outputs.dtype))
         results.append([outputs, *gradients])
     assert results[1][0].dtype == results[0][0].dtype
+    # Up to 8x8 the keras_pix2pix layer is a matrix product; from 16x16 on, the Keras convolution.
+    graph = tf.function(layer).get_concrete_function(images).graph
+    operations = {operation.type for operation in graph.get_operations()}
+    assert ("MatMul" in operations) == (size[0] * size[1] <= 64)
+    assert not operations & {"Conv2D", "Conv2DBackpropInput"} or size[0] * size[1] > 64
     # bfloat16 sums hundreds of terms at 8 bits of precision, in another order in each form.
     tolerance = 1e-4 if dtype == "float32" else 1e-1
     for expected, actual in zip(*results):
         expected, actual = np.asarray(tf.cast(expected, tf.float32)), np.asarray(tf.cast(actual, tf.float32))
         np.testing.assert_allclose(actual, expected, atol=tolerance * np.abs(expected).max())
+
+
+@pytest.mark.parametrize("size", [(1, 1), (3, 5), (16, 16)])
+def test_sub_pixel_convolution_matches_keras_conv2d_transpose(size):
+    from keras_pix2pix.models import SubPixelConvolution
+
+    images = tf.random.normal((2, *size, 16), seed=9)
+    results = []
+    for layer_class in (keras.layers.Conv2DTranspose, SubPixelConvolution):
+        layer = layer_class(8, 4, strides=2, padding="same", kernel_initializer=keras.initializers.RandomNormal(seed=10), bias_initializer=keras.initializers.RandomNormal(seed=11))
+        with tf.GradientTape() as tape:
+            tape.watch(images)
+            outputs = layer(images)
+            loss = tf.reduce_sum(tf.sin(outputs))
+        results.append([outputs, *tape.gradient(loss, [images, layer.kernel, layer.bias])])
+    for expected, actual in zip(*results):
+        np.testing.assert_allclose(actual, expected, atol=1e-4 * np.abs(expected).max())
