@@ -1,17 +1,19 @@
-"""Training speed against the project's reference path, measured alternately in one run.
+"""Training speed against the project's reference path, measured in turns in one run.
 
     python bench/train.py --image-size 256 --batch-size 1 --precision mixed_bfloat16 --steps 20
     python bench/train.py --image-size 64 --leak-check 1000
 
 The reference path is the paper's settings in fp32 with a plain @tf.function step, as the TF
-tutorial writes it: the paper's networks built from Keras' own layers (BatchNormalization), Keras'
-Adam, one forward pass of G and D under two tapes and a simultaneous update. The
-candidate is keras_pix2pix's train step (one D step, then one G step against the updated D) at the
-given precision, with its own layers (fused BatchNorm, small-map convolutions as matrix products)
-and fused Adam. Each path runs on the same weights and a fixed batch in a process of its own; the
-two take turns in rounds, so that machine noise hits both alike. Prints the machine, the measured
-conv2d peak in fp32 and bf16, each path's median s/step, images/s, GFLOP/s (convolution FLOPs of
-the passes it runs) and % of peak, each path's peak RSS, and a JSON line. --leak-check N runs the candidate N steps and reports RSS growth and traces.
+tutorial writes it: the paper's networks built from Keras' own layers (BatchNormalization, Conv2D,
+Conv2DTranspose), Keras' Adam, one forward pass of G and D under two tapes and a simultaneous
+update. The candidate is keras_pix2pix's train step (one D step, then one G step against the
+updated D) at the given precision, with its own layers (fused BatchNorm, small-map convolutions as
+matrix products) and fused Adam. Each path runs on the same weights and a fixed batch in a process
+of its own; the two take turns in rounds, so that machine noise hits both alike. Prints the
+machine, the measured conv2d peak in fp32 and bf16, each path's median s/step, images/s, GFLOP/s
+(convolution FLOPs of the passes it runs) and % of peak, each path's peak RSS, and a JSON line.
+--leak-check N runs the candidate N steps after --leak-warmup steps and reports RSS every 100
+steps, its trend (least squares) and the number of traces.
 """
 
 import argparse
@@ -121,7 +123,9 @@ def with_keras_batchnorm(model):
             return keras.layers.Conv2D.from_config(layer.get_config())
         return layer.__class__.from_config(layer.get_config())
 
-    return keras.models.clone_model(model, clone_function=clone)
+    copy = keras.models.clone_model(model, clone_function=clone)
+    copy.set_weights(model.get_weights())  # the same weights as the candidate's
+    return copy
 
 
 def build(config, reference):
@@ -175,6 +179,7 @@ def main():
     parser.add_argument("--steps", type=int, default=20, help="timed steps per path")
     parser.add_argument("--rounds", type=int, default=4, help="alternations between the paths")
     parser.add_argument("--leak-check", type=int, default=0, metavar="N", help="run N candidate steps, report RSS growth")
+    parser.add_argument("--leak-warmup", type=int, default=500, metavar="N", help="steps before the leak check's first sample")
     arguments = parser.parse_args()
     print(describe(), flush=True)
 
@@ -185,14 +190,24 @@ def main():
 
     if arguments.leak_check:
         step, _ = build(candidate_config, reference=False)
-        timed(step, inputs, targets, 20)
-        start_rss = current_rss_mb()
-        timed(step, inputs, targets, arguments.leak_check)
-        end_rss = current_rss_mb()
+        # RSS climbs for the first few hundred steps (allocator pools, oneDNN primitive caches), then
+        # wanders by +-20 MB around a plateau: a leak shows as a steady slope after that.
+        timed(step, inputs, targets, arguments.leak_warmup)
+        samples = [current_rss_mb()]
+        for _ in range(arguments.leak_check // 100):
+            timed(step, inputs, targets, 100)
+            samples.append(current_rss_mb())
+        steps = [100 * index for index in range(len(samples))]
+        mean_step, mean_rss = statistics.mean(steps), statistics.mean(samples)
+        slope = sum((a - mean_step) * (b - mean_rss) for a, b in zip(steps, samples)) / sum((a - mean_step) ** 2 for a in steps)
         traces = step.experimental_get_tracing_count()
-        print(f"{arguments.leak_check} steps: RSS {start_rss:.0f} MB -> {end_rss:.0f} MB ({end_rss - start_rss:+.1f} MB); traces {traces}")
-        print(json.dumps({"benchmark": "train_leak_check", "image_size": size, "steps": arguments.leak_check,
-                          "rss_start_mb": round(start_rss, 1), "rss_end_mb": round(end_rss, 1), "traces": traces}))  # fmt: skip
+        print(
+            f"after {arguments.leak_warmup} warm-up steps, {arguments.leak_check} steps: RSS {samples[0]:.0f} MB -> "
+            f"{samples[-1]:.0f} MB (min {min(samples):.0f}, max {max(samples):.0f}); trend {1000 * slope:+.1f} MB per 1000 steps; traces {traces}"
+        )
+        print(json.dumps({"benchmark": "train_leak_check", "image_size": size, "warmup_steps": arguments.leak_warmup,
+                          "steps": arguments.leak_check, "rss_start_mb": round(samples[0], 1), "rss_end_mb": round(samples[-1], 1),
+                          "rss_max_mb": round(max(samples), 1), "trend_mb_per_1000_steps": round(1000 * slope, 1), "traces": traces}))  # fmt: skip
         return
 
     peaks = {"float32": conv_peak(tf.float32), "bfloat16": conv_peak(tf.bfloat16)}

@@ -11,6 +11,10 @@ normalization (the first, and the U-Net's innermost) go without one too, as in t
 and junyanz's batch-norm U-Net: TensorFlow 2.21's grappler remapper fails on a training graph
 with Conv2D-BiasAdd-LeakyRelu (LeakyReluGrad needs the BiasAdd it fuses away), and the whole train
 step then runs without its fusions, about 7% slower (bench/README.md).
+
+Four layers subclass Keras' own for speed, with the same variables and results (a checkpoint
+restores into either): FusedBatchNormalization, DownConvolution and UpConvolution (the
+U-Net's innermost layers as matrix products) in training, SubPixelConvolution in the TFLite files.
 """
 
 import math
