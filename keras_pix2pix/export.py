@@ -79,9 +79,9 @@ def export_generator(generator, tflite=False, grouped_statistics=False):
             form has 8-D tensors that TFLite lacks).
         grouped_statistics: normalize with keras.layers.GroupNormalization(groups=-1) (5-D
             reshapes) instead of PerImageNormalization: the same function, but after full-integer
-            TFLite quantization it measured faster and closer to float (facades: 42 ms and 34 dB
-            against 58 ms and 29 dB), while in float XNNPACK runs the 4-D form faster (129 against
-            141 ms). export() uses it for the int8 file only.
+            TFLite quantization it measured faster and closer to float (facades: 30 ms and 32.5 dB
+            against 43 ms and 29.1 dB), while in float XNNPACK runs the 4-D form faster (129
+            against 141 ms). export() uses it for the int8 file only.
 
     Returns:
         A keras.Model with the same weights whose inference call (training=False) gives the

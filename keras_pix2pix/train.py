@@ -87,8 +87,8 @@ class FusedAdam(keras.optimizers.Adam):
     Example:
     >>> optimizer = FusedAdam(2e-4, beta_1=0.5)
     >>> weights = keras.Variable([1.0, 2.0])
-    >>> optimizer.apply_gradients([(tf.constant([0.5, -0.5]), weights)])
-    >>> [round(float(value), 4) for value in weights]
+    >>> _ = optimizer.apply_gradients([(tf.constant([0.5, -0.5]), weights)])
+    >>> [round(float(value), 4) for value in weights.numpy()]
     [0.9998, 2.0002]
     """
 
