@@ -111,7 +111,7 @@ def reference_step(generator, discriminator, generator_optimizer, discriminator_
     return step
 
 
-def with_keras_batchnorm(model):
+def with_keras_layers(model):
     """The model with Keras' own BatchNormalization, Conv2D and Conv2DTranspose layers, as the tutorial's networks have."""
 
     def clone(layer):
@@ -134,8 +134,8 @@ def build(config, reference):
     generator, discriminator = models.build_models(config)
     flops = step_flops(generator, discriminator, config.batch_size, reference)
     if reference:
-        # The tutorial's layers and optimizers: Keras' BatchNormalization, Keras' Adam.
-        generator, discriminator = with_keras_batchnorm(generator), with_keras_batchnorm(discriminator)
+        # The tutorial's layers and optimizers: Keras' own, and Keras' Adam.
+        generator, discriminator = with_keras_layers(generator), with_keras_layers(discriminator)
         generator_optimizer = keras.optimizers.Adam(2e-4, beta_1=0.5)
         discriminator_optimizer = keras.optimizers.Adam(2e-4, beta_1=0.5)
     else:

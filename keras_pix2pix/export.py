@@ -372,9 +372,13 @@ def export(
             if tf.io.decode_png(served[0]).shape[:2] != checks[0].shape[:2]:
                 raise UsageError("the SavedModel's serving_default answered an image of the wrong size: not kept")
             report["saved_model"] = {"path": saved_model_path, "bytes": _folder_size(path), "parity": measured}
+        # One TFLite form per normalization kind, shared by the files that use it.
+        tflite_forms = {
+            grouped: export_generator(generator, tflite=True, grouped_statistics=grouped)
+            for grouped in {kind == "int8" for kind in quantize}
+        }
         for kind in quantize:
-            source = export_generator(generator, tflite=True, grouped_statistics=kind == "int8")
-            content = tflite_model(source, kind, samples)
+            content = tflite_model(tflite_forms[kind == "int8"], kind, samples)
             measured = parity(reference, run_tflite(content, checks))
             if not _within(measured, TFLITE_LIMITS[kind]):
                 raise UsageError(

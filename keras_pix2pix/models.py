@@ -47,9 +47,8 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
     """
 
     def call(self, inputs, training=None, mask=None):
-        if not (training and self.trainable) or self.synchronized or mask is not None or len(inputs.shape) != 4:
-            return super().call(inputs, training=training, mask=mask)
-        if list(self._reduction_axes) != [0, 1, 2]:
+        fused = training and self.trainable and not self.synchronized and mask is None
+        if not fused or len(inputs.shape) != 4 or list(self._reduction_axes) != [0, 1, 2]:
             return super().call(inputs, training=training, mask=mask)
         channels = inputs.shape[-1]
         scale = self.gamma if self.scale else tf.ones([channels], tf.float32)
@@ -73,6 +72,18 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
         return tf.cast(outputs, self.compute_dtype)
 
 
+def _four_by_four_stride_two(layer):
+    """Whether a convolution layer is 4x4, stride 2, "same", channels last: the only kind the forms below rewrite."""
+    return (
+        tuple(layer.kernel_size) == (4, 4)
+        and tuple(layer.strides) == (2, 2)
+        and layer.padding == "same"
+        and layer.data_format == "channels_last"
+        and tuple(layer.dilation_rate) == (1, 1)
+        and getattr(layer, "output_padding", None) is None
+    )
+
+
 def _small_map(layer, inputs):
     """Whether a layer is a 4x4 stride-2 "same" convolution on a map of at most 8x8 pixels.
 
@@ -81,17 +92,7 @@ def _small_map(layer, inputs):
     about half the time on the 2-core CPU of bench/README.md (from 16x16 on, the convolution wins).
     """
     height, width = inputs.shape[1], inputs.shape[2]
-    return (
-        tuple(layer.kernel_size) == (4, 4)
-        and tuple(layer.strides) == (2, 2)
-        and layer.padding == "same"
-        and layer.data_format == "channels_last"
-        and tuple(layer.dilation_rate) == (1, 1)
-        and getattr(layer, "output_padding", None) is None
-        and height is not None
-        and width is not None
-        and height * width <= 64
-    )
+    return _four_by_four_stride_two(layer) and height is not None and width is not None and height * width <= 64
 
 
 @keras.saving.register_keras_serializable(package="keras_pix2pix")
@@ -184,14 +185,7 @@ class SubPixelConvolution(keras.layers.Conv2DTranspose):
     """
 
     def call(self, inputs):
-        if not (
-            tuple(self.kernel_size) == (4, 4)
-            and tuple(self.strides) == (2, 2)
-            and self.padding == "same"
-            and self.data_format == "channels_last"
-            and tuple(self.dilation_rate) == (1, 1)
-            and self.output_padding is None
-        ):
+        if not _four_by_four_stride_two(self):
             return super().call(inputs)
         height, width, input_channels = inputs.shape[1:]
         filters = self.filters
