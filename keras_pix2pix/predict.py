@@ -164,9 +164,8 @@ def predict(model, inputs, output_dir, *, pairs=False, direction=None, mode="pap
     for path in files:
         image = _read_input(path, pairs, direction, channels)
         original_size = image.shape[:2]
-        resized = tf.clip_by_value(tf.image.resize(image, (height, width), method="bicubic"), 0.0, 1.0)
-        output = translate(generator, data.normalize(resized)[None], mode)[0]
-        output = tf.image.resize(output, original_size, method="bicubic")
+        output = translate(generator, data.normalize(data.resize(image, (height, width)))[None], mode)[0]
+        output = data.resize(output, original_size, -1.0, 1.0)
         name = os.path.splitext(os.path.basename(path))[0] + ".png"
         destination = os.path.join(output_dir, name)
         tf.io.write_file(destination, tf.io.encode_png(data.denormalize(output)))
