@@ -72,6 +72,19 @@ def test_layout_and_report(exported):
     assert not [name for name in os.listdir(output) if name.startswith(".export")]
 
 
+def test_saved_model_stores_each_weight_once(exported):
+    workdir, output, _ = exported
+    variables = os.path.join(output, "shoes", "1", "variables")
+    stored = sum(os.path.getsize(os.path.join(variables, name)) for name in os.listdir(variables))
+    # The export-mode generator's weights (BatchNorm's moving statistics are not among them), in
+    # float32; at this tiny size generator.keras's own overhead is more than 5% of the file.
+    weights = sum(weight.nbytes for weight in export_generator(load_generator(workdir)[0]).get_weights())
+    assert weights <= stored <= 1.05 * weights, (stored, weights)
+    reader = tf.train.load_checkpoint(os.path.join(variables, "variables"))
+    tensors = [reader.get_tensor(name).tobytes() for name in reader.get_variable_to_shape_map() if "VARIABLE_VALUE" in name]
+    assert len(tensors) == len(set(tensors))  # no weight twice
+
+
 def test_saved_model_serves_any_size_in_a_fresh_process(exported, tmp_path):
     _, output, _ = exported
     image = np.random.RandomState(1).randint(0, 256, (200, 300, 3)).astype(np.uint8)
