@@ -5,12 +5,14 @@ For every pair of a split it translates the input, then scores the output agains
 - when the target is a colour label map with a known palette (photo -> labels, the paper's
   FCN-free label metrics): per-pixel accuracy, per-class accuracy and mean IoU, after mapping each
   pixel of the output and of the target to the nearest palette colour;
-- optionally FID and KID on InceptionV3 pool features (ImageNet weights, which Keras downloads on
-  first use, or a local weights file).
+- optionally FID and KID on the pool features of Keras' InceptionV3 (its ImageNet weights, which
+  Keras downloads on first use, or a local weights file). That is not the Inception network that
+  published FIDs use, so metrics.json names them fid_keras_inceptionv3 and kid_keras_inceptionv3.
 It writes OUTPUT/metrics.json (per image and averaged) and OUTPUT/index.html, a sortable table of
 input | output | target thumbnails (stored in OUTPUT/images/) that opens with no network.
 """
 
+import dataclasses
 import html
 import json
 import math
@@ -29,24 +31,70 @@ from keras_pix2pix.predict import load_generator, translate
 MODES = ("paper", "inference", "export")
 PSNR_CAP = 100.0
 
-# The 12 colours of the CMP facade label maps in the pix2pix release (MATLAB's jet(12)).
-FACADES_PALETTE = np.array(
+@dataclasses.dataclass(frozen=True)
+class LabelPalette:
+    """The colours of a dataset's label maps and the class each one scores as.
+
+    A pixel takes the class of its nearest colour. Colours of class -1 are not evaluated: target
+    pixels of those colours are left out of every figure (the Cityscapes protocol's ignore
+    label), and output pixels nearest to them count as misses.
+
+    Args:
+        colours: (K, 3) uint8 RGB colours, one per label.
+        classes: (K,) the evaluated class of each colour, 0 to C - 1, or -1 for not evaluated.
+        names: the C evaluated classes' names.
+    """
+
+    colours: np.ndarray
+    classes: np.ndarray
+    names: tuple
+
+    @classmethod
+    def of(cls, labels):
+        """A palette from (name, (R, G, B), evaluated) rows; evaluated classes are numbered in order."""
+        names = tuple(name for name, _, evaluated in labels if evaluated)
+        classes = [names.index(name) if evaluated else -1 for name, _, evaluated in labels]
+        colours = np.array([colour for _, colour, _ in labels], np.uint8)
+        return cls(colours, np.array(classes, np.int64), names)
+
+
+# The CMP facade label maps of the pix2pix release colour label k (1 to 12) with row 5k (0-based)
+# of MATLAB's jet(64), measured on ../shared/data/facades (tests/test_evaluate.py checks the real
+# label images against it). Class names in the CMP database's label order.
+FACADES_PALETTE = LabelPalette.of(
     [
-        (0, 0, 170), (0, 0, 255), (0, 85, 255), (0, 170, 255), (0, 255, 255), (85, 255, 170),
-        (170, 255, 85), (255, 255, 0), (255, 170, 0), (255, 85, 0), (255, 0, 0), (170, 0, 0),
-    ],
-    dtype=np.uint8,
+        ("background", (0, 0, 223), True), ("facade", (0, 48, 255), True), ("window", (0, 128, 255), True),
+        ("door", (0, 207, 255), True), ("cornice", (32, 255, 223), True), ("sill", (112, 255, 143), True),
+        ("balcony", (191, 255, 64), True), ("blind", (255, 239, 0), True), ("deco", (255, 159, 0), True),
+        ("molding", (255, 80, 0), True), ("pillar", (255, 0, 0), True), ("shop", (175, 0, 0), True),
+    ]
 )
-# The 19 evaluation classes of Cityscapes, in their official colours.
-CITYSCAPES_PALETTE = np.array(
+# Cityscapes' label colours (cityscapesScripts labels.py): the 19 classes of the standard
+# evaluation, and every other colour ignored (void, dynamic, ground, parking, rail track, guard
+# rail, bridge, tunnel, caravan, trailer). Colours shared by two labels (pole and polegroup, car and
+# license plate) appear once, as the evaluated class.
+CITYSCAPES_PALETTE = LabelPalette.of(
     [
-        (128, 64, 128), (244, 35, 232), (70, 70, 70), (102, 102, 156), (190, 153, 153), (153, 153, 153),
-        (250, 170, 30), (220, 220, 0), (107, 142, 35), (152, 251, 152), (70, 130, 180), (220, 20, 60),
-        (255, 0, 0), (0, 0, 142), (0, 0, 70), (0, 60, 100), (0, 80, 100), (0, 0, 230), (119, 11, 32),
-    ],
-    dtype=np.uint8,
+        ("road", (128, 64, 128), True), ("sidewalk", (244, 35, 232), True), ("building", (70, 70, 70), True),
+        ("wall", (102, 102, 156), True), ("fence", (190, 153, 153), True), ("pole", (153, 153, 153), True),
+        ("traffic light", (250, 170, 30), True), ("traffic sign", (220, 220, 0), True),
+        ("vegetation", (107, 142, 35), True), ("terrain", (152, 251, 152), True), ("sky", (70, 130, 180), True),
+        ("person", (220, 20, 60), True), ("rider", (255, 0, 0), True), ("car", (0, 0, 142), True),
+        ("truck", (0, 0, 70), True), ("bus", (0, 60, 100), True), ("train", (0, 80, 100), True),
+        ("motorcycle", (0, 0, 230), True), ("bicycle", (119, 11, 32), True),
+        ("void", (0, 0, 0), False), ("dynamic", (111, 74, 0), False), ("ground", (81, 0, 81), False),
+        ("parking", (250, 170, 160), False), ("rail track", (230, 150, 140), False),
+        ("guard rail", (180, 165, 180), False), ("bridge", (150, 100, 100), False),
+        ("tunnel", (150, 120, 90), False), ("caravan", (0, 0, 90), False), ("trailer", (0, 0, 110), False),
+    ]
 )
-PALETTES = {"facades": FACADES_PALETTE, "cityscapes": CITYSCAPES_PALETTE, "demo": demo.PALETTE}
+DEMO_PALETTE = LabelPalette.of([(name, tuple(colour), True) for name, colour in zip(demo.CLASSES, demo.PALETTE)])
+PALETTES = {"facades": FACADES_PALETTE, "cityscapes": CITYSCAPES_PALETTE, "demo": DEMO_PALETTE}
+# What evaluate's FID and KID are computed with, written beside them in metrics.json and the page.
+FID_NETWORK = (
+    "keras.applications.InceptionV3 with Keras' ImageNet weights: not the Inception graph of "
+    "pytorch-fid, clean-fid and the TF FID code, so not comparable with published FIDs"
+)
 
 
 # --- metrics -------------------------------------------------------------------------------------
@@ -78,28 +126,36 @@ def nearest_palette_index(image, palette):
 
 
 def label_confusion(output, target, palette):
-    """Confusion matrix (target class x output class) after mapping both to the palette."""
-    classes = len(palette)
-    truth = nearest_palette_index(target, palette).ravel()
-    predicted = nearest_palette_index(output, palette).ravel()
-    return np.bincount(truth * classes + predicted, minlength=classes * classes).reshape(classes, classes)
+    """Confusion matrix (C target classes x C output classes + 1) after mapping both to the palette.
+
+    Target pixels of a colour that is not evaluated are left out; output pixels of such a colour
+    go to the last column: a miss for their target class, a hit for none.
+    """
+    classes = len(palette.names)
+    truth = palette.classes[nearest_palette_index(target, palette.colours)].ravel()
+    predicted = palette.classes[nearest_palette_index(output, palette.colours)].ravel()
+    evaluated = truth >= 0
+    predicted = np.where(predicted < 0, classes, predicted)[evaluated]
+    counts = np.bincount(truth[evaluated] * (classes + 1) + predicted, minlength=classes * (classes + 1))
+    return counts.reshape(classes, classes + 1)
 
 
 def label_metrics(confusion):
-    """Per-pixel accuracy, per-class accuracy and mean IoU of a confusion matrix.
+    """Per-pixel accuracy, per-class accuracy and mean IoU of a confusion matrix (see label_confusion).
 
     Classes absent from both the targets and the outputs are left out of the means.
     """
     confusion = np.asarray(confusion, np.float64)
-    true_positive = np.diag(confusion)
+    classes = confusion.shape[0]
+    true_positive = np.diag(confusion[:, :classes])
     in_target = confusion.sum(axis=1)
-    in_output = confusion.sum(axis=0)
+    in_output = confusion[:, :classes].sum(axis=0)
     union = in_target + in_output - true_positive
     present = in_target > 0
     return {
-        "pixel_accuracy": float(true_positive.sum() / confusion.sum()),
-        "class_accuracy": float(np.mean(true_positive[present] / in_target[present])),
-        "mean_iou": float(np.mean(true_positive[union > 0] / union[union > 0])),
+        "pixel_accuracy": float(true_positive.sum() / max(confusion.sum(), 1)),
+        "class_accuracy": float(np.mean(true_positive[present] / in_target[present])) if present.any() else math.nan,
+        "mean_iou": float(np.mean(true_positive[union > 0] / union[union > 0])) if (union > 0).any() else math.nan,
     }
 
 
@@ -141,6 +197,7 @@ def inception_extractor(weights="imagenet"):
         if images.shape[-1] == 1:
             images = tf.image.grayscale_to_rgb(images)
         # InceptionV3 expects [-1, 1] at 299x299, which is the generator's range.
+        # Bilinear without antialiasing, as pytorch-fid feeds its Inception: part of the metric.
         return model(tf.image.resize(images, (299, 299), method="bilinear"), training=False).numpy()
 
     return features
@@ -189,7 +246,7 @@ def _resolve_palette(palette, dataset, direction):
         raise UsageError(f"palette file {palette} is not R G B lines: {error}") from None
     if colours.shape[1] != 3 or colours.min() < 0 or colours.max() > 255:
         raise UsageError(f"palette file {palette} must hold lines of three numbers 0-255")
-    return colours.astype(np.uint8)
+    return LabelPalette.of([(f"class {index}", tuple(colour), True) for index, colour in enumerate(colours)])
 
 
 def split_pairs(dataset, split, data_dir=None):
@@ -233,10 +290,10 @@ def _prediction_pairs(predictions, targets, inputs=None):
         size = target.shape[:2]
         output = data.normalize(data.decode_image(tf.io.read_file(outputs[name]), 3))
         if output.shape[:2] != size:
-            output = tf.image.resize(output, size, method="bicubic")
+            output = data.resize(output, size, -1.0, 1.0)
         source = None
         if name in sources:
-            source = tf.image.resize(data.normalize(data.decode_image(tf.io.read_file(sources[name]), 3)), size)
+            source = data.normalize(data.resize(data.decode_image(tf.io.read_file(sources[name]), 3), size))
         yield name, output.numpy(), target.numpy(), None if source is None else source.numpy()
 
 
@@ -269,7 +326,8 @@ def evaluate(
         mode: "paper", "inference" or "export" (see predict and export).
         palette: "facades", "cityscapes", "demo" or a file of "R G B" lines for the label metrics;
             None uses the dataset's when its target is a label map.
-        fid: also compute FID and KID with InceptionV3.
+        fid: also compute FID and KID on Keras' InceptionV3 (fid_keras_inceptionv3, not
+            comparable with published FIDs: see FID_NETWORK).
         inception_weights: "imagenet" (downloaded by Keras), a local .h5/.weights.h5 file.
         predictions, targets, inputs: folders of images matched by name, to score without a model.
         data_dir: where prepared datasets are kept.
@@ -359,9 +417,15 @@ def evaluate(
         try:
             extractor = inception_extractor(inception_weights)
         except Exception as error:  # noqa: BLE001 - any failure to get the weights means: no FID
-            log(f"FID and KID skipped: InceptionV3 weights ({inception_weights}) could not be loaded: {str(error).splitlines()[0]}")
+            log(
+                f"FID and KID skipped: InceptionV3 weights ({inception_weights}) could not be loaded: "
+                f"{str(error).splitlines()[0]}; pass --inception-weights FILE with a local copy of Keras' "
+                "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5"
+            )
         else:
-            summary["fid"], summary["kid"] = feature_distances(np.stack(reals), np.stack(outputs), extractor)
+            distances = feature_distances(np.stack(reals), np.stack(outputs), extractor)
+            summary["fid_keras_inceptionv3"], summary["kid_keras_inceptionv3"] = distances
+            summary["fid_network"] = FID_NETWORK
     report = {"summary": summary, "images": rows}
     with open(os.path.join(output_dir, "metrics.json"), "w") as file:
         json.dump(report, file, indent=2)
@@ -388,6 +452,7 @@ img {{ width: {thumb}px; height: auto; image-rendering: auto; display: block; }}
 <h1>keras-pix2pix evaluation</h1>
 <p>{source}: {pairs} pairs. Click a column header to sort.</p>
 <table id="summary"><tr>{summary_head}</tr><tr>{summary_row}</tr></table>
+{notes}
 <h2>Images</h2>
 <table id="images"><thead><tr><th class="name">#</th><th class="name">name</th>
 <th class="name">input</th><th class="name">output</th><th class="name">target</th>{metric_head}</tr></thead>
@@ -442,6 +507,7 @@ def write_html(report, path, thumbnail=160):
         pairs=summary.get("pairs", 0),
         summary_head="".join(f"<th>{html.escape(key)}</th>" for key in numbers),
         summary_row="".join(f"<td>{_format(key, value)}</td>" for key, value in numbers.items()),
+        notes=f"<p>FID and KID: {html.escape(summary['fid_network'])}.</p>" if "fid_network" in summary else "",
         metric_head="".join(f"<th>{html.escape(key)}</th>" for key in keys),
         rows="\n".join(rows),
     )
@@ -452,7 +518,7 @@ def write_html(report, path, thumbnail=160):
 def _format(key, value):
     if key.startswith("psnr"):
         return f"{value:.2f}"
-    if key in ("fid", "l1_255"):
+    if key.startswith("fid") or key == "l1_255":
         return f"{value:.2f}"
     if math.isfinite(value) and abs(value) < 1e-3 and value != 0:
         return f"{value:.2e}"

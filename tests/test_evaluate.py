@@ -5,11 +5,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import tiny_config, write_ab_folder
+from conftest import SHARED_DATA, tiny_config, write_ab_folder
 from keras_pix2pix import evaluate as evaluate_module
 from keras_pix2pix.cli import main
 from keras_pix2pix.evaluate import (
+    CITYSCAPES_PALETTE,
     FACADES_PALETTE,
+    LabelPalette,
     evaluate,
     feature_distances,
     frechet_distance,
@@ -40,7 +42,7 @@ def test_identical_images_score_perfectly():
     image = np.random.RandomState(0).uniform(-1, 1, (24, 24, 3)).astype(np.float32)
     metrics = image_metrics(image, image)
     assert metrics["l1"] == 0 and metrics["ssim"] == pytest.approx(1.0) and metrics["psnr"] == 100.0
-    labels = FACADES_PALETTE[np.random.RandomState(1).randint(0, 12, (24, 24))]
+    labels = FACADES_PALETTE.colours[np.random.RandomState(1).randint(0, 12, (24, 24))]
     assert label_metrics(label_confusion(labels, labels, FACADES_PALETTE)) == {
         "pixel_accuracy": 1.0,
         "class_accuracy": 1.0,
@@ -50,21 +52,76 @@ def test_identical_images_score_perfectly():
 
 def test_palette_mapping_is_exact_for_palette_colours_and_nearest_otherwise():
     indices = np.arange(12).reshape(3, 4)
-    np.testing.assert_array_equal(nearest_palette_index(FACADES_PALETTE[indices], FACADES_PALETTE), indices)
-    # A JPEG-blurred colour goes to its nearest palette entry.
-    assert nearest_palette_index(np.array([[[10, 80, 250]]]), FACADES_PALETTE)[0, 0] == 2
+    colours = FACADES_PALETTE.colours
+    np.testing.assert_array_equal(nearest_palette_index(colours[indices], colours), indices)
+    # A JPEG-blurred colour goes to its nearest palette entry (the window colour, 0 128 255).
+    assert nearest_palette_index(np.array([[[10, 120, 250]]]), colours)[0, 0] == 2
 
 
 def test_label_metrics_by_hand():
     # Two classes: target [0 0 1 1], output [0 1 1 1] -> pixel accuracy 3/4, class accuracies
     # 1/2 and 2/2, IoUs 1/2 (class 0: 1 of 2) and 2/3 (class 1: 2 of 3).
-    palette = np.array([(0, 0, 0), (255, 255, 255)], np.uint8)
-    target = palette[np.array([[0, 0, 1, 1]])]
-    output = palette[np.array([[0, 1, 1, 1]])]
+    palette = LabelPalette.of([("black", (0, 0, 0), True), ("white", (255, 255, 255), True)])
+    target = palette.colours[np.array([[0, 0, 1, 1]])]
+    output = palette.colours[np.array([[0, 1, 1, 1]])]
     metrics = label_metrics(label_confusion(output, target, palette))
     assert metrics["pixel_accuracy"] == pytest.approx(0.75)
     assert metrics["class_accuracy"] == pytest.approx(0.75)
     assert metrics["mean_iou"] == pytest.approx((1 / 2 + 2 / 3) / 2)
+
+
+def _flat_label_pixels(folder, count=30):
+    """Label-map pixels of the facades release that lie inside a region of one colour.
+
+    The maps are JPEGs: next to a border the colours are blurred, inside a region they hold.
+    """
+    from numpy.lib.stride_tricks import sliding_window_view
+
+    pixels = []
+    for name in sorted(os.listdir(folder))[:count]:
+        image = tf.io.decode_jpeg(tf.io.read_file(os.path.join(folder, name))).numpy().astype(np.int32)
+        labels = image[:, image.shape[1] // 2 :]
+        windows = sliding_window_view(labels, (5, 5), axis=(0, 1))
+        spread = (windows.max(axis=(-2, -1)) - windows.min(axis=(-2, -1))).max(axis=-1)
+        pixels.append(labels[2:-2, 2:-2][spread <= 6])
+    return np.concatenate(pixels)
+
+
+def _palette_fit(pixels, colours):
+    """(share of pixels within 12 of a palette colour, pixels per palette colour)."""
+    distances = np.sqrt(((pixels[:, None, :] - np.asarray(colours, np.int32)[None]) ** 2).sum(axis=-1))
+    return float((distances.min(axis=1) <= 12).mean()), np.bincount(distances.argmin(axis=1), minlength=len(colours))
+
+
+@pytest.mark.skipif(not os.path.isdir(os.path.join(SHARED_DATA, "facades")), reason="needs ../shared/data/facades")
+def test_facades_palette_gives_each_label_colour_of_the_real_maps_its_own_class():
+    pixels = _flat_label_pixels(os.path.join(SHARED_DATA, "facades", "val"))
+    within, counts = _palette_fit(pixels, FACADES_PALETTE.colours)
+    # Every label colour of the dataset has its own entry (a colour without one, or two sharing
+    # one, would leave its pixels far from every entry), and no entry is left without pixels.
+    assert within > 0.99, within
+    assert (counts > 0.0005 * len(pixels)).all(), counts
+    # The jet(12) palette the package had before fails the same check.
+    jet12 = [(0, 0, 170), (0, 0, 255), (0, 85, 255), (0, 170, 255), (0, 255, 255), (85, 255, 170),
+             (170, 255, 85), (255, 255, 0), (255, 170, 0), (255, 85, 0), (255, 0, 0), (170, 0, 0)]
+    assert _palette_fit(pixels, jet12)[0] < 0.5
+
+
+def test_cityscapes_void_pixels_are_ignored():
+    road, car, void, ground, sky = (128, 64, 128), (0, 0, 142), (0, 0, 0), (81, 0, 81), (70, 130, 180)
+    target = np.array([[road, road, void, ground]], np.uint8)
+    # Whatever is predicted on void and ground pixels does not count.
+    output = np.array([[road, road, car, sky]], np.uint8)
+    assert label_metrics(label_confusion(output, target, CITYSCAPES_PALETTE)) == {
+        "pixel_accuracy": 1.0,
+        "class_accuracy": 1.0,
+        "mean_iou": 1.0,
+    }
+    # A road pixel predicted as a colour that is not evaluated is a miss for road.
+    output = np.array([[road, ground, car, sky]], np.uint8)
+    metrics = label_metrics(label_confusion(output, target, CITYSCAPES_PALETTE))
+    assert metrics["pixel_accuracy"] == 0.5 and metrics["mean_iou"] == 0.5
+    assert len(CITYSCAPES_PALETTE.names) == 19
 
 
 def test_frechet_and_kernel_distances_by_hand():
@@ -143,7 +200,8 @@ def test_fid_without_weights_is_one_line_and_the_rest_is_computed(trained, tmp_p
     summary = evaluate(workdir, str(tmp_path / "report"), split="val", fid=True)
     output = capsys.readouterr().out
     assert "FID and KID skipped: InceptionV3 weights (imagenet) could not be loaded: URL fetch failure" in output
-    assert "fid" not in summary and "l1" in summary
+    assert "pass --inception-weights FILE" in output
+    assert not [key for key in summary if key.startswith("fid")] and "l1" in summary
 
 
 def test_bad_arguments(trained, tmp_path, capsys):
@@ -152,3 +210,17 @@ def test_bad_arguments(trained, tmp_path, capsys):
     assert "has no holdout/ split; it has train, val, test" in capsys.readouterr().err
     assert main(["evaluate", "--model", workdir, "--palette", "rainbow", "--output", str(tmp_path)]) == 2
     assert "palette must be one of facades, cityscapes, demo or a file" in capsys.readouterr().err
+
+
+def test_fid_is_named_for_the_network_that_computed_it(trained, tmp_path, monkeypatch):
+    workdir, _ = trained
+    # A stand-in feature network: this checks the names and the note, not the numbers.
+    monkeypatch.setattr(
+        evaluate_module, "inception_extractor", lambda weights: lambda images: np.asarray(images).reshape(len(images), -1)[:, :6]
+    )
+    summary = evaluate(workdir, str(tmp_path / "report"), split="val", fid=True, verbose=False)
+    assert {"fid_keras_inceptionv3", "kid_keras_inceptionv3"} <= set(summary) and "fid" not in summary
+    assert "not comparable with published FIDs" in summary["fid_network"]
+    saved = json.loads((tmp_path / "report" / "metrics.json").read_text())["summary"]
+    assert saved["fid_network"] == summary["fid_network"]
+    assert "not comparable with published FIDs" in (tmp_path / "report" / "index.html").read_text()
