@@ -318,7 +318,8 @@ class TfdsPairs:
         count: examples to use from the start of the split (None: all).
     """
 
-    SHUFFLE_BUFFER = 2048
+    # Examples an epoch holds in memory at once (see epoch).
+    WINDOW = 1024
 
     def __init__(self, builder, split, count=None):
         self.builder, self.split = builder, split
@@ -332,16 +333,37 @@ class TfdsPairs:
         return TfdsPairs(self.builder, self.split, count)
 
     def ordered(self):
+        """(name, a_bytes, "") in the split's stored order."""
         dataset = self.builder.as_dataset(
             split=self.split, shuffle_files=False, decoders={"image": tfds.decode.SkipDecoding()}
         )
         return dataset.take(self.count).map(lambda example: (example["file_name"], example["image"], tf.constant("")))
 
     def epoch(self, seed, epoch):
-        # TFDS stored the examples in a hashed (already random) order; a seeded buffer shuffle
-        # varies it per epoch, deterministically for a given (seed, epoch).
-        ordered = self.ordered()
-        return ordered.shuffle(min(self.count, self.SHUFFLE_BUFFER), seed=seed * 1_000_003 + epoch)
+        """One epoch in the permutation drawn from (seed, epoch): every pair once, as FilePairs.
+
+        TFRecord files read in order only, and a shuffle buffer as large as the split would
+        hold all of it in memory (gigabytes for edges2handbags). So the permutation is taken in
+        windows of WINDOW positions: for each window, one pass over the split keeps the
+        examples whose place falls in it and sorts them into place. Memory holds one window;
+        the split is read ceil(count / WINDOW) times an epoch, which costs little beside the
+        training steps of that epoch.
+        """
+        order = tf.random.experimental.stateless_shuffle(tf.range(self.count, dtype=tf.int64), seed=tf.stack([seed, epoch]))
+        place = tf.cast(tf.argsort(order), tf.int64)  # place[i]: where example i stands in this epoch
+        stored = tf.data.Dataset.zip(tf.data.Dataset.counter(), self.ordered())
+
+        def window(number):
+            kept = stored.filter(lambda index, example: place[index] // self.WINDOW == number)
+
+            def sort(indices, names, images, empties):
+                ranking = tf.argsort(tf.gather(place, indices))
+                return tf.gather(names, ranking), tf.gather(images, ranking), tf.gather(empties, ranking)
+
+            batches = kept.map(lambda index, example: (index, *example)).batch(self.WINDOW)
+            return batches.map(sort).unbatch()
+
+        return tf.data.Dataset.range(-(-self.count // self.WINDOW)).flat_map(window)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -272,3 +272,21 @@ def test_real_facades_load_with_label_maps_as_input():
     assert hsv_source[..., 1].mean() > 0.7 > hsv_target[..., 1].mean()
     mean_colour = source.numpy().reshape(-1, 3).mean(axis=0)
     assert mean_colour[2] > mean_colour[0] and mean_colour[2] > mean_colour[1]
+
+
+def test_release_epochs_are_whole_permutations_read_in_windows(tmp_path, monkeypatch):
+    # As the folder path and the paper's code: every epoch visits the whole split in a fresh
+    # order, also when the split is larger than the window held in memory.
+    archives = tmp_path / "archives"
+    archives.mkdir()
+    make_release_archive(archives / "facades.tar.gz", counts=(("train", 8), ("val", 2), ("test", 2)))
+    pairs = datasets.find_dataset("facades", str(tmp_path / "tfds"), manual_dir=str(archives)).train
+    stored = [name.numpy() for name, _, _ in pairs.ordered()]
+    monkeypatch.setattr(datasets.TfdsPairs, "WINDOW", 3)
+    orders = []
+    for epoch in (0, 1):
+        names = [name.numpy() for name, _, _ in pairs.epoch(tf.constant(5, tf.int64), tf.constant(epoch, tf.int64))]
+        permutation = tf.random.experimental.stateless_shuffle(tf.range(8, dtype=tf.int64), seed=[5, epoch]).numpy()
+        assert names == [stored[index] for index in permutation]
+        orders.append(names)
+    assert sorted(orders[0]) == sorted(stored) and orders[0] != orders[1] and orders[0] != stored
