@@ -53,7 +53,8 @@ def _add_fit(commands):
         "or a folder of AB images or A/ and B/ folders (default: demo)",
     )
     add("--direction", choices=DIRECTIONS, help="which half is the input (default: the dataset's usual one)")
-    add("--workdir", help="where the run is kept (default: runs/DATASET_NAME)")
+    add("--workdir", help="where the run is kept (default: runs/DATASET_NAME); an existing run resumes with its "
+        "saved settings, and the flags given here override them")
     add("--data-dir", dest="data_dir", help="where prepared datasets are kept (default: ~/tensorflow_datasets)")
     add("--manual-dir", dest="manual_dir", help="a folder with release archives (NAME.tar.gz) downloaded by hand")
     add("--skip-bad", dest="skip_bad", action="store_true", help="skip unreadable or malformed images and say how many")
@@ -78,7 +79,7 @@ def _add_fit(commands):
     add("--sync-batchnorm", dest="sync_batchnorm", action="store_true", help="BatchNorm over the global batch")
     add("--batch-size", dest="batch_size", type=int, help=f"pairs per step, 1 to 10 in the paper (default: {DEFAULTS.batch_size})")
     add("--image-size", dest="image_size", type=_size, help="HEIGHTxWIDTH or one number for a square (default: 256)")
-    add("--load-size", dest="load_size", type=_size, help="resize before the random crop (default: 286 for 256)")
+    add("--load-size", dest="load_size", type=_size, help="resize before the random crop (default: image size x 286/256, 286 for 256)")
     add("--no-flip", dest="flip", action="store_false", help="no random horizontal flips")
     add("--input-channels", dest="input_channels", type=int, choices=(1, 3), help="1 (grayscale) or 3 (default: 3)")
     add("--output-channels", dest="output_channels", type=int, choices=(1, 3), help="1 or 3 (default: 3)")
@@ -147,7 +148,11 @@ def _add_evaluate(commands):
     parser.add_argument("--output", required=True, help="the report folder")
     parser.add_argument("--mode", choices=EVALUATE_MODES, default="paper", help="test-time mode (default: paper)")
     parser.add_argument("--palette", help="facades, cityscapes, demo or a file of 'R G B' lines, for label metrics")
-    parser.add_argument("--fid", action="store_true", help="also FID and KID (InceptionV3 ImageNet weights)")
+    parser.add_argument(
+        "--fid",
+        action="store_true",
+        help="also FID and KID on Keras' InceptionV3 (ImageNet weights; not the published FID network)",
+    )
     parser.add_argument("--inception-weights", default="imagenet", help="a local InceptionV3 weights file")
     parser.add_argument("--predictions", help="without --model: a folder of outputs to score")
     parser.add_argument("--targets", help="without --model: the folder of targets, matched by file name")
@@ -239,23 +244,9 @@ def datasets_command(arguments):
 
 
 def fit_command(arguments):
-    """`keras-pix2pix fit`: settings saved in the work directory are the base, flags override them."""
+    """`keras-pix2pix fit`: the flags given are the settings named (see train.resolve_config)."""
     given = {key: value for key, value in vars(arguments).items() if key not in ("command", "workdir")}
-    dataset = given.get("dataset", DEFAULTS.dataset)
-    workdir = getattr(arguments, "workdir", None) or os.path.join(
-        "runs", os.path.basename(os.path.normpath(dataset)) or "run"
-    )
-    saved_path = os.path.join(workdir, "config.json")
-    base = Config.load(saved_path) if os.path.exists(saved_path) else DEFAULTS
-    if "steps" in given:
-        given.setdefault("epochs", None)
-    if "epochs" in given:
-        given.setdefault("steps", None)
-    if "decay_steps" in given:
-        given.setdefault("decay_epochs", None)
-    if "decay_epochs" in given:
-        given.setdefault("decay_steps", None)
-    fit(base.replace(**given), workdir)
+    fit(workdir=getattr(arguments, "workdir", None), **given)
 
 
 def predict_command(arguments):

@@ -117,8 +117,10 @@ class Config:
 
     Example:
     >>> config = Config(dataset="demo", image_size=64, steps=300)
-    >>> config.image_size, config.load_size
-    ((64, 64), (72, 72))
+    >>> config.image_size, config.load_size, config.resolved_load_size
+    ((64, 64), None, (72, 72))
+    >>> config.replace(image_size=128).resolved_load_size
+    (143, 143)
     """
 
     # --- data ---
@@ -141,7 +143,9 @@ class Config:
     # (height, width) the networks see; each a multiple of 2**depth. An int means a square.
     image_size: tuple = (256, 256)
     # Training images are resized to this, then randomly cropped to image_size; None: the
-    # paper's ratio (286 for 256). Equal to image_size turns the random crop off.
+    # paper's ratio (286 for 256), worked out from image_size when used (resolved_load_size), so
+    # that a changed image_size never carries a load size meant for another. Equal to
+    # image_size turns the random crop off.
     load_size: tuple | None = None
     # Random horizontal flips of training pairs (the same flip for input and target).
     flip: bool = True
@@ -223,11 +227,12 @@ class Config:
             raise UsageError(f"dataset must be 'demo' or a folder path; got {self.dataset!r}")
         if self.direction is not None:
             _check_choice("direction", self.direction, DIRECTIONS)
+        # Canonical forms of the values given (256 -> (256, 256)); nothing derived is stored, since
+        # dataclasses.replace would carry a derived value over to a changed image_size.
         object.__setattr__(self, "image_size", parse_size(self.image_size))
-        if self.load_size is None:
-            object.__setattr__(self, "load_size", default_load_size(self.image_size))
-        object.__setattr__(self, "load_size", parse_size(self.load_size, "load_size"))
-        if any(load < crop for load, crop in zip(self.load_size, self.image_size)):
+        if self.load_size is not None:
+            object.__setattr__(self, "load_size", parse_size(self.load_size, "load_size"))
+        if any(load < crop for load, crop in zip(self.resolved_load_size, self.image_size)):
             raise UsageError(
                 f"load_size must be at least image_size {self.image_size} on each side "
                 f"(it is resized to, then cropped from); got {self.load_size}"
@@ -280,6 +285,16 @@ class Config:
         _check_int("sample_count", self.sample_count, 0)
         _check_choice("on_nan", self.on_nan, ON_NAN)
         _check_int("seed", self.seed, 0, 2**31 - 1, optional=True)
+
+    @property
+    def resolved_load_size(self):
+        """load_size, or the paper's 286/256 of image_size when it is None.
+
+        Example:
+        >>> Config(image_size=256).resolved_load_size, Config(image_size=64, load_size=80).resolved_load_size
+        ((286, 286), (80, 80))
+        """
+        return default_load_size(self.image_size) if self.load_size is None else self.load_size
 
     def replace(self, **changes):
         """A copy with some fields changed, validated again."""

@@ -227,8 +227,15 @@ def _check_norm(norm):
         raise UsageError(f"norm must be one of {', '.join(NORMS)}; got {norm!r}")
 
 
-def _down_block(x, filters, norm, name, dtype=None, synchronized=False, use_bias=False):
-    """Conv(4x4, stride 2) - norm - LeakyReLU(0.2): halves the height and width."""
+def _down_block(x, filters, norm, name, dtype=None, synchronized=False, use_bias=False, activation=True):
+    """LeakyReLU(0.2) - Conv(4x4, stride 2) - norm: halves the height and width.
+
+    The activation opens the block, as in the paper's code (e2 = e1 - LeakyReLU - Conv - BN), so
+    that the block's output, before any activation, is what the skip carries to the decoder; the
+    first block (on the image itself) has none.
+    """
+    if activation:
+        x = keras.layers.LeakyReLU(negative_slope=0.2, name=f"{name}_leakyrelu", dtype=dtype)(x)
     x = DownConvolution(
         filters,
         4,
@@ -239,12 +246,16 @@ def _down_block(x, filters, norm, name, dtype=None, synchronized=False, use_bias
         name=f"{name}_conv",
         dtype=dtype,
     )(x)
-    x = _normalization(x, norm, name, dtype, synchronized)
-    return keras.layers.LeakyReLU(negative_slope=0.2, name=f"{name}_leakyrelu", dtype=dtype)(x)
+    return _normalization(x, norm, name, dtype, synchronized)
 
 
 def _up_block(x, filters, norm, dropout, name, dtype=None, synchronized=False):
-    """ConvTranspose(4x4, stride 2) - norm - Dropout - ReLU: doubles the height and width."""
+    """ReLU - ConvTranspose(4x4, stride 2) - norm - Dropout: doubles the height and width.
+
+    The ReLU opens the block, as in the paper's code (d2_ = d1 - ReLU - FullConv - BN - Dropout):
+    it acts on the whole decoder input, the previous block's output and the skip features alike.
+    """
+    x = keras.layers.ReLU(name=f"{name}_relu", dtype=dtype)(x)
     x = UpConvolution(
         filters,
         4,
@@ -258,7 +269,7 @@ def _up_block(x, filters, norm, dropout, name, dtype=None, synchronized=False):
     x = _normalization(x, norm, name, dtype, synchronized)
     if dropout:
         x = keras.layers.Dropout(dropout, name=f"{name}_dropout", dtype=dtype)(x)
-    return keras.layers.ReLU(name=f"{name}_relu", dtype=dtype)(x)
+    return x
 
 
 def default_depth(image_size):
@@ -282,10 +293,14 @@ def build_generator(
 ):
     """The U-Net generator of the paper (or, with skips=False, its encoder-decoder baseline).
 
-    Encoder blocks C64-C128-C256-C512-C512-... (no normalization on the first block, nor on the
-    innermost one: at batch size 1 a BatchNorm over a 1x1 map outputs a constant and the
-    bottleneck would carry nothing). Decoder blocks mirror them with dropout on the first three;
-    each decoder block's output is concatenated with the encoder block of the same size.
+    The authors' network exactly (the paper's Torch code and junyanz's UnetSkipConnectionBlock):
+    encoder blocks C64-C128-C256-C512-C512-..., each LeakyReLU(0.2) - Conv - BatchNorm, with no
+    activation or normalization on the first block and no normalization on the innermost one (at
+    batch size 1 a BatchNorm over a 1x1 map outputs a constant and the bottleneck would carry
+    nothing). Decoder blocks mirror them, each ReLU - ConvTranspose - BatchNorm - Dropout, with
+    dropout on the first three; each decoder block's output is concatenated after the encoder
+    block of the same size, so the next block's ReLU sees both. The head is ReLU -
+    ConvTranspose - tanh. Trainable parameters at 256x256: 54,413,955 (junyanz's count).
 
     Args:
         image_size: int or (height, width); each a multiple of 2**depth.
@@ -338,7 +353,14 @@ def build_generator(
         innermost = index == depth - 1
         block_norm = "none" if index == 0 or innermost else norm
         x = _down_block(
-            x, block_filters, block_norm, f"down{index + 1}", dtype, synchronized_batchnorm, use_bias=norm == "none"
+            x,
+            block_filters,
+            block_norm,
+            f"down{index + 1}",
+            dtype,
+            synchronized_batchnorm,
+            use_bias=norm == "none",
+            activation=index > 0,
         )
         # (height / 2**(index+1), width / 2**(index+1), block_filters): 256 -> 128x128x64 ... 1x1x512
         encoder_outputs.append(x)
@@ -350,11 +372,13 @@ def build_generator(
         x = _up_block(
             x, block_filters, norm, dropout if index < 3 else 0, f"up{index + 1}", dtype, synchronized_batchnorm
         )
-        # (height / 2**(depth-1-index), width / 2**(depth-1-index), block_filters [+ skip's]):
-        # 256 -> 2x2x512(+512) ... 128x128x64(+64)
+        # (height / 2**(depth-1-index), width / 2**(depth-1-index), [skip's +] block_filters):
+        # 256 -> 2x2x(512+)512 ... 128x128x(64+)64. The skip's channels come first, as in
+        # junyanz's torch.cat([x, model(x)]), so that the authors' kernels fit as they are.
         if skips:
-            x = keras.layers.Concatenate(name=f"skip{index + 1}", dtype=dtype)([x, skip])
+            x = keras.layers.Concatenate(name=f"skip{index + 1}", dtype=dtype)([skip, x])
 
+    x = keras.layers.ReLU(name="output_relu", dtype=dtype)(x)
     x = keras.layers.Conv2DTranspose(
         output_channels,
         4,
@@ -367,6 +391,17 @@ def build_generator(
     # tanh in float32 so that mixed precision never saturates the output range.
     outputs = keras.layers.Activation("tanh", dtype="float32", name="output_tanh")(x)
     return keras.Model(inputs, outputs, name=name)
+
+
+def trainable_parameters(model):
+    """The count of trainable weights, the figure the paper's code prints (count_params() adds
+    BatchNorm's moving statistics: 9,856 more for the U-Net at 256x256).
+
+    Example:
+    >>> trainable_parameters(build_discriminator(image_size=256))
+    2768705
+    """
+    return sum(math.prod(variable.shape) for variable in model.trainable_variables)
 
 
 def receptive_field(layers):
@@ -432,7 +467,7 @@ def build_discriminator(
     """The conditional PatchGAN: it sees the input image and a real or generated output together.
 
     C64 (no norm) - C128 - C256 - C512 with LeakyReLU(0.2), then a 1-channel convolution that gives
-    one logit per patch. `layers` sets the patch (receptive field): 0 -> 1x1 (PixelGAN, 1x1
+    one logit per patch; trainable parameters 2,768,705 at layers=3 (junyanz's count). `layers` sets the patch (receptive field): 0 -> 1x1 (PixelGAN, 1x1
     convolutions), 1 -> 16x16, 3 -> 70x70 (paper's default), 5 -> 286x286 (ImageGAN at 256).
 
     Args:
@@ -484,7 +519,8 @@ def build_discriminator(
         x = keras.layers.LeakyReLU(negative_slope=0.2, name="pixel2_leakyrelu", dtype=dtype)(x)
         logits = keras.layers.Conv2D(1, 1, kernel_initializer=_weights(), name="logits_conv", dtype=dtype)(x)
     else:
-        x = _patch_block(x, filters, 2, "none", "block1", dtype, use_bias=norm == "none")
+        # The first convolution keeps its bias (no normalization follows it), as junyanz's.
+        x = _patch_block(x, filters, 2, "none", "block1", dtype, use_bias=True)
         for index in range(1, layers):
             block_filters = filters * min(2**index, 8)
             x = _patch_block(x, block_filters, 2, norm, f"block{index + 1}", dtype, synchronized_batchnorm, norm == "none")

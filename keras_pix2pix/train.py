@@ -1,7 +1,7 @@
 """Training: the paper's alternating D and G steps in one @tf.function, and the step loop.
 
 A work directory holds everything a run makes:
-    config.json       every setting (written at the start, and again when a resumed run changes one)
+    config.json       every setting (written once the networks are built and any checkpoint restored)
     checkpoints/      both models, both optimizers, the step and the dropout random states
     generator.keras   the final generator (keras.models.load_model, once keras_pix2pix is imported)
     samples/          PNG grids input | output | target for fixed validation pairs (paper mode)
@@ -79,13 +79,19 @@ def run_length(config, train_pairs):
 class FusedAdam(keras.optimizers.Adam):
     """keras.optimizers.Adam whose update of each variable is TensorFlow's fused Adam kernel.
 
-    The same rule, variables and checkpoints as Keras' Adam (m and v per variable; the step size
+    The same variables and checkpoints as Keras' Adam (m and v per variable; the step size
     lr * sqrt(1 - beta_2^t) / (1 - beta_1^t)), computed by ResourceApplyAdam in one pass over the
     memory instead of about ten elementwise ops. For the 54M-parameter U-Net that is 26 ms instead
-    of 94 ms a step on the 2-core CPU of bench/README.md. amsgrad and weight decay take Keras' path.
+    of 94 ms a step on the 2-core CPU of bench/README.md. epsilon is added where PyTorch's Adam
+    (the paper's code) adds it, to the bias-corrected sqrt(v_t / (1 - beta_2^t)), not to sqrt(v_t)
+    as Keras does; the difference shows only while v is tiny. amsgrad and weight decay take Keras'
+    path (and its epsilon).
+
+    Args:
+        The arguments of keras.optimizers.Adam.
 
     Example:
-    >>> optimizer = FusedAdam(2e-4, beta_1=0.5)
+    >>> optimizer = FusedAdam(2e-4, beta_1=0.5, epsilon=1e-8)
     >>> weights = keras.Variable([1.0, 2.0])
     >>> _ = optimizer.apply_gradients([(tf.constant([0.5, -0.5]), weights)])
     >>> [round(float(value), 4) for value in weights.numpy()]
@@ -98,22 +104,25 @@ class FusedAdam(keras.optimizers.Adam):
         dtype = variable.dtype
         index = self._get_variable_index(variable)
         step = tf.cast(self.iterations + 1, dtype)
+        beta2_power = tf.pow(tf.cast(self.beta_2, dtype), step)
         tf.raw_ops.ResourceApplyAdam(
             var=variable.handle,
             m=self._momentums[index].handle,
             v=self._velocities[index].handle,
             beta1_power=tf.pow(tf.cast(self.beta_1, dtype), step),
-            beta2_power=tf.pow(tf.cast(self.beta_2, dtype), step),
+            beta2_power=beta2_power,
             lr=tf.cast(learning_rate, dtype),
             beta1=tf.cast(self.beta_1, dtype),
             beta2=tf.cast(self.beta_2, dtype),
-            epsilon=tf.cast(self.epsilon, dtype),
+            # The kernel divides by sqrt(v) + epsilon with the bias correction in its step size;
+            # this epsilon makes that PyTorch's m_hat / (sqrt(v_hat) + self.epsilon).
+            epsilon=tf.cast(self.epsilon, dtype) * tf.sqrt(1.0 - beta2_power),
             grad=tf.cast(gradient, dtype),
         )
 
 
 def make_optimizers(config, total_steps, decay_steps):
-    """One Adam per network (paper: lr 2e-4, beta1 0.5, beta2 0.999) on the same schedule.
+    """One Adam per network (paper: lr 2e-4, beta1 0.5, beta2 0.999; epsilon 1e-8 as PyTorch's) on the same schedule.
 
     With mixed_float16 each is wrapped in a LossScaleOptimizer: float16 gradients underflow
     without loss scaling, and a custom loop must scale the loss itself (see make_train_step).
@@ -121,7 +130,7 @@ def make_optimizers(config, total_steps, decay_steps):
     schedule = ConstantThenLinearDecay(config.learning_rate, total_steps, decay_steps)
     optimizers = []
     for name in ("generator_adam", "discriminator_adam"):
-        optimizer = FusedAdam(schedule, beta_1=config.beta_1, beta_2=config.beta_2, name=name)
+        optimizer = FusedAdam(schedule, beta_1=config.beta_1, beta_2=config.beta_2, epsilon=1e-8, name=name)
         if config.precision == "mixed_float16":
             optimizer = keras.optimizers.LossScaleOptimizer(optimizer, name=f"{name}_loss_scale")
         optimizers.append(optimizer)
@@ -251,13 +260,61 @@ def sample_grid(inputs, outputs, targets, border=2):
     return tf.concat(rows, axis=0)
 
 
-def _merge_with_saved(config, saved, workdir, log):
-    """Resuming: fills unset choices from the saved config and says what changed."""
-    filled = config.replace(
-        seed=config.seed if config.seed is not None else saved.seed,
-        direction=config.direction or saved.direction,
+def default_workdir(dataset):
+    """runs/NAME for a dataset: its catalog name, or the last part of its folder's path.
+
+    Example:
+    >>> default_workdir("demo"), default_workdir("data/facades/")
+    ('runs/demo', 'runs/facades')
+    """
+    name = os.path.basename(os.path.abspath(dataset)) if dataset not in ("demo", *datasets.CATALOG_NAMES) else dataset
+    return os.path.join("runs", name or "run")
+
+
+# Each pair is one choice: naming one member of a pair in a resumed run drops the saved other.
+_EXCLUSIVE_SETTINGS = (("steps", "epochs"), ("decay_steps", "decay_epochs"))
+
+
+def resolve_config(workdir, config=None, settings=None, log=print):
+    """The Config a run in workdir trains with: one rule for the command line and for Python.
+
+    Settings the caller names override; the others come from the saved config.json when the work
+    directory holds a run (resuming), else from the defaults. A Config names every setting; the
+    `settings` keywords (the command line's flags) name only themselves. Resuming fills an unset
+    seed and direction from the saved run, refuses a change to the networks' shape and says what
+    else changed.
+
+    Args:
+        workdir: the work directory.
+        config: a Config naming every setting, or None.
+        settings: a dict of Config fields to set over config (or over config.json, or the defaults).
+        log: where the notes about changed settings go.
+
+    Example:
+    >>> resolve_config("/nonexistent/run", settings={"image_size": 64}).resolved_load_size
+    (72, 72)
+    """
+    settings = dict(settings or {})
+    for pair in _EXCLUSIVE_SETTINGS:
+        for name, other in (pair, pair[::-1]):
+            if name in settings:
+                settings.setdefault(other, None)
+    path = os.path.join(workdir, "config.json")
+    saved = Config.load(path) if os.path.exists(path) else None
+    base = config if config is not None else saved or Config()
+    if not isinstance(base, Config):
+        raise UsageError(f"config must be a keras_pix2pix.Config or None; got {type(base).__name__}")
+    try:
+        resolved = base.replace(**settings)
+    except TypeError as error:
+        raise UsageError(f"unknown setting in {sorted(settings)}: {error}") from None
+    if saved is None:
+        return resolved
+    resolved = resolved.replace(
+        seed=resolved.seed if resolved.seed is not None else saved.seed,
+        direction=resolved.direction or saved.direction,
     )
-    changed = filled.differences(saved)
+    changed = resolved.differences(saved)
     architecture = [change for change in changed if change[0] in ARCHITECTURE_FIELDS]
     if architecture:
         name, new, old = architecture[0]
@@ -267,7 +324,7 @@ def _merge_with_saved(config, saved, workdir, log):
         )
     for name, new, old in changed:
         log(f"note: {name} changed from {old!r} (saved config.json) to {new!r}")
-    return filled
+    return resolved
 
 
 class TrainingInterrupted(Exception):
@@ -337,30 +394,48 @@ class _Progress:
         return self.batch_size / seconds_per_step
 
 
-def fit(config, workdir, verbose=True):
+def _printer(verbose):
+    """print with flush when verbose, else a function that prints nothing."""
+    return (lambda message: print(message, flush=True)) if verbose else (lambda message: None)
+
+
+def fit(config=None, workdir=None, *, verbose=True, **settings):
     """Trains pix2pix as the paper does and returns the trained generator.
 
-    Resumes from the latest checkpoint when workdir already holds a run; the run then continues
-    to the requested number of steps.
+    Resumes from the latest checkpoint when workdir already holds a run: settings not named here
+    come from its config.json, and the run continues to the requested number of steps. The
+    command line's `fit` calls this with its flags as `settings`.
 
     Args:
-        config: a Config.
-        workdir: the work directory (created if needed).
+        config: a Config naming every setting; None: config.json's settings when resuming, else
+            the defaults.
+        workdir: the work directory (created if needed); None: runs/DATASET_NAME.
         verbose: print the summary and the progress line.
+        **settings: Config fields to set over config (or over config.json, or the defaults).
 
     Returns:
         The trained generator (also saved as workdir/generator.keras).
 
     Example:
-    >>> generator = fit(Config(dataset="demo", image_size=64, steps=300), "/tmp/pix2pix-demo")  # doctest: +SKIP
+    >>> generator = fit(dataset="demo", image_size=64, steps=300, workdir="/tmp/pix2pix-demo")  # doctest: +SKIP
+    >>> generator = fit(workdir="/tmp/pix2pix-demo", steps=600)  # resume, 300 steps more  # doctest: +SKIP
     """
+    log = _printer(verbose)
+    if workdir is None:
+        dataset = settings.get("dataset") or (config.dataset if isinstance(config, Config) else Config.dataset)
+        workdir = default_workdir(dataset)
+    return train_with(resolve_config(workdir, config, settings, log), workdir, verbose=verbose)
 
-    def log(message):
-        if verbose:
-            print(message, flush=True)
 
-    if not isinstance(config, Config):
-        raise UsageError(f"config must be a keras_pix2pix.Config; got {type(config).__name__}")
+def train_with(config, workdir, verbose=True):
+    """Trains with exactly this Config in workdir (fit resolves it first), resuming a checkpoint there.
+
+    Args:
+        config: the resolved Config (see resolve_config).
+        workdir: the work directory.
+        verbose: print the summary and the progress line.
+    """
+    log = _printer(verbose)
     # First: a multi-worker strategy must be set up before TensorFlow runs any op.
     strategy = distribute.make_strategy(config.strategy)
     splits = datasets.find_dataset(config.dataset, config.data_dir, config.manual_dir)
@@ -369,8 +444,6 @@ def fit(config, workdir, verbose=True):
     sample_pairs = datasets.check_pairs(splits.validation.take(config.sample_count), config.skip_bad, log)
     os.makedirs(workdir, exist_ok=True)
     config_path = os.path.join(workdir, "config.json")
-    if os.path.exists(config_path):
-        config = _merge_with_saved(config, Config.load(config_path), workdir, log)
     config = config.replace(
         seed=config.seed if config.seed is not None else random.SystemRandom().randrange(2**31 - 1),
         direction=config.direction or splits.direction,
@@ -387,8 +460,6 @@ def fit(config, workdir, verbose=True):
             f"{config.strategy} (it is the global batch)"
         )
     chief = distribute.is_chief(strategy)
-    if chief:
-        config.save(config_path)
     with strategy.scope():
         generator, discriminator = models.build_models(config)
         generator_optimizer, discriminator_optimizer = make_optimizers(config, total_steps, decay_steps)
@@ -412,14 +483,18 @@ def fit(config, workdir, verbose=True):
             ) from None
         log(f"resuming {workdir} at step {int(step.numpy())} of {total_steps}")
     start = int(step.numpy())
+    # Saved only now that the networks are built and the checkpoint fits them: a run refused
+    # before this point leaves the work directory's config.json as it was.
+    if chief:
+        config.save(config_path)
 
     patch = models.receptive_field(config.discriminator_layers)
     grid = models.patch_grid(config.image_size, config.discriminator_layers)
     log(
         f"{splits.name}: {len(train_pairs)} training pairs, {config.direction}; "
         f"{config.image_size[0]}x{config.image_size[1]} images, batch {config.batch_size}; "
-        f"{config.generator} generator {generator.count_params() / 1e6:.2f}M parameters; "
-        f"{patch}x{patch} PatchGAN ({grid[0]}x{grid[1]} logits) {discriminator.count_params() / 1e6:.2f}M; "
+        f"{config.generator} generator {models.trainable_parameters(generator):,} trainable parameters; "
+        f"{patch}x{patch} PatchGAN ({grid[0]}x{grid[1]} logits) {models.trainable_parameters(discriminator):,}; "
         f"{total_steps} steps, the last {decay_steps} with a decaying learning rate"
     )
 

@@ -5,7 +5,10 @@ import sys
 import pytest
 
 from conftest import write_ab_folder
+import keras_pix2pix
+from keras_pix2pix import train
 from keras_pix2pix.cli import main
+from keras_pix2pix.config import Config
 
 TINY = ["--image-size", "32", "--generator-filters", "8", "--discriminator-filters", "8", "--discriminator-layers", "1"]
 
@@ -37,6 +40,8 @@ def test_invalid_setting_combination(tmp_path, capsys):
     code = main(["fit", "--dataset", folder, "--workdir", str(tmp_path / "run"), "--image-size", "48", "--steps", "1"])
     assert code == 2
     assert "image_size must be a multiple of 2**depth = 32" in _one_line(capsys.readouterr().err)
+    # A refused run leaves no config.json that the corrected command would be held to.
+    assert not os.path.exists(tmp_path / "run" / "config.json")
 
 
 def test_fit_then_predict(tmp_path, capsys):
@@ -71,3 +76,49 @@ def test_help_lists_the_commands(capsys):
     assert exit_info.value.code == 0
     out = capsys.readouterr().out
     assert "fit" in out and "predict" in out
+
+
+@pytest.fixture
+def handed_over(monkeypatch):
+    """The Configs that fit hands to the training function (which is not run)."""
+    configs = []
+    monkeypatch.setattr(train, "train_with", lambda config, workdir, verbose=True: configs.append(config))
+    return configs
+
+
+def test_command_line_sizes_reach_training_with_their_own_load_size(tmp_path, handed_over):
+    assert main(["fit", "--image-size", "64", "--workdir", str(tmp_path / "a")]) == 0
+    assert handed_over[-1].image_size == (64, 64) and handed_over[-1].resolved_load_size == (72, 72)
+    assert main(["fit", "--image-size", "128", "--load-size", "150", "--workdir", str(tmp_path / "b")]) == 0
+    assert handed_over[-1].resolved_load_size == (150, 150)
+    # The Python API follows the same rule.
+    keras_pix2pix.fit(image_size=64, workdir=str(tmp_path / "c"))
+    assert handed_over[-1] == Config(image_size=64)
+
+
+def test_resuming_keeps_saved_settings_and_applies_the_flags_given_alike(tmp_path, handed_over):
+    workdir = tmp_path / "run"
+    workdir.mkdir()
+    saved = Config(dataset="demo", image_size=64, load_size=80, batch_size=4, steps=400, seed=3, generator_filters=16)
+    saved.save(workdir / "config.json")
+    assert main(["fit", "--workdir", str(workdir), "--steps", "800", "--lr", "1e-4"]) == 0
+    keras_pix2pix.fit(workdir=str(workdir), steps=800, learning_rate=1e-4)
+    assert handed_over[0] == handed_over[1] == saved.replace(steps=800, learning_rate=1e-4)
+    # Naming epochs drops the saved steps, through both doors.
+    assert main(["fit", "--workdir", str(workdir), "--epochs", "3"]) == 0
+    keras_pix2pix.fit(workdir=str(workdir), epochs=3)
+    assert handed_over[2] == handed_over[3] == saved.replace(steps=None, epochs=3.0)
+    # A change to the networks' shape is refused the same way too.
+    assert main(["fit", "--workdir", str(workdir), "--generator-filters", "32"]) == 2
+    with pytest.raises(ValueError, match=r"was trained with generator_filters=16 but this run asks for generator_filters=32"):
+        keras_pix2pix.fit(workdir=str(workdir), generator_filters=32)
+    assert Config.load(workdir / "config.json") == saved  # nothing was written
+
+
+def test_default_workdir_is_named_after_the_dataset_not_its_parent(monkeypatch, tmp_path, handed_over):
+    seen = []
+    monkeypatch.setattr(train, "resolve_config", lambda workdir, config, settings, log: seen.append(workdir) or Config())
+    (tmp_path / "data").mkdir()
+    monkeypatch.chdir(tmp_path / "data")
+    assert main(["fit", "--dataset", ".."]) == 0
+    assert seen == [os.path.join("runs", tmp_path.name)]

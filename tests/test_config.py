@@ -7,15 +7,25 @@ from keras_pix2pix.config import Config, parse_size
 
 def test_defaults_are_the_papers():
     config = Config()
-    assert config.image_size == (256, 256) and config.load_size == (286, 286)
+    assert config.image_size == (256, 256) and config.resolved_load_size == (286, 286)
     assert (config.learning_rate, config.beta_1, config.beta_2) == (2e-4, 0.5, 0.999)
     assert config.lambda_l1 == 100 and config.batch_size == 1 and config.dropout == 0.5
     assert config.discriminator_layers == 3 and config.norm == "batch" and config.gan_loss == "vanilla"
 
 
 def test_load_size_scales_with_the_image_size():
-    assert Config(image_size=64).load_size == (72, 72)
-    assert Config(image_size=(128, 256)).load_size == (143, 286)
+    assert Config(image_size=64).resolved_load_size == (72, 72)
+    assert Config(image_size=(128, 256)).resolved_load_size == (143, 286)
+
+
+def test_a_changed_image_size_never_carries_a_derived_load_size():
+    # The defaults' 286 must not survive a copy with another image size (the CLI builds its
+    # settings by copying), nor a larger size fail against a smaller size's load size.
+    assert Config().replace(image_size=64).resolved_load_size == (72, 72)
+    assert Config(image_size=64).replace(image_size=128).resolved_load_size == (143, 143)
+    assert Config(image_size=64, load_size=80).replace(seed=1).resolved_load_size == (80, 80)
+    with pytest.raises(ValueError, match=r"load_size must be at least image_size \(128, 128\)"):
+        Config(image_size=64, load_size=80).replace(image_size=128)
 
 
 def test_json_round_trip(tmp_path):

@@ -3,20 +3,87 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_pix2pix.models import build_discriminator, build_generator, patch_grid, receptive_field
+from keras_pix2pix.models import build_discriminator, build_generator, patch_grid, receptive_field, trainable_parameters
 
 
-def test_generator_matches_the_paper_parameter_count():
+def test_generator_has_the_authors_parameter_count():
     generator = build_generator(image_size=256)
-    assert abs(generator.count_params() - 54.41e6) <= 0.05e6
+    # junyanz's unet_256 with batch norm: 54,413,955 trainable; Keras also counts 9,856 moving statistics.
+    assert trainable_parameters(generator) == 54_413_955
+    assert generator.count_params() == 54_413_955 + 9_856
     assert generator.output_shape == (None, 256, 256, 3)
 
 
-def test_discriminator_matches_the_paper_parameter_count_and_grid():
+def test_discriminator_has_the_authors_parameter_count_and_grid():
     discriminator = build_discriminator(image_size=256, layers=3)
-    assert abs(discriminator.count_params() - 2.77e6) <= 0.01e6
+    assert trainable_parameters(discriminator) == 2_768_705  # junyanz's NLayerDiscriminator(n_layers=3)
     assert discriminator.output_shape == (None, 30, 30, 1)
     assert receptive_field(3) == 70
+
+
+def _reference_unet(images, model, depth, batch_statistics):
+    """junyanz's UnetSkipConnectionBlock, written from its code with plain TensorFlow ops and the
+    Keras model's weights: block k's forward is cat([x, model(x)]) (the outermost: model(x)),
+    where model is down = [LeakyReLU, Conv, BN] (outermost: [Conv]; innermost: [LeakyReLU,
+    Conv]), the inner block, then up = [ReLU, ConvTranspose, BN] (outermost: [ReLU,
+    ConvTranspose, Tanh]). Its in-place LeakyReLU also rewrites x before the concatenation; a ReLU
+    follows either way, so the function is the same."""
+
+    def weights(name):
+        return [np.asarray(weight, np.float64) for weight in model.get_layer(name).get_weights()]
+
+    def conv(x, name):  # nn.Conv2d(kernel_size=4, stride=2, padding=1)
+        (kernel, *bias) = weights(name)
+        x = tf.nn.conv2d(x, kernel, 2, [[0, 0], [1, 1], [1, 1], [0, 0]])
+        return x + bias[0] if bias else x
+
+    def conv_transpose(x, name):  # nn.ConvTranspose2d(kernel_size=4, stride=2, padding=1): crop 1 per side
+        (kernel, *bias) = weights(name)
+        height, width = x.shape[1:3]
+        full = tf.nn.conv2d_transpose(x, kernel, [x.shape[0], 2 * height + 2, 2 * width + 2, kernel.shape[2]], 2, "VALID")
+        full = full[:, 1:-1, 1:-1, :]
+        return full + bias[0] if bias else full
+
+    def batch_norm(x, name):
+        gamma, beta, moving_mean, moving_variance = weights(name)
+        if batch_statistics:
+            moving_mean, moving_variance = tf.nn.moments(x, axes=[0, 1, 2])
+        return (x - moving_mean) / tf.sqrt(moving_variance + 1e-5) * gamma + beta
+
+    def block(x, k):
+        if k == 1:
+            inner = block(conv(x, "down1_conv"), 2)
+            return tf.tanh(conv_transpose(tf.nn.relu(inner), "output_convtranspose"))
+        inner = conv(tf.nn.leaky_relu(x, 0.2), f"down{k}_conv")
+        if k < depth:
+            inner = block(batch_norm(inner, f"down{k}_batchnorm"), k + 1)
+        up = depth - k + 1
+        inner = batch_norm(conv_transpose(tf.nn.relu(inner), f"up{up}_convtranspose"), f"up{up}_batchnorm")
+        return tf.concat([x, inner], axis=-1)
+
+    return block(tf.cast(images, tf.float64), 1)
+
+
+def test_unet_is_the_authors_network():
+    # A tiny U-Net (32x32, depth 5, 4 base filters), random weights and moving statistics far from
+    # 0 and 1, against the reference above: the same function in inference and with batch statistics.
+    generator = build_generator(image_size=32, filters=4, dropout=0.0)
+    random = np.random.RandomState(0)
+    for layer in generator.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            channels = layer.gamma.shape[0]
+            layer.set_weights([
+                random.uniform(0.5, 1.5, channels), random.normal(0, 0.5, channels),
+                random.normal(0, 2, channels), random.uniform(0.5, 4, channels),
+            ])
+        elif layer.weights:
+            layer.set_weights([random.normal(0, 0.1, weight.shape) for weight in layer.get_weights()])
+    images = random.uniform(-1, 1, (2, 32, 32, 3)).astype(np.float32)
+    for training in (False, True):
+        expected = _reference_unet(images, generator, depth=5, batch_statistics=training).numpy()
+        actual = generator(images, training=training).numpy()
+        assert np.abs(expected).mean() > 0.05  # not a near-constant output that anything would match
+        assert np.abs(actual - expected).max() < 1e-5, training
 
 
 def test_generator_output_shape_and_tanh_range():
@@ -54,7 +121,7 @@ def test_bottleneck_carries_information_at_batch_size_one():
     # With a BatchNorm on the 1x1 bottleneck (the TF tutorial's defect) every input would give
     # the same bottleneck at batch 1 in training mode. Here two inputs must differ there.
     generator = build_generator(image_size=32, filters=8)
-    bottleneck = keras.Model(generator.input, generator.get_layer("down5_leakyrelu").output)
+    bottleneck = keras.Model(generator.input, generator.get_layer("down5_conv").output)
     first = bottleneck(tf.random.uniform((1, 32, 32, 3), -1, 1, seed=1), training=True)
     second = bottleneck(tf.random.uniform((1, 32, 32, 3), -1, 1, seed=2), training=True)
     assert first.shape == (1, 1, 1, 64)
@@ -181,13 +248,14 @@ def test_fused_batchnorm_matches_keras_batchnorm(dtype):
     np.testing.assert_allclose(fused_layer(images, training=False), keras_layer(images, training=False), atol=1e-5)
 
 
-def test_models_have_biases_only_without_normalization():
+def test_biases_sit_where_the_authors_put_them():
     def biased(model):
         return [layer.name for layer in model.layers if getattr(layer, "use_bias", False)]
 
     # Batch norm (the default): only the layers that make the outputs keep a bias.
     assert biased(build_generator(image_size=64, filters=8)) == ["output_convtranspose"]
-    assert biased(build_discriminator(image_size=64, filters=8)) == ["logits_conv"]
+    # The discriminator's first convolution, which no normalization follows, keeps its bias (junyanz's).
+    assert biased(build_discriminator(image_size=64, filters=8)) == ["block1_conv", "logits_conv"]
     # Without normalization every convolution has one.
     discriminator = build_discriminator(image_size=64, filters=8, norm="none")
     assert biased(discriminator) == [layer.name for layer in discriminator.layers if isinstance(layer, keras.layers.Conv2D)]

@@ -209,22 +209,35 @@ def test_xla_step_runs_and_traces_once():
     assert bool(losses["finite"]) and step.experimental_get_tracing_count() == 1
 
 
-def test_fused_adam_follows_keras_adam():
+def test_fused_adam_is_pytorchs_adam_with_epsilon_1e8():
+    # torch.optim.Adam, the paper's code's optimizer, adds epsilon to sqrt(v_hat); Keras adds it
+    # to sqrt(v). Gradients of 1e-8 make the difference large, so the reference below decides.
     from keras_pix2pix.train import FusedAdam
 
     rng = np.random.default_rng(0)
     start = rng.normal(size=(5, 7)).astype("float32")
-    keras_weights, fused_weights = keras.Variable(start), keras.Variable(start)
-    keras_adam = keras.optimizers.Adam(2e-4, beta_1=0.5, beta_2=0.999)
-    fused_adam = FusedAdam(2e-4, beta_1=0.5, beta_2=0.999)
+    fused_weights, keras_weights = keras.Variable(start), keras.Variable(start)
+    fused_adam = FusedAdam(2e-4, beta_1=0.5, beta_2=0.999, epsilon=1e-8)
+    keras_adam = keras.optimizers.Adam(2e-4, beta_1=0.5, beta_2=0.999, epsilon=1e-8)
 
     @tf.function
     def step(gradient):
-        keras_adam.apply_gradients([(gradient, keras_weights)])
         fused_adam.apply_gradients([(gradient, fused_weights)])
+        keras_adam.apply_gradients([(gradient, keras_weights)])
 
-    for _ in range(30):
-        step(tf.constant(rng.normal(size=(5, 7)).astype("float32")))
-    assert np.abs(fused_weights.numpy() - start).max() > 1e-3  # it moved
-    np.testing.assert_allclose(fused_weights.numpy(), keras_weights.numpy(), atol=1e-6)
-    np.testing.assert_allclose(fused_adam.variables[-1].numpy(), keras_adam.variables[-1].numpy(), rtol=1e-4)
+    reference, m, v = start.astype(np.float64), 0.0, 0.0
+    for t in range(1, 31):
+        gradient = rng.normal(size=(5, 7)) * 1e-8
+        step(tf.constant(gradient, tf.float32))
+        m = 0.5 * m + 0.5 * gradient
+        v = 0.999 * v + 0.001 * gradient**2
+        reference -= 2e-4 * (m / (1 - 0.5**t)) / (np.sqrt(v / (1 - 0.999**t)) + 1e-8)
+    assert np.abs(reference - start).max() > 5e-4  # it moved
+    np.testing.assert_allclose(fused_weights.numpy(), reference, atol=2e-6)
+    assert np.abs(keras_weights.numpy() - reference).max() > 1e-4  # Keras' own epsilon is another rule
+
+
+def test_optimizers_use_epsilon_1e8():
+    from keras_pix2pix.train import make_optimizers
+
+    assert [optimizer.epsilon for optimizer in make_optimizers(tiny_config(), 10, 5)] == [1e-8, 1e-8]
