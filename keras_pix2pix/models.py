@@ -4,13 +4,9 @@ Both follow the appendix of Isola et al. (2017) and junyanz's reference code: 4x
 with stride 2, weights drawn from N(0, 0.02), BatchNorm scales from N(1, 0.02), LeakyReLU(0.2)
 in the encoder and discriminator, ReLU in the decoder.
 
-Convolutions have a bias only in a model without normalization (norm="none"), and in the output
-layers. Before a normalization a bias is dead weight: the mean is subtracted right after, and
-Adam amplifies the rounding noise of its zero gradient into updates. The blocks without a
-normalization (the first, and the U-Net's innermost) go without one too, as in the TF tutorial
-and junyanz's batch-norm U-Net: TensorFlow 2.21's grappler remapper fails on a training graph
-with Conv2D-BiasAdd-LeakyRelu (LeakyReluGrad needs the BiasAdd it fuses away), and the whole train
-step then runs without its fusions, about 7% slower (bench/README.md).
+Convolutions followed by a normalization have no bias, as in junyanz's code: the mean is
+subtracted right after, and Adam amplifies the rounding noise of its zero gradient into updates.
+The discriminator's first convolution and the output layers keep theirs.
 
 Four layers subclass Keras' own for speed, with the same variables and results (a checkpoint
 restores into either): FusedBatchNormalization, DownConvolution and UpConvolution (the
@@ -227,6 +223,26 @@ def _check_norm(norm):
         raise UsageError(f"norm must be one of {', '.join(NORMS)}; got {norm!r}")
 
 
+def _leaky_relu(x, name, dtype=None, after_bias=False):
+    """LeakyReLU(0.2); right after a biased convolution, the same function as a PReLU frozen at 0.2.
+
+    TensorFlow 2.21's grappler remapper fuses Conv2D-BiasAdd-LeakyRelu in a training graph and then
+    fails ("fanout LeakyReluGrad exist for missing node BiasAdd": the gradient needs the BiasAdd it
+    fused away), and the whole train step runs without its fusions: the discriminator's biased
+    first block made the bf16 step 7-12% slower (bench/README.md). PReLU computes relu(x) - 0.2
+    relu(-x), which the remapper leaves alone; its slope is a constant, not a trainable weight.
+    """
+    if after_bias:
+        return keras.layers.PReLU(
+            alpha_initializer=keras.initializers.Constant(0.2),
+            shared_axes=[1, 2],
+            trainable=False,
+            name=f"{name}_leakyrelu",
+            dtype=dtype,
+        )(x)
+    return keras.layers.LeakyReLU(negative_slope=0.2, name=f"{name}_leakyrelu", dtype=dtype)(x)
+
+
 def _down_block(x, filters, norm, name, dtype=None, synchronized=False, use_bias=False, activation=True):
     """LeakyReLU(0.2) - Conv(4x4, stride 2) - norm: halves the height and width.
 
@@ -235,7 +251,9 @@ def _down_block(x, filters, norm, name, dtype=None, synchronized=False, use_bias
     first block (on the image itself) has none.
     """
     if activation:
-        x = keras.layers.LeakyReLU(negative_slope=0.2, name=f"{name}_leakyrelu", dtype=dtype)(x)
+        # Convolutions have biases only in a model without normalization: then the previous
+        # block ends in one.
+        x = _leaky_relu(x, name, dtype, after_bias=use_bias)
     x = DownConvolution(
         filters,
         4,
@@ -449,7 +467,7 @@ def _patch_block(x, filters, stride, norm, name, dtype=None, synchronized=False,
         dtype=dtype,
     )(x)
     x = _normalization(x, norm, name, dtype, synchronized)
-    return keras.layers.LeakyReLU(negative_slope=0.2, name=f"{name}_leakyrelu", dtype=dtype)(x)
+    return _leaky_relu(x, name, dtype, after_bias=use_bias and norm == "none")
 
 
 def build_discriminator(
@@ -511,12 +529,12 @@ def build_discriminator(
         x = keras.layers.Conv2D(
             filters, 1, kernel_initializer=_weights(), use_bias=norm == "none", name="pixel1_conv", dtype=dtype
         )(x)
-        x = keras.layers.LeakyReLU(negative_slope=0.2, name="pixel1_leakyrelu", dtype=dtype)(x)
+        x = _leaky_relu(x, "pixel1", dtype, after_bias=norm == "none")
         x = keras.layers.Conv2D(
             filters * 2, 1, kernel_initializer=_weights(), use_bias=norm == "none", name="pixel2_conv", dtype=dtype
         )(x)
         x = _normalization(x, norm, "pixel2", dtype, synchronized_batchnorm)
-        x = keras.layers.LeakyReLU(negative_slope=0.2, name="pixel2_leakyrelu", dtype=dtype)(x)
+        x = _leaky_relu(x, "pixel2", dtype, after_bias=norm == "none")
         logits = keras.layers.Conv2D(1, 1, kernel_initializer=_weights(), name="logits_conv", dtype=dtype)(x)
     else:
         # The first convolution keeps its bias (no normalization follows it), as junyanz's.

@@ -309,3 +309,15 @@ def test_sub_pixel_convolution_matches_keras_conv2d_transpose(size):
         results.append([outputs, *tape.gradient(loss, [images, layer.kernel, layer.bias])])
     for expected, actual in zip(*results):
         np.testing.assert_allclose(actual, expected, atol=1e-4 * np.abs(expected).max())
+
+
+@pytest.mark.parametrize("norm", ["batch", "none"])
+def test_every_leaky_relu_after_a_biased_convolution_is_still_leaky_relu_0_2(norm):
+    # Those are PReLUs frozen at 0.2 (see models._leaky_relu): the same function, a constant slope.
+    discriminator = build_discriminator(image_size=32, layers=1, filters=4, norm=norm)
+    layer = discriminator.get_layer("block1_leakyrelu")
+    assert not layer.trainable_weights
+    probe = keras.Model(discriminator.inputs, [discriminator.get_layer("block1_conv").output, layer.output])
+    images = tf.random.normal((1, 32, 32, 3), seed=12)
+    before, after = probe([images, images])
+    np.testing.assert_allclose(after, tf.nn.leaky_relu(before, 0.2), atol=1e-6)
