@@ -11,7 +11,6 @@ and exit with status 2.
 """
 
 import argparse
-import os
 import sys
 
 from keras_pix2pix import datasets

@@ -349,7 +349,7 @@ def evaluate(
         items = list(_prediction_pairs(predictions, targets, inputs))
         total = len(items)
         source_name = f"{predictions} against {targets}"
-        palette_colours = _resolve_palette(palette, None, None)
+        label_palette = _resolve_palette(palette, None, None)
         config = None
     else:
         keras.utils.set_random_seed(seed)
@@ -370,7 +370,7 @@ def evaluate(
         direction = direction or (saved.direction if saved and saved.dataset == dataset else None)
         if direction is None:
             direction = datasets.find_dataset(dataset, data_dir).direction
-        palette_colours = _resolve_palette(palette, os.path.basename(os.path.normpath(dataset)), direction)
+        label_palette = _resolve_palette(palette, os.path.basename(os.path.normpath(dataset)), direction)
         runner = export_generator(generator) if mode == "export" else generator
         run_mode = "inference" if mode == "export" else mode
         total = len(pairs)
@@ -390,8 +390,8 @@ def evaluate(
     rows, confusion, outputs, reals = [], None, [], []
     for index, (name, output, target, source) in enumerate(items):
         metrics = image_metrics(output, target)
-        if palette_colours is not None:
-            matrix = label_confusion(data.denormalize(output).numpy(), data.denormalize(target).numpy(), palette_colours)
+        if label_palette is not None:
+            matrix = label_confusion(data.denormalize(output).numpy(), data.denormalize(target).numpy(), label_palette)
             metrics.update(label_metrics(matrix))
             confusion = matrix if confusion is None else confusion + matrix
         stem = f"{index + 1:05d}"

@@ -10,6 +10,7 @@ Running `fit` again on the same work directory resumes from the latest checkpoin
 """
 
 import contextlib
+import dataclasses
 import math
 import os
 import random
@@ -304,10 +305,11 @@ def resolve_config(workdir, config=None, settings=None, log=print):
     base = config if config is not None else saved or Config()
     if not isinstance(base, Config):
         raise UsageError(f"config must be a keras_pix2pix.Config or None; got {type(base).__name__}")
-    try:
-        resolved = base.replace(**settings)
-    except TypeError as error:
-        raise UsageError(f"unknown setting in {sorted(settings)}: {error}") from None
+    known = {field.name for field in dataclasses.fields(Config)}
+    if set(settings) - known:
+        unknown = ", ".join(sorted(set(settings) - known))
+        raise UsageError(f"unknown setting(s) {unknown}; known: {', '.join(sorted(known))}")
+    resolved = base.replace(**settings)
     if saved is None:
         return resolved
     resolved = resolved.replace(
