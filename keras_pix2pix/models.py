@@ -485,8 +485,9 @@ def build_discriminator(
     """The conditional PatchGAN: it sees the input image and a real or generated output together.
 
     C64 (no norm) - C128 - C256 - C512 with LeakyReLU(0.2), then a 1-channel convolution that gives
-    one logit per patch; trainable parameters 2,768,705 at layers=3 (junyanz's count). `layers` sets the patch (receptive field): 0 -> 1x1 (PixelGAN, 1x1
-    convolutions), 1 -> 16x16, 3 -> 70x70 (paper's default), 5 -> 286x286 (ImageGAN at 256).
+    one logit per patch; 2,768,705 trainable parameters at layers=3 (junyanz's count). `layers`
+    sets the patch (receptive field): 0 -> 1x1 (PixelGAN, 1x1 convolutions), 1 -> 16x16,
+    3 -> 70x70 (paper's default), 5 -> 286x286 (ImageGAN at 256).
 
     Args:
         image_size: int or (height, width) of both images.
@@ -526,10 +527,9 @@ def build_discriminator(
     x = keras.layers.Concatenate(name="pair", dtype=dtype)([input_image, output_image])
     if layers == 0:
         # PixelGAN: 1x1 convolutions judge each pixel's colour alone.
-        x = keras.layers.Conv2D(
-            filters, 1, kernel_initializer=_weights(), use_bias=norm == "none", name="pixel1_conv", dtype=dtype
-        )(x)
-        x = _leaky_relu(x, "pixel1", dtype, after_bias=norm == "none")
+        # The first convolution keeps its bias, as junyanz's PixelDiscriminator.
+        x = keras.layers.Conv2D(filters, 1, kernel_initializer=_weights(), name="pixel1_conv", dtype=dtype)(x)
+        x = _leaky_relu(x, "pixel1", dtype, after_bias=True)
         x = keras.layers.Conv2D(
             filters * 2, 1, kernel_initializer=_weights(), use_bias=norm == "none", name="pixel2_conv", dtype=dtype
         )(x)

@@ -261,6 +261,31 @@ def sample_grid(inputs, outputs, targets, border=2):
     return tf.concat(rows, axis=0)
 
 
+# The form of the networks a checkpoint holds, saved in it: 2 since the U-Net is the authors'
+# (pre-activation blocks, [skip, decoder] concatenations) and D's first convolution has a bias.
+NETWORK_FORM = 2
+
+
+def _check_network_form(path, workdir):
+    """Refuses a checkpoint whose networks are of another form than this version builds.
+
+    Read before restoring: the old and new generators have variables of the same shapes, so a
+    restore could go on silently with networks that compute another function.
+    """
+    try:
+        reader = tf.train.load_checkpoint(path)
+    except (tf.errors.OpError, ValueError) as error:
+        raise UsageError(f"the checkpoint {path} cannot be read: {str(error).splitlines()[0][:200]}") from None
+    key = "network_form/.ATTRIBUTES/VARIABLE_VALUE"
+    form = int(reader.get_tensor(key)) if reader.has_tensor(key) else 1
+    if form != NETWORK_FORM:
+        raise UsageError(
+            f"the checkpoint in {workdir} holds networks of an older keras-pix2pix (before the U-Net took "
+            "the authors' exact form); it cannot be resumed: train in another --workdir (its "
+            "generator.keras still loads for predict)"
+        )
+
+
 def default_workdir(dataset):
     """runs/NAME for a dataset: its catalog name, or the last part of its folder's path.
 
@@ -470,15 +495,18 @@ def train_with(config, workdir, verbose=True):
         discriminator_optimizer.build(discriminator.trainable_variables)
         step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
         skipped_batches = tf.Variable(0, dtype=tf.int64, trainable=False, name="skipped_batches")
+        network_form = tf.Variable(NETWORK_FORM, dtype=tf.int64, trainable=False, name="network_form")
     checkpoint = make_checkpoint(generator, discriminator, generator_optimizer, discriminator_optimizer, step)
     checkpoint.skipped_batches = skipped_batches
+    checkpoint.network_form = network_form
     manager = tf.train.CheckpointManager(
         checkpoint, distribute.checkpoint_directory(workdir, strategy), max_to_keep=config.keep_checkpoints
     )
     if manager.latest_checkpoint:
+        _check_network_form(manager.latest_checkpoint, workdir)
         try:
             checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
-        except AssertionError as error:
+        except (AssertionError, ValueError) as error:
             raise UsageError(
                 f"the checkpoint in {workdir} does not fit this run's settings (did --precision change "
                 f"to or from mixed_float16?): {str(error).splitlines()[0][:200]}"

@@ -123,6 +123,20 @@ def test_resume_refuses_another_architecture(tmp_path, ab_dataset):
         fit(tiny_config(dataset=ab_dataset, steps=4, norm="instance"), workdir, verbose=False)
 
 
+def test_a_checkpoint_of_older_networks_is_refused_not_resumed(tmp_path, ab_dataset, monkeypatch):
+    # The old and new U-Nets have variables of the same shapes: restoring one into the other
+    # would go on silently with another function. A checkpoint records its networks' form.
+    from keras_pix2pix import train
+
+    workdir = str(tmp_path / "run")
+    fit(tiny_config(dataset=ab_dataset, steps=2), workdir, verbose=False)
+    config_before = (tmp_path / "run" / "config.json").read_bytes()
+    monkeypatch.setattr(train, "NETWORK_FORM", train.NETWORK_FORM + 1)
+    with pytest.raises(ValueError, match=r"holds networks of an older keras-pix2pix .* cannot be resumed"):
+        fit(workdir=workdir, steps=4, verbose=False)
+    assert (tmp_path / "run" / "config.json").read_bytes() == config_before
+
+
 def test_saved_generator_gives_the_same_outputs(tmp_path, ab_dataset):
     workdir = str(tmp_path / "run")
     generator = fit(tiny_config(dataset=ab_dataset, steps=2), workdir, verbose=False)
