@@ -23,7 +23,7 @@ import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import keras_pix2pix  # noqa: E402, F401
-from keras_pix2pix import data, datasets, models, train  # noqa: E402
+from keras_pix2pix import data, datasets, fast, models, train  # noqa: E402
 from keras_pix2pix.config import Config  # noqa: E402
 
 DEFAULT_DATASET = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "data", "facades")
@@ -42,7 +42,7 @@ def pipeline_rate(pairs, config, images):
 
 def training_rate(config, steps):
     keras.utils.set_random_seed(0)
-    generator, discriminator = models.build_models(config)
+    generator, discriminator = (fast.clone_as(model, "train") for model in models.build_models(config))
     generator_optimizer, discriminator_optimizer = train.make_optimizers(config, 1000, 0)
     step = train.make_train_step(generator, discriminator, generator_optimizer, discriminator_optimizer, config)
     inputs = tf.random.uniform((config.batch_size, *config.image_size, 3), -1, 1)

@@ -27,8 +27,10 @@ import tensorflow as tf  # noqa: E402
 
 import keras_pix2pix  # noqa: E402, F401
 from keras_pix2pix import data, datasets  # noqa: E402
-from keras_pix2pix.export import export, export_generator, psnr  # noqa: E402
-from keras_pix2pix.predict import load_generator, translate  # noqa: E402
+from keras_pix2pix.exports import export  # noqa: E402
+from keras_pix2pix.metrics import psnr  # noqa: E402
+from keras_pix2pix.modes import export_form, translate  # noqa: E402
+from keras_pix2pix.translation import load_generator  # noqa: E402
 
 
 def median_ms(function, image, repeats):
@@ -59,7 +61,7 @@ def main():
     inputs = np.concatenate([x.numpy() for x, _ in pairs])
     targets = np.concatenate([y.numpy() for _, y in pairs])
 
-    exported = export_generator(generator)
+    exported = export_form(generator)
     reference = exported(inputs, training=False).numpy()
     keras.utils.set_random_seed(0)
     paper = np.concatenate([translate(generator, inputs[i : i + 1], "paper").numpy() for i in range(len(inputs))])

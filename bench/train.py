@@ -4,11 +4,13 @@
     python bench/train.py --image-size 64 --leak-check 1000
 
 The reference path is the paper's settings in fp32 with a plain @tf.function step, as the TF
-tutorial writes it: the paper's networks built from Keras' own layers (BatchNormalization, Conv2D,
-Conv2DTranspose), Keras' Adam, one forward pass of G and D under two tapes and a simultaneous
-update. The candidate is keras_pix2pix's train step (one D step, then one G step against the
-updated D) at the given precision, with its own layers (fused BatchNorm, small-map convolutions as
-matrix products) and fused Adam. Each path runs on the same weights and a fixed batch in a process
+tutorial writes it: the paper's networks as keras_pix2pix.models builds them (Keras' own layers;
+fast.clone_as(..., "reference") changes only the LeakyReLU after D's biased first convolution, so
+that TensorFlow 2.21's remapper failure does not slow it), Keras' Adam, one forward pass of G and
+D under two tapes and a simultaneous update. The candidate is keras_pix2pix's train step (one D
+step, then one G step against the updated D) at the given precision, on the training form of the
+same networks (fast.clone_as(..., "train"): fused BatchNorm, small-map convolutions as matrix
+products) with fused Adam. Each path runs on the same weights and a fixed batch in a process
 of its own; the two take turns in rounds, so that machine noise hits both alike. Prints the
 machine, the measured conv2d peak in fp32 and bf16, each path's median s/step, images/s, GFLOP/s
 (convolution FLOPs of the passes it runs) and % of peak, each path's peak RSS, and a JSON line.
@@ -34,7 +36,7 @@ import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import keras_pix2pix  # noqa: E402, F401
-from keras_pix2pix import losses, models, train  # noqa: E402
+from keras_pix2pix import fast, losses, models, train  # noqa: E402
 from keras_pix2pix.config import Config  # noqa: E402
 
 
@@ -111,31 +113,16 @@ def reference_step(generator, discriminator, generator_optimizer, discriminator_
     return step
 
 
-def with_keras_layers(model):
-    """The model with Keras' own BatchNormalization, Conv2D and Conv2DTranspose layers, as the tutorial's networks have."""
-
-    def clone(layer):
-        if isinstance(layer, models.FusedBatchNormalization):
-            return keras.layers.BatchNormalization.from_config(layer.get_config())
-        if isinstance(layer, models.UpConvolution):
-            return keras.layers.Conv2DTranspose.from_config(layer.get_config())
-        if isinstance(layer, models.DownConvolution):
-            return keras.layers.Conv2D.from_config(layer.get_config())
-        return layer.__class__.from_config(layer.get_config())
-
-    copy = keras.models.clone_model(model, clone_function=clone)
-    copy.set_weights(model.get_weights())  # the same weights as the candidate's
-    return copy
-
-
 def build(config, reference):
     """(step function, FLOPs per step) of the reference path or of keras_pix2pix's."""
     keras.utils.set_random_seed(0)
     generator, discriminator = models.build_models(config)
     flops = step_flops(generator, discriminator, config.batch_size, reference)
+    # Both paths start from the same weights: the reference in Keras' own layers (with only the
+    # workaround for TensorFlow's remapper failure), the candidate in the training form.
+    generator, discriminator = (fast.clone_as(model, "reference" if reference else "train") for model in (generator, discriminator))
     if reference:
-        # The tutorial's layers and optimizers: Keras' own, and Keras' Adam.
-        generator, discriminator = with_keras_layers(generator), with_keras_layers(discriminator)
+        # The tutorial's optimizers: Keras' Adam.
         generator_optimizer = keras.optimizers.Adam(2e-4, beta_1=0.5)
         discriminator_optimizer = keras.optimizers.Adam(2e-4, beta_1=0.5)
     else:

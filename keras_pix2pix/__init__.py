@@ -1,9 +1,12 @@
 """keras-pix2pix: pix2pix image-to-image translation (Isola et al., CVPR 2017) in Keras 3.
 
+Every command of `keras-pix2pix` is a function here: fit, predict, evaluate, export.
+
 Example:
 >>> import keras_pix2pix
 >>> config = keras_pix2pix.Config(dataset="demo", image_size=64, steps=200)
->>> generator = keras_pix2pix.fit(config, workdir="/tmp/pix2pix-demo")  # doctest: +SKIP
+>>> keras_pix2pix.build_generator(image_size=64, filters=8).name
+'generator'
 """
 
 import os
@@ -25,10 +28,13 @@ if keras.backend.backend() != "tensorflow":
     )
 
 from keras_pix2pix.config import Config, UsageError  # noqa: E402
+from keras_pix2pix.evaluation import evaluate  # noqa: E402
+from keras_pix2pix.exports import export  # noqa: E402
 from keras_pix2pix.losses import discriminator_loss, generator_loss  # noqa: E402
 from keras_pix2pix.models import build_discriminator, build_generator, receptive_field  # noqa: E402
-from keras_pix2pix.predict import load_generator, predict, translate  # noqa: E402
+from keras_pix2pix.modes import translate  # noqa: E402
 from keras_pix2pix.train import fit  # noqa: E402
+from keras_pix2pix.translation import load_generator, predict  # noqa: E402
 
 __version__ = "0.1.0"
 
@@ -38,6 +44,8 @@ __all__ = [
     "build_discriminator",
     "build_generator",
     "discriminator_loss",
+    "evaluate",
+    "export",
     "fit",
     "generator_loss",
     "load_generator",

@@ -1,4 +1,4 @@
-"""The `keras-pix2pix` command: argparse subcommands that build a Config and call the library.
+"""The `keras-pix2pix` command: argparse subcommands that call the package's functions.
 
     keras-pix2pix fit --dataset demo --image-size 64 --steps 300 --workdir runs/demo
     keras-pix2pix predict --model runs/demo labels.png --output translated
@@ -6,22 +6,23 @@
     keras-pix2pix export --model runs/demo --output exports
     keras-pix2pix datasets
 
-Mistakes a user can make (a bad flag value, a missing path, an empty dataset) print one line
-and exit with status 2.
+`fit`'s flags are generated from Config's fields (their help, kinds, choices and defaults), so a
+setting is declared once, in keras_pix2pix.config. Mistakes a user can make (a bad flag value, a
+missing path, an empty dataset) print one line and exit with status 2.
 """
 
 import argparse
+import dataclasses
 import sys
 
 from keras_pix2pix import datasets
-from keras_pix2pix.config import DIRECTIONS, GAN_LOSSES, NORMS, PREPROCESS_MODES, Config, UsageError, parse_size
-from keras_pix2pix.evaluate import MODES as EVALUATE_MODES
-from keras_pix2pix.evaluate import evaluate
-from keras_pix2pix.export import FORMATS, QUANTIZATIONS, export
-from keras_pix2pix.predict import predict
-from keras_pix2pix.train import CheckpointWriteError, NonFiniteLossError, TrainingInterrupted, fit
-
-DEFAULTS = Config()
+from keras_pix2pix.checkpoints import CheckpointWriteError
+from keras_pix2pix.config import DIRECTIONS, Config, UsageError, parse_size
+from keras_pix2pix.evaluation import evaluate
+from keras_pix2pix.exports import FORMATS, QUANTIZATIONS, export
+from keras_pix2pix.modes import MODES
+from keras_pix2pix.train import NonFiniteLossError, TrainingInterrupted, fit
+from keras_pix2pix.translation import predict
 
 
 class _Parser(argparse.ArgumentParser):
@@ -37,77 +38,66 @@ def _size(text):
         raise argparse.ArgumentTypeError(str(error)) from None
 
 
+def _shown(value):
+    return "x".join(map(str, value)) if isinstance(value, tuple) else value
+
+
+def add_setting(parser, field, groups):
+    """Adds the flag of one Config field, as its declaration describes it."""
+    spec = field.metadata
+    flag = spec["flag"] or "--" + field.name.replace("_", "-")
+    help_text = spec["help"]
+    if spec["kind"] == "bool":
+        # A switch: its flag turns the setting on, or off (--no-flip) when it is on by default.
+        help_text = f"turn off: {help_text}" if field.default else help_text
+    elif field.default is not None:
+        help_text += f" (default: {_shown(field.default)})"
+    if spec["group"]:
+        if spec["group"] not in groups:
+            groups[spec["group"]] = parser.add_mutually_exclusive_group()
+        parser = groups[spec["group"]]
+    keywords = {"dest": field.name, "help": help_text}
+    if spec["kind"] == "bool":
+        keywords["action"] = "store_false" if field.default else "store_true"
+    elif spec["kind"] == "choice":
+        keywords["choices"] = spec["choices"]
+        keywords["type"] = type(spec["choices"][0])
+    else:
+        keywords["type"] = {"int": int, "number": float, "size": _size, "str": str}[spec["kind"]]
+    parser.add_argument(flag, **keywords)
+
+
 def _add_fit(commands):
     parser = commands.add_parser(
         "fit",
         help="train a pix2pix model",
         description="Train pix2pix (U-Net generator, PatchGAN discriminator, cGAN + L1) on a paired dataset. "
-        "Run it again on the same --workdir to resume.",
+        "Run it again on the same --workdir to resume: the saved settings hold, and the flags given override them.",
+        # Only the flags given reach fit: the others come from a resumed run's config.json or the defaults.
         argument_default=argparse.SUPPRESS,
     )
-    add = parser.add_argument
-    add(
-        "--dataset",
-        help=f"demo (embedded, no network), one of {', '.join(datasets.CATALOG_NAMES)} (downloaded once), "
-        "or a folder of AB images or A/ and B/ folders (default: demo)",
-    )
-    add("--direction", choices=DIRECTIONS, help="which half is the input (default: the dataset's usual one)")
-    add("--workdir", help="where the run is kept (default: runs/DATASET_NAME); an existing run resumes with its "
-        "saved settings, and the flags given here override them")
-    add("--data-dir", dest="data_dir", help="where prepared datasets are kept (default: ~/tensorflow_datasets)")
-    add("--manual-dir", dest="manual_dir", help="a folder with release archives (NAME.tar.gz) downloaded by hand")
-    add("--skip-bad", dest="skip_bad", action="store_true", help="skip unreadable or malformed images and say how many")
-    add("--preprocess", choices=PREPROCESS_MODES, help="training augmentation (default: resize_and_crop, the paper's)")
-    length = parser.add_mutually_exclusive_group()
-    length.add_argument("--steps", type=int, help="training steps (default: 200 epochs)")
-    length.add_argument("--epochs", type=float, help="epochs over the training split")
-    decay = parser.add_mutually_exclusive_group()
-    decay.add_argument("--decay-steps", dest="decay_steps", type=int, help="final steps of linear lr decay to 0 (default: half the run)")
-    decay.add_argument("--decay-epochs", dest="decay_epochs", type=float, help="the same in epochs")
-    add(
-        "--precision",
-        choices=("float32", "mixed_bfloat16", "mixed_float16"),
-        help="float32 (default), mixed_bfloat16 (AVX-512 BF16/AMX CPUs, TPUs), mixed_float16 (GPUs)",
-    )
-    add("--xla", action="store_true", help="compile the train step with XLA (slower on CPUs here)")
-    add(
-        "--strategy",
-        choices=("auto", "default", "mirrored", "multiworker", "tpu"),
-        help="tf.distribute strategy (default: auto = mirrored with several GPUs); --batch-size is global",
-    )
-    add("--sync-batchnorm", dest="sync_batchnorm", action="store_true", help="BatchNorm over the global batch")
-    add("--batch-size", dest="batch_size", type=int, help=f"pairs per step, 1 to 10 in the paper (default: {DEFAULTS.batch_size})")
-    add("--image-size", dest="image_size", type=_size, help="HEIGHTxWIDTH or one number for a square (default: 256)")
-    add("--load-size", dest="load_size", type=_size, help="resize before the random crop (default: image size x 286/256, 286 for 256)")
-    add("--no-flip", dest="flip", action="store_false", help="no random horizontal flips")
-    add("--input-channels", dest="input_channels", type=int, choices=(1, 3), help="1 (grayscale) or 3 (default: 3)")
-    add("--output-channels", dest="output_channels", type=int, choices=(1, 3), help="1 or 3 (default: 3)")
-    add("--generator", choices=("unet", "encoder-decoder"), help="unet (default) or the paper's encoder-decoder baseline")
-    add("--depth", type=int, help="generator downsamplings (default: log2 of the shorter side)")
-    add("--generator-filters", dest="generator_filters", type=int, help=f"(default: {DEFAULTS.generator_filters})")
-    add(
-        "--discriminator-layers",
-        dest="discriminator_layers",
-        type=int,
-        help="PatchGAN depth: 0 = 1x1, 1 = 16x16, 3 = 70x70 (default), 5 = 286x286",
-    )
-    add("--discriminator-filters", dest="discriminator_filters", type=int, help=f"(default: {DEFAULTS.discriminator_filters})")
-    add("--norm", choices=NORMS, help="normalization (default: batch)")
-    add("--dropout", type=float, help=f"decoder dropout rate (default: {DEFAULTS.dropout})")
-    add("--gan-loss", dest="gan_loss", choices=GAN_LOSSES, help="(default: vanilla)")
-    add("--lambda-l1", dest="lambda_l1", type=float, help=f"weight of the L1 loss (default: {DEFAULTS.lambda_l1:g})")
-    add("--lr", dest="learning_rate", type=float, help=f"Adam learning rate (default: {DEFAULTS.learning_rate:g})")
-    add("--beta1", dest="beta_1", type=float, help=f"(default: {DEFAULTS.beta_1})")
-    add("--beta2", dest="beta_2", type=float, help=f"(default: {DEFAULTS.beta_2})")
-    add("--save-every", dest="save_every", type=int, help=f"checkpoint interval in steps (default: {DEFAULTS.save_every})")
-    add("--sample-every", dest="sample_every", type=int, help=f"sample grid interval (default: {DEFAULTS.sample_every})")
-    add("--sample-count", dest="sample_count", type=int, help=f"pairs in the sample grid (default: {DEFAULTS.sample_count})")
-    add("--log-every", dest="log_every", type=int, help=f"progress and TensorBoard interval (default: {DEFAULTS.log_every})")
-    add("--keep-checkpoints", dest="keep_checkpoints", type=int, help=f"(default: {DEFAULTS.keep_checkpoints})")
-    add("--seed", type=int, help="seed for a repeatable run (default: drawn and saved in config.json)")
-    add("--deterministic", action="store_true", help="deterministic ops: with --seed, bit-identical runs and resumes")
-    add("--on-nan", dest="on_nan", choices=("stop", "skip"), help="on a non-finite loss: stop (default) or skip the batch")
+    parser.add_argument("--workdir", help="where the run is kept (default: runs/DATASET_NAME)")
+    groups = {}
+    for field in dataclasses.fields(Config):
+        add_setting(parser, field, groups)
     parser.set_defaults(command=fit_command)
+
+
+def fit_command(arguments):
+    """`keras-pix2pix fit`: the flags given are the settings named (see train.resolve_config)."""
+    given = {key: value for key, value in vars(arguments).items() if key not in ("command", "workdir")}
+    fit(workdir=getattr(arguments, "workdir", None), **given)
+
+
+def _add_mode(parser):
+    parser.add_argument(
+        "--mode",
+        choices=MODES,
+        default="paper",
+        help="test-time mode: paper (default; dropout on, each image's own batch statistics, as the paper "
+        "tests), inference (no dropout, moving statistics) or export (the paper's statistics without "
+        "dropout, as the exported files compute)",
+    )
 
 
 def _add_predict(commands):
@@ -121,15 +111,22 @@ def _add_predict(commands):
     parser.add_argument("--output", required=True, help="folder for the translated PNGs")
     parser.add_argument("--pairs", action="store_true", help="inputs are AB pair images: translate the input half")
     parser.add_argument("--direction", choices=DIRECTIONS, help="input half with --pairs (default: the run's)")
-    parser.add_argument(
-        "--mode",
-        choices=("paper", "inference"),
-        default="paper",
-        help="paper (default): dropout on and per-image batch statistics, as the paper tests; "
-        "inference: no dropout, moving statistics (deterministic)",
-    )
+    _add_mode(parser)
     parser.add_argument("--seed", type=int, help="makes paper mode's dropout repeatable")
     parser.set_defaults(command=predict_command)
+
+
+def predict_command(arguments):
+    written = predict(
+        arguments.model,
+        arguments.inputs,
+        arguments.output,
+        pairs=arguments.pairs,
+        direction=arguments.direction,
+        mode=arguments.mode,
+        seed=arguments.seed,
+    )
+    print(f"wrote {len(written)} image(s) to {arguments.output}")
 
 
 def _add_evaluate(commands):
@@ -145,7 +142,7 @@ def _add_evaluate(commands):
     parser.add_argument("--split", default="test", help="test (default), val or train")
     parser.add_argument("--direction", choices=DIRECTIONS, help="(default: the run's)")
     parser.add_argument("--output", required=True, help="the report folder")
-    parser.add_argument("--mode", choices=EVALUATE_MODES, default="paper", help="test-time mode (default: paper)")
+    _add_mode(parser)
     parser.add_argument("--palette", help="facades, cityscapes, demo or a file of 'R G B' lines, for label metrics")
     parser.add_argument(
         "--fid",
@@ -162,22 +159,8 @@ def _add_evaluate(commands):
 
 
 def evaluate_command(arguments):
-    evaluate(
-        arguments.model,
-        arguments.output,
-        dataset=arguments.dataset,
-        split=arguments.split,
-        direction=arguments.direction,
-        mode=arguments.mode,
-        palette=arguments.palette,
-        fid=arguments.fid,
-        inception_weights=arguments.inception_weights,
-        predictions=arguments.predictions,
-        targets=arguments.targets,
-        inputs=arguments.inputs,
-        data_dir=arguments.data_dir,
-        seed=arguments.seed,
-    )
+    options = {key: value for key, value in vars(arguments).items() if key not in ("command", "model", "output")}
+    evaluate(arguments.model, arguments.output, **options)
 
 
 def _list(text):
@@ -240,25 +223,6 @@ def datasets_command(arguments):
     for row in rows:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
     print(f"data dir: {datasets.resolve_data_dir(arguments.data_dir)}")
-
-
-def fit_command(arguments):
-    """`keras-pix2pix fit`: the flags given are the settings named (see train.resolve_config)."""
-    given = {key: value for key, value in vars(arguments).items() if key not in ("command", "workdir")}
-    fit(workdir=getattr(arguments, "workdir", None), **given)
-
-
-def predict_command(arguments):
-    written = predict(
-        arguments.model,
-        arguments.inputs,
-        arguments.output,
-        pairs=arguments.pairs,
-        direction=arguments.direction,
-        mode=arguments.mode,
-        seed=arguments.seed,
-    )
-    print(f"wrote {len(written)} image(s) to {arguments.output}")
 
 
 def build_parser():

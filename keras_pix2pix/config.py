@@ -1,13 +1,16 @@
 """One validated configuration for a pix2pix run, saved as WORKDIR/config.json.
 
-Every setting has its default and a comment here; the command line, the notebooks and the
-Python API all build a `Config`, so the defaults live in one place.
+Every setting is a field of `Config` with its default, its help text and, where it has them, its
+allowed values and bounds, all in the field's declaration. The command line generates its flags
+from these (keras_pix2pix.cli), the notebooks and the Python API build a `Config`, so a setting is
+added in one place.
 """
 
 import dataclasses
 import json
 import math
-import os
+
+from keras_pix2pix.files import write_atomically
 
 
 class UsageError(ValueError):
@@ -26,19 +29,22 @@ ON_NAN = ("stop", "skip")
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 STRATEGIES = ("auto", "default", "mirrored", "multiworker", "tpu")
 PREPROCESS_MODES = ("resize_and_crop", "scale_width", "crop", "none")
+# The run length when neither steps nor epochs is given: junyanz's 100 + 100 epochs.
+DEFAULT_EPOCHS = 200
 
-# Settings that shape the networks: a checkpoint cannot be resumed with other values.
-ARCHITECTURE_FIELDS = (
-    "image_size",
-    "input_channels",
-    "output_channels",
-    "generator",
-    "depth",
-    "generator_filters",
-    "discriminator_layers",
-    "discriminator_filters",
-    "norm",
-)
+
+def check_choice(name, value, allowed):
+    """Raises a UsageError naming the argument, the allowed values and the value received.
+
+    Example:
+    >>> check_choice("norm", "layer", NORMS)
+    Traceback (most recent call last):
+    ...
+    keras_pix2pix.config.UsageError: norm must be one of batch, instance, none; got 'layer'
+    """
+    if value not in allowed:
+        raise UsageError(f"{name} must be one of {', '.join(map(str, allowed))}; got {value!r}")
+    return value
 
 
 def parse_size(value, name="image_size"):
@@ -53,9 +59,8 @@ def parse_size(value, name="image_size"):
     (128, 256)
     """
     if isinstance(value, str):
-        parts = value.lower().split("x")
         try:
-            numbers = tuple(int(part) for part in parts)
+            numbers = tuple(int(part) for part in value.lower().split("x"))
         except ValueError:
             numbers = ()
     elif isinstance(value, int) and not isinstance(value, bool):
@@ -66,10 +71,9 @@ def parse_size(value, name="image_size"):
         numbers = ()
     if len(numbers) == 1:
         numbers = numbers * 2
-    if len(numbers) != 2 or not all(isinstance(n, int) and n > 0 for n in numbers):
+    if len(numbers) != 2 or not all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in numbers):
         raise UsageError(
-            f"{name} must be a positive size such as 256 or 256x512 (height x width), "
-            f"got {value!r}"
+            f"{name} must be a positive size such as 256 or 256x512 (height x width), got {value!r}"
         )
     return numbers
 
@@ -79,41 +83,69 @@ def default_load_size(image_size):
     return tuple(int(round(side * 286 / 256)) for side in image_size)
 
 
-def _check_choice(name, value, allowed):
-    if value not in allowed:
-        raise UsageError(f"{name} must be one of {', '.join(map(str, allowed))}; got {value!r}")
+def setting(default, help, kind, *, choices=None, minimum=None, maximum=None, open_low=False,
+            optional=False, flag=None, group=None, architecture=False):  # fmt: skip
+    """A Config field: its default and everything the command line and the validation need.
+
+    Args:
+        default: the default value.
+        help: what the setting does, shown by `keras-pix2pix fit --help`.
+        kind: "str", "bool", "int", "number", "size" or "choice".
+        choices: the allowed values of a "choice".
+        minimum, maximum: bounds of an "int" or "number".
+        open_low: the minimum itself is not allowed.
+        optional: None is allowed.
+        flag: the command line flag, when not --the-field-name.
+        group: settings of one group are given one at a time on the command line.
+        architecture: the setting shapes the networks (a checkpoint cannot be resumed with another).
+    """
+    metadata = dict(
+        help=help, kind=kind, choices=choices, minimum=minimum, maximum=maximum, open_low=open_low,
+        optional=optional, flag=flag, group=group, architecture=architecture,
+    )  # fmt: skip
+    return dataclasses.field(default=default, metadata=metadata)
 
 
-def _check_int(name, value, minimum, maximum=None, optional=False):
-    if value is None and optional:
+def _check_number(name, value, spec):
+    integer = spec["kind"] == "int"
+    valid = isinstance(value, int if integer else (int, float)) and not isinstance(value, bool)
+    valid = valid and math.isfinite(value)
+    minimum, maximum = spec["minimum"], spec["maximum"]
+    if valid and minimum is not None:
+        valid = value > minimum if spec["open_low"] else value >= minimum
+    if valid and maximum is not None:
+        valid = value <= maximum
+    if valid:
         return
-    bounds = f">= {minimum}" if maximum is None else f"between {minimum} and {maximum}"
-    if (
-        not isinstance(value, int)
-        or isinstance(value, bool)
-        or value < minimum
-        or (maximum is not None and value > maximum)
-    ):
+    if integer:
+        bounds = f">= {minimum}" if maximum is None else f"between {minimum} and {maximum}"
         raise UsageError(f"{name} must be an integer {bounds}; got {value!r}")
+    low = f"> {float(minimum)}" if spec["open_low"] else f">= {float(minimum)}"
+    high = "" if maximum is None else f" and <= {maximum}"
+    raise UsageError(f"{name} must be a number {low}{high}; got {value!r}")
 
 
-def _check_number(name, value, minimum, maximum=math.inf, optional=False, open_low=False):
-    if value is None and optional:
+def _check_field(field, value):
+    """Validates one field's value against its declaration."""
+    spec = field.metadata
+    if value is None and spec["optional"]:
         return
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    ok = ok and (value > minimum if open_low else value >= minimum) and value <= maximum
-    if not ok:
-        low = f"> {minimum}" if open_low else f">= {minimum}"
-        high = "" if maximum == math.inf else f" and <= {maximum}"
-        raise UsageError(f"{name} must be a number {low}{high}; got {value!r}")
+    if spec["kind"] == "choice":
+        check_choice(field.name, value, spec["choices"])
+    elif spec["kind"] == "bool" and not isinstance(value, bool):
+        raise UsageError(f"{field.name} must be True or False; got {value!r}")
+    elif spec["kind"] in ("int", "number"):
+        _check_number(field.name, value, spec)
+    elif spec["kind"] == "str" and (not isinstance(value, str) or not value):
+        raise UsageError(f"{field.name} must be a non-empty string; got {value!r}")
 
 
 @dataclasses.dataclass(frozen=True)
 class Config:
     """Every setting of a pix2pix run. Defaults follow the paper and junyanz's code.
 
-    Args:
-        See the comment on each field.
+    Each field is declared with `setting(default, help, kind, ...)`: the help text is the
+    setting's documentation, here and in `keras-pix2pix fit --help`.
 
     Example:
     >>> config = Config(dataset="demo", image_size=64, steps=300)
@@ -124,167 +156,157 @@ class Config:
     """
 
     # --- data ---
-    # "demo" (embedded, no network), a dataset of the pix2pix release (facades, cityscapes, maps,
-    # edges2shoes, edges2handbags, night2day: downloaded once through tensorflow-datasets), or a
-    # folder (AB images or A/ and B/ folders, with train/ val/ test/ split folders or none).
-    dataset: str = "demo"
-    # Which half of an AB image is the input: "AtoB" or "BtoA"; None takes the dataset's usual one.
-    direction: str | None = None
-    # Where prepared datasets are kept; None: $KERAS_PIX2PIX_DATA_DIR, else ~/tensorflow_datasets.
-    data_dir: str | None = None
-    # A folder holding release archives (NAME.tar.gz) downloaded by hand; None: download them.
-    manual_dir: str | None = None
-    # Skip unreadable or malformed image files (and say how many) instead of stopping at the first.
-    skip_bad: bool = False
-    # Training augmentation: "resize_and_crop" (the paper's: resize to load_size, random crop),
-    # "scale_width" (width to load_size, keep the aspect ratio, random crop), "crop" (random crop
-    # from the original size) or "none" (resize to image_size).
-    preprocess: str = "resize_and_crop"
-    # (height, width) the networks see; each a multiple of 2**depth. An int means a square.
-    image_size: tuple = (256, 256)
-    # Training images are resized to this, then randomly cropped to image_size; None: the
-    # paper's ratio (286 for 256), worked out from image_size when used (resolved_load_size), so
-    # that a changed image_size never carries a load size meant for another. Equal to
-    # image_size turns the random crop off.
-    load_size: tuple | None = None
-    # Random horizontal flips of training pairs (the same flip for input and target).
-    flip: bool = True
-    # Channels of the input and of the target images: 1 (grayscale) or 3 (RGB).
-    input_channels: int = 3
-    output_channels: int = 3
+    dataset: str = setting(
+        "demo",
+        "demo (embedded, no network), a dataset of the pix2pix release (facades, cityscapes, maps, "
+        "edges2shoes, edges2handbags, night2day: downloaded once through tensorflow-datasets), or a folder "
+        "of AB images or A/ and B/ folders, with train/ val/ test/ split folders or none",
+        "str",
+    )
+    direction: str | None = setting(
+        None, "which half of an AB image is the input; default: the dataset's usual one", "choice",
+        choices=DIRECTIONS, optional=True,
+    )  # fmt: skip
+    data_dir: str | None = setting(
+        None, "where prepared datasets are kept; default: $KERAS_PIX2PIX_DATA_DIR, else ~/tensorflow_datasets",
+        "str", optional=True,
+    )  # fmt: skip
+    manual_dir: str | None = setting(
+        None, "a folder holding release archives (NAME.tar.gz) downloaded by hand", "str", optional=True
+    )
+    skip_bad: bool = setting(False, "skip unreadable or malformed images (and say how many)", "bool")
+    preprocess: str = setting(
+        "resize_and_crop",
+        "training augmentation: resize_and_crop (the paper's: resize to the load size, random crop), "
+        "scale_width (width to the load size, aspect kept, random crop), crop (random crop from the "
+        "original size) or none (resize to the image size)",
+        "choice",
+        choices=PREPROCESS_MODES,
+    )
+    image_size: tuple = setting(
+        (256, 256), "HEIGHTxWIDTH the networks see, or one number for a square; each a multiple of 2**depth",
+        "size", architecture=True,
+    )  # fmt: skip
+    load_size: tuple | None = setting(
+        None,
+        "training images are resized to this, then randomly cropped to the image size; default: the "
+        "paper's ratio (286 for 256), worked out on use; equal to the image size: no random crop",
+        "size",
+        optional=True,
+    )
+    flip: bool = setting(True, "random horizontal flips of training pairs (the same for input and target)", "bool",
+                         flag="--no-flip")  # fmt: skip
+    input_channels: int = setting(3, "channels of the input images: 1 (grayscale) or 3", "choice", choices=(1, 3),
+                                  architecture=True)  # fmt: skip
+    output_channels: int = setting(3, "channels of the target images: 1 or 3", "choice", choices=(1, 3),
+                                   architecture=True)  # fmt: skip
 
     # --- models ---
-    # "unet" (the paper's generator) or "encoder-decoder" (its baseline without skips).
-    generator: str = "unet"
-    # Downsamplings in the generator; None: log2 of the shorter side (256 -> 8, a 1x1 bottleneck).
-    depth: int | None = None
-    # Filters of the first generator block, doubled per block up to 8x (paper: 64).
-    generator_filters: int = 64
-    # PatchGAN depth: 0 -> 1x1 PixelGAN, 1 -> 16x16, 3 -> 70x70 (paper's default), 5 -> 286x286.
-    discriminator_layers: int = 3
-    # Filters of the first discriminator block (paper: 64).
-    discriminator_filters: int = 64
-    # Normalization in both networks: "batch" (paper), "instance" or "none".
-    norm: str = "batch"
-    # Dropout rate of the first three decoder blocks, in training and at paper test time.
-    dropout: float = 0.5
+    generator: str = setting(
+        "unet", "unet (the paper's generator) or encoder-decoder (its baseline without skips)", "choice",
+        choices=GENERATORS, architecture=True,
+    )  # fmt: skip
+    depth: int | None = setting(
+        None, "generator downsamplings; default: log2 of the shorter side (256 -> 8, a 1x1 bottleneck)", "int",
+        minimum=1, optional=True, architecture=True,
+    )  # fmt: skip
+    generator_filters: int = setting(
+        64, "filters of the first generator block, doubled per block up to 8x", "int", minimum=1, architecture=True
+    )
+    discriminator_layers: int = setting(
+        3, "PatchGAN depth: 0 = 1x1 PixelGAN, 1 = 16x16, 3 = 70x70 (the paper's), 5 = 286x286", "int",
+        minimum=0, maximum=8, architecture=True,
+    )  # fmt: skip
+    discriminator_filters: int = setting(
+        64, "filters of the first discriminator block", "int", minimum=1, architecture=True
+    )
+    norm: str = setting("batch", "normalization in both networks", "choice", choices=NORMS, architecture=True)
+    dropout: float = setting(
+        0.5, "dropout rate of the first three decoder blocks, in training and at paper test time", "number",
+        minimum=0.0, maximum=0.99,
+    )  # fmt: skip
 
     # --- objective ---
-    # "vanilla" (the paper's cross-entropy GAN loss) or "lsgan" (least squares).
-    gan_loss: str = "vanilla"
-    # Weight of the L1 term in the generator loss (paper: 100).
-    lambda_l1: float = 100.0
+    gan_loss: str = setting(
+        "vanilla", "vanilla (the paper's cross-entropy GAN loss) or lsgan (least squares)", "choice",
+        choices=GAN_LOSSES,
+    )  # fmt: skip
+    lambda_l1: float = setting(100.0, "weight of the L1 term in the generator loss", "number", minimum=0.0)
 
     # --- optimization ---
-    # Adam learning rate and betas for both networks (paper: 2e-4, 0.5, 0.999).
-    learning_rate: float = 2e-4
-    beta_1: float = 0.5
-    beta_2: float = 0.999
-    # Pairs per step (paper: 1 to 10).
-    batch_size: int = 1
-    # Compute precision: "float32", "mixed_bfloat16" (CPUs with AVX-512 BF16 or AMX, TPUs, recent
-    # GPUs) or "mixed_float16" (GPUs; with loss scaling). Weights, the output layers and the
-    # losses stay float32.
-    precision: str = "float32"
-    # Compile the train step with XLA (off by default: slower on CPUs here).
-    xla: bool = False
-    # tf.distribute strategy: "auto" (mirrored when more than one GPU is visible, else default),
-    # "default", "mirrored", "multiworker" (from TF_CONFIG) or "tpu". batch_size is the global batch.
-    strategy: str = "auto"
-    # BatchNorm over the global batch across replicas, instead of each replica's own share.
-    sync_batchnorm: bool = False
-    # Length of the run: steps, or epochs over the training split; neither: 200 epochs (junyanz).
-    steps: int | None = None
-    epochs: float | None = None
-    # The learning rate is constant, then decays linearly to zero over the last decay steps
-    # (or epochs); neither: the second half of the run (junyanz: 100 + 100 epochs).
-    decay_steps: int | None = None
-    decay_epochs: float | None = None
+    learning_rate: float = setting(2e-4, "Adam learning rate of both networks", "number", minimum=0.0,
+                                   open_low=True, flag="--lr")  # fmt: skip
+    beta_1: float = setting(0.5, "Adam beta 1", "number", minimum=0.0, maximum=1.0, flag="--beta1")
+    beta_2: float = setting(0.999, "Adam beta 2", "number", minimum=0.0, maximum=1.0, flag="--beta2")
+    batch_size: int = setting(1, "pairs per step, the global batch (the paper: 1 to 10)", "int", minimum=1)
+    precision: str = setting(
+        "float32",
+        "compute precision: float32, mixed_bfloat16 (CPUs with AVX-512 BF16 or AMX, TPUs, recent GPUs) or "
+        "mixed_float16 (GPUs, with loss scaling); weights, output layers and losses stay float32",
+        "choice",
+        choices=PRECISIONS,
+    )
+    xla: bool = setting(False, "compile the train step with XLA (slower on CPUs here)", "bool")
+    strategy: str = setting(
+        "auto",
+        "tf.distribute strategy: auto (mirrored with several GPUs, else default), default, mirrored, "
+        "multiworker (from TF_CONFIG) or tpu",
+        "choice",
+        choices=STRATEGIES,
+    )
+    sync_batchnorm: bool = setting(False, "BatchNorm over the global batch across replicas", "bool")
+    steps: int | None = setting(
+        None, f"training steps; default: {DEFAULT_EPOCHS} epochs", "int", minimum=1, optional=True, group="length"
+    )
+    epochs: float | None = setting(
+        None, f"epochs over the training split; default: {DEFAULT_EPOCHS}", "number", minimum=0.0, open_low=True,
+        optional=True, group="length",
+    )  # fmt: skip
+    decay_steps: int | None = setting(
+        None, "final steps over which the learning rate decays linearly to 0; default: half the run", "int",
+        minimum=0, optional=True, group="decay",
+    )  # fmt: skip
+    decay_epochs: float | None = setting(
+        None, "the same in epochs", "number", minimum=0.0, optional=True, group="decay"
+    )
 
     # --- bookkeeping ---
-    # Save a checkpoint every this many steps (and always at the end).
-    save_every: int = 1000
-    # Write a sample grid (input | output | target) every this many steps (and at the end).
-    sample_every: int = 500
-    # Validation pairs in the sample grid.
-    sample_count: int = 4
-    # Write TensorBoard scalars and the progress line every this many steps.
-    log_every: int = 10
-    # Checkpoints kept in WORKDIR/checkpoints.
-    keep_checkpoints: int = 3
-    # Deterministic ops (tf.config.experimental.enable_op_determinism): with the seed, a run and
-    # any killed-and-resumed copy of it end bit-identical. Costs speed on GPUs.
-    deterministic: bool = False
-    # On a NaN or infinite loss: "stop" (keep the last good checkpoint and say so) or "skip" (roll
-    # back to the last good checkpoint and go on with the next batch).
-    on_nan: str = "stop"
-    # Seed of every random choice (weights, shuffling, crops, flips, dropout); None: drawn once
-    # and written to config.json, so a resumed run continues the same random stream.
-    seed: int | None = None
+    save_every: int = setting(1000, "checkpoint interval in steps (and always at the end)", "int", minimum=1)
+    sample_every: int = setting(500, "sample grid interval in steps (and at the end)", "int", minimum=1)
+    sample_count: int = setting(4, "validation pairs in the sample grid", "int", minimum=0)
+    log_every: int = setting(10, "progress line and TensorBoard interval in steps", "int", minimum=1)
+    keep_checkpoints: int = setting(3, "checkpoints kept in WORKDIR/checkpoints", "int", minimum=1)
+    deterministic: bool = setting(
+        False, "deterministic ops: with --seed, a run and any killed-and-resumed copy end bit-identical", "bool"
+    )
+    on_nan: str = setting(
+        "stop", "on a NaN or infinite loss: stop (keep the last good checkpoint) or skip (roll back to it and go "
+        "on with the next batch)", "choice", choices=ON_NAN,
+    )  # fmt: skip
+    seed: int | None = setting(
+        None, "seed of every random choice; default: drawn once and saved in config.json", "int", minimum=0,
+        maximum=2**31 - 1, optional=True,
+    )  # fmt: skip
 
     def __post_init__(self):
-        if not isinstance(self.dataset, str) or not self.dataset:
-            raise UsageError(f"dataset must be 'demo' or a folder path; got {self.dataset!r}")
-        if self.direction is not None:
-            _check_choice("direction", self.direction, DIRECTIONS)
         # Canonical forms of the values given (256 -> (256, 256)); nothing derived is stored, since
         # dataclasses.replace would carry a derived value over to a changed image_size.
         object.__setattr__(self, "image_size", parse_size(self.image_size))
         if self.load_size is not None:
             object.__setattr__(self, "load_size", parse_size(self.load_size, "load_size"))
+        for field in dataclasses.fields(self):
+            _check_field(field, getattr(self, field.name))
         if any(load < crop for load, crop in zip(self.resolved_load_size, self.image_size)):
             raise UsageError(
                 f"load_size must be at least image_size {self.image_size} on each side "
                 f"(it is resized to, then cropped from); got {self.load_size}"
             )
-        for name, value in (
-            ("flip", self.flip),
-            ("skip_bad", self.skip_bad),
-            ("deterministic", self.deterministic),
-            ("xla", self.xla),
-            ("sync_batchnorm", self.sync_batchnorm),
-        ):
-            if not isinstance(value, bool):
-                raise UsageError(f"{name} must be True or False; got {value!r}")
-        _check_choice("preprocess", self.preprocess, PREPROCESS_MODES)
-        _check_choice("input_channels", self.input_channels, (1, 3))
-        _check_choice("output_channels", self.output_channels, (1, 3))
-        _check_choice("generator", self.generator, GENERATORS)
-        _check_int("depth", self.depth, 1, optional=True)
-        _check_int("generator_filters", self.generator_filters, 1)
-        _check_int("discriminator_layers", self.discriminator_layers, 0, 8)
-        _check_int("discriminator_filters", self.discriminator_filters, 1)
-        _check_choice("norm", self.norm, NORMS)
-        _check_number("dropout", self.dropout, 0.0, 0.99)
-        _check_choice("gan_loss", self.gan_loss, GAN_LOSSES)
-        _check_number("lambda_l1", self.lambda_l1, 0.0)
-        _check_number("learning_rate", self.learning_rate, 0.0, open_low=True)
-        _check_number("beta_1", self.beta_1, 0.0, 1.0)
-        _check_number("beta_2", self.beta_2, 0.0, 1.0)
-        _check_int("batch_size", self.batch_size, 1)
-        _check_choice("precision", self.precision, PRECISIONS)
-        _check_choice("strategy", self.strategy, STRATEGIES)
-        if self.steps is not None and self.epochs is not None:
-            raise UsageError(f"give steps or epochs, not both; got steps={self.steps}, epochs={self.epochs}")
-        _check_int("steps", self.steps, 1, optional=True)
-        _check_number("epochs", self.epochs, 0.0, optional=True, open_low=True)
-        if self.decay_steps is not None and self.decay_epochs is not None:
-            raise UsageError(
-                f"give decay_steps or decay_epochs, not both; got decay_steps={self.decay_steps}, "
-                f"decay_epochs={self.decay_epochs}"
-            )
-        _check_int("decay_steps", self.decay_steps, 0, optional=True)
-        _check_number("decay_epochs", self.decay_epochs, 0.0, optional=True)
-        for name, value in (
-            ("save_every", self.save_every),
-            ("sample_every", self.sample_every),
-            ("log_every", self.log_every),
-            ("keep_checkpoints", self.keep_checkpoints),
-        ):
-            _check_int(name, value, 1)
-        _check_int("sample_count", self.sample_count, 0)
-        _check_choice("on_nan", self.on_nan, ON_NAN)
-        _check_int("seed", self.seed, 0, 2**31 - 1, optional=True)
+        for group in ("length", "decay"):
+            given = [field.name for field in dataclasses.fields(self)
+                     if field.metadata["group"] == group and getattr(self, field.name) is not None]  # fmt: skip
+            if len(given) > 1:
+                values = ", ".join(f"{name}={getattr(self, name)}" for name in given)
+                raise UsageError(f"give {' or '.join(given)}, not both; got {values}")
 
     @property
     def resolved_load_size(self):
@@ -314,8 +336,7 @@ class Config:
 
     def save(self, path):
         """Writes the config as JSON, atomically (a reader never sees half a file)."""
-        text = json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n"
-        write_text_atomically(path, text)
+        write_atomically(path, json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
 
     @classmethod
     def load(cls, path):
@@ -334,11 +355,5 @@ class Config:
         return [(key, mine[key], theirs[key]) for key in mine if mine[key] != theirs[key]]
 
 
-def write_text_atomically(path, text):
-    """Writes text to a temporary file beside path, then renames it over path."""
-    temporary = f"{path}.tmp-{os.getpid()}"
-    with open(temporary, "w") as file:
-        file.write(text)
-        file.flush()
-        os.fsync(file.fileno())
-    os.replace(temporary, path)
+# Settings that shape the networks: a checkpoint cannot be resumed with other values.
+ARCHITECTURE_FIELDS = tuple(field.name for field in dataclasses.fields(Config) if field.metadata["architecture"])

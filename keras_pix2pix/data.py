@@ -8,7 +8,7 @@ pairs, crops and flips an uninterrupted run would have seen.
 
 import tensorflow as tf
 
-from keras_pix2pix.config import DIRECTIONS, PREPROCESS_MODES, UsageError
+from keras_pix2pix.config import DIRECTIONS, PREPROCESS_MODES, UsageError, check_choice
 
 
 def to_channels(image, channels):
@@ -58,8 +58,7 @@ def _halves(image):
 
 def _by_direction(a, b, direction, input_channels, output_channels):
     """(input, target) from the A and B images, with the channels the models take."""
-    if direction not in DIRECTIONS:
-        raise UsageError(f"direction must be one of {', '.join(DIRECTIONS)}; got {direction!r}")
+    check_choice("direction", direction, DIRECTIONS)
     source, target = (a, b) if direction == "AtoB" else (b, a)
     return to_channels(source, input_channels), to_channels(target, output_channels)
 
@@ -112,8 +111,7 @@ def decode_pair(a_bytes, b_bytes, direction, input_channels=3, output_channels=3
         input_channels: channels of the returned input.
         output_channels: channels of the returned target.
     """
-    if direction not in DIRECTIONS:
-        raise UsageError(f"direction must be one of {', '.join(DIRECTIONS)}; got {direction!r}")
+    check_choice("direction", direction, DIRECTIONS)
     a, b = tf.cond(
         tf.equal(b_bytes, ""),
         lambda: _halves(decode_image(a_bytes)),
@@ -149,8 +147,7 @@ def jitter(source, target, seed, *, image_size, load_size, flip, preprocess="res
         flip: whether to flip horizontally half of the time.
         preprocess: one of the modes above.
     """
-    if preprocess not in PREPROCESS_MODES:
-        raise UsageError(f"preprocess must be one of {', '.join(PREPROCESS_MODES)}; got {preprocess!r}")
+    check_choice("preprocess", preprocess, PREPROCESS_MODES)
     input_channels = source.shape[-1]
     if preprocess == "resize_and_crop":
         size = tf.constant(load_size)
@@ -192,7 +189,10 @@ def train_dataset(pairs, config, direction, seed, start_example=0):
         start_example: index of the first example, step * batch_size when resuming.
 
     Example:
-    >>> batches = train_dataset(splits.train, Config(image_size=64), "AtoB", seed=0)  # doctest: +SKIP
+    >>> from keras_pix2pix import config, datasets
+    >>> batches = train_dataset(datasets.local_splits(pairs_folder).train, config.Config(image_size=32), "AtoB", seed=0)
+    >>> [tensor.shape for tensor in next(iter(batches))]
+    [TensorShape([1, 32, 32, 3]), TensorShape([1, 32, 32, 3])]
     """
     count = len(pairs)
     if count == 0:

@@ -189,6 +189,7 @@ class Pix2Pix(tfds.core.GeneratorBasedBuilder):
 
     Example:
     >>> import tensorflow_datasets as tfds
+    >>> # Downloads the release, so not run by the tests:
     >>> train = tfds.load("pix2pix/facades", split="train")  # doctest: +SKIP
     """
 
@@ -260,6 +261,18 @@ class Pix2Pix(tfds.core.GeneratorBasedBuilder):
 
 def catalog_entry(name):
     return next(entry for entry in CATALOG if entry.name == name)
+
+
+def usual_direction(dataset):
+    """The direction of a --dataset value's usual task: the catalog's, the demo's, else AtoB (a folder).
+
+    Example:
+    >>> usual_direction("facades"), usual_direction("demo"), usual_direction("data/facades")
+    ('BtoA', 'BtoA', 'AtoB')
+    """
+    if dataset == "demo":
+        return demo.DIRECTION
+    return catalog_entry(dataset).direction if dataset in CATALOG_NAMES else "AtoB"
 
 
 def pix2pix_builder(name, data_dir=None):
@@ -439,8 +452,8 @@ def local_splits(folder):
         folder: the dataset folder.
 
     Example:
-    >>> len(local_splits("../shared/data/facades").train)  # doctest: +SKIP
-    400
+    >>> len(local_splits(pairs_folder).train)
+    2
     """
     if not os.path.exists(folder):
         raise UsageError(f"dataset folder {folder} does not exist (give demo, a dataset name or a folder)")
@@ -456,7 +469,7 @@ def local_splits(folder):
     else:
         train = validation = folder_pairs(folder)
     name = os.path.basename(os.path.normpath(os.path.abspath(folder)))
-    return Splits(name=name, train=train, validation=validation, direction="AtoB")
+    return Splits(name=name, train=train, validation=validation, direction=usual_direction(folder))
 
 
 def find_dataset(dataset, data_dir=None, manual_dir=None):
@@ -470,7 +483,7 @@ def find_dataset(dataset, data_dir=None, manual_dir=None):
     """
     if dataset == "demo":
         splits = local_splits(demo.prepare(resolve_data_dir(data_dir)))
-        return dataclasses.replace(splits, name="demo", direction="BtoA")
+        return dataclasses.replace(splits, name="demo", direction=demo.DIRECTION)
     if dataset in CATALOG_NAMES:
         builder = pix2pix_builder(dataset, data_dir)
         download_config = tfds.download.DownloadConfig(manual_dir=manual_dir) if manual_dir else None
@@ -481,7 +494,7 @@ def find_dataset(dataset, data_dir=None, manual_dir=None):
             name=dataset,
             train=TfdsPairs(builder, "train"),
             validation=TfdsPairs(builder, held_out),
-            direction=entry.direction,
+            direction=usual_direction(dataset),
         )
     return local_splits(dataset)
 
@@ -565,7 +578,7 @@ def check_pairs(pairs, skip_bad=False, log=print):
 
 def describe_catalog(data_dir=None):
     """One row per known dataset: (name, half size, train pairs, direction, task, prepared here)."""
-    rows = [("demo", "256x256", "200", "BtoA", "labels -> photo (procedural)", os.path.isdir(
+    rows = [("demo", "256x256", str(demo.SPLITS["train"]), demo.DIRECTION, "labels -> photo (procedural)", os.path.isdir(
         os.path.join(resolve_data_dir(data_dir), "keras_pix2pix_demo", demo.VERSION)))]
     for entry in CATALOG:
         prepared = pix2pix_builder(entry.name, data_dir).is_prepared()

@@ -14,6 +14,8 @@ import numpy as np
 import tensorflow as tf
 
 VERSION = "1.0.0"
+# The photo is on the left and the labels on the right, as in facades: labels -> photo is BtoA.
+DIRECTION = "BtoA"
 
 CLASSES = ("sky", "wall", "window", "door", "roof", "sill", "ground")
 PALETTE = np.array(

@@ -13,7 +13,7 @@ import os
 
 import tensorflow as tf
 
-from keras_pix2pix.config import STRATEGIES, UsageError
+from keras_pix2pix.config import STRATEGIES, UsageError, check_choice
 
 
 def make_strategy(name="auto"):
@@ -28,8 +28,7 @@ def make_strategy(name="auto"):
     >>> make_strategy("default").num_replicas_in_sync
     1
     """
-    if name not in STRATEGIES:
-        raise UsageError(f"strategy must be one of {', '.join(STRATEGIES)}; got {name!r}")
+    check_choice("strategy", name, STRATEGIES)
     if name == "multiworker":
         # Before anything else touches TensorFlow: collectives are configured at its start.
         if "TF_CONFIG" not in os.environ:

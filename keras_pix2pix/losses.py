@@ -6,7 +6,7 @@ so that the same code gives the same numbers on one device or many replicas.
 
 import tensorflow as tf
 
-from keras_pix2pix.config import GAN_LOSSES, UsageError
+from keras_pix2pix.config import GAN_LOSSES, check_choice
 
 
 def _per_example_mean(values):
@@ -16,14 +16,13 @@ def _per_example_mean(values):
 
 def _gan_term(logits, is_real, gan_loss):
     """Per-example GAN loss of PatchGAN logits against the label real (1) or fake (0)."""
+    check_choice("gan_loss", gan_loss, GAN_LOSSES)
     logits = tf.cast(logits, tf.float32)
     labels = tf.ones_like(logits) if is_real else tf.zeros_like(logits)
     if gan_loss == "vanilla":
         values = tf.nn.sigmoid_cross_entropy_with_logits(labels=labels, logits=logits)
-    elif gan_loss == "lsgan":
-        values = tf.square(logits - labels)
     else:
-        raise UsageError(f"gan_loss must be one of {', '.join(GAN_LOSSES)}; got {gan_loss!r}")
+        values = tf.square(logits - labels)
     return _per_example_mean(values)
 
 

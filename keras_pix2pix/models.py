@@ -1,4 +1,4 @@
-"""The paper's networks as Keras functional models: a U-Net generator and a PatchGAN discriminator.
+"""The paper's networks as Keras functional models of stock layers: a U-Net generator and a PatchGAN.
 
 Both follow the appendix of Isola et al. (2017) and junyanz's reference code: 4x4 convolutions
 with stride 2, weights drawn from N(0, 0.02), BatchNorm scales from N(1, 0.02), LeakyReLU(0.2)
@@ -8,17 +8,16 @@ Convolutions followed by a normalization have no bias, as in junyanz's code: the
 subtracted right after, and Adam amplifies the rounding noise of its zero gradient into updates.
 The discriminator's first convolution and the output layers keep theirs.
 
-Four layers subclass Keras' own for speed, with the same variables and results (a checkpoint
-restores into either): FusedBatchNormalization, DownConvolution and UpConvolution (the
-U-Net's innermost layers as matrix products) in training, SubPixelConvolution in the TFLite files.
+Only stock keras.layers appear here, so a saved generator loads with keras.models.load_model in a
+process that never imports keras_pix2pix. The faster forms of the same functions that training
+and the TFLite files use are made from these models by keras_pix2pix.fast.
 """
 
 import math
 
 import keras
-import tensorflow as tf
 
-from keras_pix2pix.config import NORMS, UsageError, parse_size
+from keras_pix2pix.config import NORMS, UsageError, check_choice, parse_size
 
 
 def _weights():
@@ -26,182 +25,10 @@ def _weights():
     return keras.initializers.RandomNormal(mean=0.0, stddev=0.02)
 
 
-@keras.saving.register_keras_serializable(package="keras_pix2pix")
-class FusedBatchNormalization(keras.layers.BatchNormalization):
-    """keras.layers.BatchNormalization whose training pass is TensorFlow's fused kernel.
-
-    The same statistics, moving averages and variables as the Keras layer (so checkpoints and
-    .keras files are interchangeable), computed by FusedBatchNormV3 and its gradient in one pass
-    each instead of about ten elementwise ops, on bfloat16 inputs without a float32 copy.
-    Inference, synchronized statistics and masks take the Keras path.
-
-    Example:
-    >>> layer = FusedBatchNormalization()
-    >>> outputs = layer(keras.random.normal((2, 4, 4, 3)), training=True)
-    >>> abs(round(float(keras.ops.mean(outputs)), 3)), round(float(keras.ops.std(outputs)), 2)
-    (0.0, 1.0)
-    """
-
-    def call(self, inputs, training=None, mask=None):
-        fused = training and self.trainable and not self.synchronized and mask is None
-        if not fused or len(inputs.shape) != 4 or list(self._reduction_axes) != [0, 1, 2]:
-            return super().call(inputs, training=training, mask=mask)
-        channels = inputs.shape[-1]
-        scale = self.gamma if self.scale else tf.ones([channels], tf.float32)
-        offset = self.beta if self.center else tf.zeros([channels], tf.float32)
-        empty = tf.constant([], tf.float32)
-        outputs, mean, unbiased_variance, _, _, _ = tf.raw_ops.FusedBatchNormV3(
-            x=inputs,
-            scale=tf.cast(scale, tf.float32),
-            offset=tf.cast(offset, tf.float32),
-            mean=empty,
-            variance=empty,
-            epsilon=self.epsilon,
-            data_format="NHWC",
-            is_training=True,
-        )
-        # The kernel returns the variance with Bessel's correction; Keras averages the biased one.
-        count = tf.cast(tf.size(inputs) // channels, tf.float32)
-        variance = unbiased_variance * tf.maximum(count - 1.0, 1.0) / count
-        self.moving_mean.assign(self.moving_mean * self.momentum + mean * (1.0 - self.momentum))
-        self.moving_variance.assign(self.moving_variance * self.momentum + variance * (1.0 - self.momentum))
-        return tf.cast(outputs, self.compute_dtype)
-
-
-def _four_by_four_stride_two(layer):
-    """Whether a convolution layer is 4x4, stride 2, "same", channels last: the only kind the forms below rewrite."""
-    return (
-        tuple(layer.kernel_size) == (4, 4)
-        and tuple(layer.strides) == (2, 2)
-        and layer.padding == "same"
-        and layer.data_format == "channels_last"
-        and tuple(layer.dilation_rate) == (1, 1)
-        and getattr(layer, "output_padding", None) is None
-    )
-
-
-def _small_map(layer, inputs):
-    """Whether a layer is a 4x4 stride-2 "same" convolution on a map of at most 8x8 pixels.
-
-    There the U-Net's layers have 4M-8M-weight kernels and few pixels, and oneDNN's convolutions
-    and their gradients run at 2-15 GFLOP/s; written as matrix products, forward and backward took
-    about half the time on the 2-core CPU of bench/README.md (from 16x16 on, the convolution wins).
-    """
-    height, width = inputs.shape[1], inputs.shape[2]
-    return _four_by_four_stride_two(layer) and height is not None and width is not None and height * width <= 64
-
-
-@keras.saving.register_keras_serializable(package="keras_pix2pix")
-class DownConvolution(keras.layers.Conv2D):
-    """keras.layers.Conv2D computing its 4x4 stride-2 "same" layers on small maps as one matrix product.
-
-    The same layer, variables and outputs (to float rounding) as the Keras layer; see _small_map
-    for where and why. The U-Net's innermost encoder layers (8x8, 4x4 and 2x2 inputs at 256) took
-    17 ms instead of 24 ms forward and backward in float32, 10 ms instead of 26 in bfloat16.
-
-    Example:
-    >>> layer = DownConvolution(8, 4, strides=2, padding="same")
-    >>> layer(keras.ops.ones((1, 4, 4, 16))).shape
-    TensorShape([1, 2, 2, 8])
-    """
-
-    def call(self, inputs):
-        height, width, input_channels = inputs.shape[1:]
-        if not _small_map(self, inputs) or height % 2 or width % 2:
-            return super().call(inputs)
-        # "same" pads one pixel on each side; output pixel i sees padded rows 2i .. 2i + 3, that is
-        # 2x2 blocks i and i + 1 (block shift a), rows 2a + b of the kernel (phase b in the block).
-        blocks = tf.nn.space_to_depth(tf.pad(inputs, [[0, 0], [1, 1], [1, 1], [0, 0]]), 2)
-        taps = tf.stack(
-            [blocks[:, a : a + height // 2, c : c + width // 2, :] for a in (0, 1) for c in (0, 1)], axis=3
-        )  # (batch, height / 2, width / 2, a_row * 2 + a_col, (b_row, b_col, input_channels))
-        taps = tf.reshape(taps, [-1, height // 2, width // 2, 2, 2, 2, 2, input_channels])
-        taps = tf.transpose(taps, [0, 1, 2, 3, 5, 4, 6, 7])  # (a_row, b_row, a_col, b_col): the kernel's (row, column)
-        kernel = tf.reshape(self.kernel, [16 * input_channels, self.filters])
-        outputs = tf.matmul(tf.reshape(taps, [-1, 16 * input_channels]), kernel)
-        outputs = tf.reshape(outputs, [-1, height // 2, width // 2, self.filters])
-        if self.use_bias:
-            outputs = outputs + self.bias
-        return self.activation(outputs)
-
-
-@keras.saving.register_keras_serializable(package="keras_pix2pix")
-class UpConvolution(keras.layers.Conv2DTranspose):
-    """keras.layers.Conv2DTranspose computing its 4x4 stride-2 "same" layers on small maps as matrix products.
-
-    The same layer, variables and outputs (to float rounding) as the Keras layer; see _small_map
-    for where and why. One matrix product gives each input pixel's 4x4 output patch, and an
-    overlap-add of the patches gives the output. The U-Net's decoder layers on 2x2, 4x4 and 8x8
-    inputs took 54 ms instead of 97 ms forward and backward in float32, 31 instead of 67 in bfloat16.
-
-    Example:
-    >>> layer = UpConvolution(8, 4, strides=2, padding="same")
-    >>> layer(keras.ops.ones((1, 4, 4, 16))).shape
-    TensorShape([1, 8, 8, 8])
-    """
-
-    def call(self, inputs):
-        if not _small_map(self, inputs):
-            return super().call(inputs)
-        height, width, input_channels = inputs.shape[1:]
-        filters = self.filters
-        kernel = tf.reshape(self.kernel, [16 * filters, input_channels])  # (4*4*filters, input_channels)
-        patches = tf.matmul(tf.reshape(inputs, [-1, input_channels]), kernel, transpose_b=True)
-        # Output row 2i + r - 1 gets input row i through kernel row r = 2a + b: block i + a, phase b.
-        patches = tf.reshape(patches, [-1, height, width, 2, 2, 2, 2, filters])  # (a_row, b_row, a_col, b_col)
-        canvas = 0
-        # unstack, not slicing: the gradient of a slice is a zero-filled copy of the whole input.
-        for row_shift, row_part in enumerate(tf.unstack(patches, axis=3)):
-            for column_shift, part in enumerate(tf.unstack(row_part, axis=4)):  # (batch, height, width, 2, 2, filters)
-                padding = [[0, 0], [row_shift, 1 - row_shift], [column_shift, 1 - column_shift], [0, 0], [0, 0], [0, 0]]
-                canvas += tf.pad(part, padding)
-        # (batch, height + 1, 2, width + 1, 2, filters) -> pixels, minus the border that "same" drops.
-        canvas = tf.reshape(tf.transpose(canvas, [0, 1, 3, 2, 4, 5]), [-1, 2 * height + 2, 2 * width + 2, filters])
-        outputs = canvas[:, 1 : 2 * height + 1, 1 : 2 * width + 1, :]
-        if self.use_bias:
-            outputs = outputs + self.bias
-        return self.activation(outputs)
-
-
-@keras.saving.register_keras_serializable(package="keras_pix2pix")
-class SubPixelConvolution(keras.layers.Conv2DTranspose):
-    """keras.layers.Conv2DTranspose computing its 4x4 stride-2 "same" layers as a 2x2 convolution and depth_to_space.
-
-    The same layer, variables and outputs (to float rounding) and the same multiply-adds: each of
-    the four output pixels of a 2x2 block sees a 2x2 window of the input through its own quarter of
-    the kernel, so one 2x2 convolution with four times the filters, then depth_to_space, gives the
-    output. This is the form the TFLite files use: XNNPACK ran it about twice as fast as its
-    TRANSPOSE_CONV (the 16x16 decoder layer 12 ms instead of 24, the output layer 1.5 instead of
-    18). In TensorFlow the kernel rearrangement costs more than it saves, except on the output layer.
-
-    Example:
-    >>> layer = SubPixelConvolution(8, 4, strides=2, padding="same")
-    >>> layer(keras.ops.ones((1, 4, 4, 16))).shape
-    TensorShape([1, 8, 8, 8])
-    """
-
-    def call(self, inputs):
-        if not _four_by_four_stride_two(self):
-            return super().call(inputs)
-        height, width, input_channels = inputs.shape[1:]
-        filters = self.filters
-        # Output row 2q + b - 1 gets input row q - a through kernel row 2a + b (a, b in {0, 1}): a
-        # 2x2 correlation over the input padded by one, with the kernel's row blocks reversed.
-        kernel = tf.reshape(self.kernel, [2, 2, 2, 2, filters, input_channels])  # (a_row, b_row, a_col, b_col, ...)
-        kernel = tf.transpose(tf.reverse(kernel, axis=[0, 2]), [0, 2, 5, 1, 3, 4])
-        kernel = tf.reshape(kernel, [2, 2, input_channels, 4 * filters])  # (2, 2, in, (b_row, b_col, filters))
-        padded = tf.pad(inputs, [[0, 0], [1, 1], [1, 1], [0, 0]])
-        blocks = tf.nn.conv2d(padded, kernel, strides=1, padding="VALID")  # (batch, height + 1, width + 1, 4 * filters)
-        outputs = tf.nn.depth_to_space(blocks, 2)[:, 1 : 2 * height + 1, 1 : 2 * width + 1, :]
-        if self.use_bias:
-            outputs = outputs + self.bias
-        return self.activation(outputs)
-
-
 def _normalization(x, norm, name, dtype=None, synchronized=False):
     if norm == "batch":
         # momentum and epsilon as PyTorch's defaults, which the paper's code used.
-        return FusedBatchNormalization(
+        return keras.layers.BatchNormalization(
             momentum=0.9,
             epsilon=1e-5,
             gamma_initializer=keras.initializers.RandomNormal(mean=1.0, stddev=0.02),
@@ -218,28 +45,7 @@ def _normalization(x, norm, name, dtype=None, synchronized=False):
     return x
 
 
-def _check_norm(norm):
-    if norm not in NORMS:
-        raise UsageError(f"norm must be one of {', '.join(NORMS)}; got {norm!r}")
-
-
-def _leaky_relu(x, name, dtype=None, after_bias=False):
-    """LeakyReLU(0.2); right after a biased convolution, the same function as a PReLU frozen at 0.2.
-
-    TensorFlow 2.21's grappler remapper fuses Conv2D-BiasAdd-LeakyRelu in a training graph and then
-    fails ("fanout LeakyReluGrad exist for missing node BiasAdd": the gradient needs the BiasAdd it
-    fused away), and the whole train step runs without its fusions: the discriminator's biased
-    first block made the bf16 step 7-12% slower (bench/README.md). PReLU computes relu(x) - 0.2
-    relu(-x), which the remapper leaves alone; its slope is a constant, not a trainable weight.
-    """
-    if after_bias:
-        return keras.layers.PReLU(
-            alpha_initializer=keras.initializers.Constant(0.2),
-            shared_axes=[1, 2],
-            trainable=False,
-            name=f"{name}_leakyrelu",
-            dtype=dtype,
-        )(x)
+def _leaky_relu(x, name, dtype=None):
     return keras.layers.LeakyReLU(negative_slope=0.2, name=f"{name}_leakyrelu", dtype=dtype)(x)
 
 
@@ -253,8 +59,8 @@ def _down_block(x, filters, norm, name, dtype=None, synchronized=False, use_bias
     if activation:
         # Convolutions have biases only in a model without normalization: then the previous
         # block ends in one.
-        x = _leaky_relu(x, name, dtype, after_bias=use_bias)
-    x = DownConvolution(
+        x = _leaky_relu(x, name, dtype)
+    x = keras.layers.Conv2D(
         filters,
         4,
         strides=2,
@@ -274,7 +80,7 @@ def _up_block(x, filters, norm, dropout, name, dtype=None, synchronized=False):
     it acts on the whole decoder input, the previous block's output and the skip features alike.
     """
     x = keras.layers.ReLU(name=f"{name}_relu", dtype=dtype)(x)
-    x = UpConvolution(
+    x = keras.layers.Conv2DTranspose(
         filters,
         4,
         strides=2,
@@ -344,7 +150,7 @@ def build_generator(
     TensorShape([1, 64, 64, 3])
     """
     height, width = parse_size(image_size)
-    _check_norm(norm)
+    check_choice("norm", norm, NORMS)
     for argument, value in (("input_channels", input_channels), ("output_channels", output_channels)):
         if not isinstance(value, int) or value < 1:
             raise UsageError(f"{argument} must be a positive integer; got {value!r}")
@@ -467,7 +273,7 @@ def _patch_block(x, filters, stride, norm, name, dtype=None, synchronized=False,
         dtype=dtype,
     )(x)
     x = _normalization(x, norm, name, dtype, synchronized)
-    return _leaky_relu(x, name, dtype, after_bias=use_bias and norm == "none")
+    return _leaky_relu(x, name, dtype)
 
 
 def build_discriminator(
@@ -510,7 +316,7 @@ def build_discriminator(
     TensorShape([1, 30, 30, 1])
     """
     height, width = parse_size(image_size)
-    _check_norm(norm)
+    check_choice("norm", norm, NORMS)
     if not isinstance(layers, int) or layers < 0:
         raise UsageError(f"layers must be an integer >= 0 (0, 1, 3 or 5 in the paper); got {layers!r}")
     if not isinstance(filters, int) or filters < 1:
@@ -529,12 +335,12 @@ def build_discriminator(
         # PixelGAN: 1x1 convolutions judge each pixel's colour alone.
         # The first convolution keeps its bias, as junyanz's PixelDiscriminator.
         x = keras.layers.Conv2D(filters, 1, kernel_initializer=_weights(), name="pixel1_conv", dtype=dtype)(x)
-        x = _leaky_relu(x, "pixel1", dtype, after_bias=True)
+        x = _leaky_relu(x, "pixel1", dtype)
         x = keras.layers.Conv2D(
             filters * 2, 1, kernel_initializer=_weights(), use_bias=norm == "none", name="pixel2_conv", dtype=dtype
         )(x)
         x = _normalization(x, norm, "pixel2", dtype, synchronized_batchnorm)
-        x = _leaky_relu(x, "pixel2", dtype, after_bias=norm == "none")
+        x = _leaky_relu(x, "pixel2", dtype)
         logits = keras.layers.Conv2D(1, 1, kernel_initializer=_weights(), name="logits_conv", dtype=dtype)(x)
     else:
         # The first convolution keeps its bias (no normalization follows it), as junyanz's.

@@ -1,12 +1,15 @@
-"""Training: the paper's alternating D and G steps in one @tf.function, and the step loop.
+"""Training: the paper's alternating D and G steps in one @tf.function, and the loop around it.
 
 A work directory holds everything a run makes:
     config.json       every setting (written once the networks are built and any checkpoint restored)
     checkpoints/      both models, both optimizers, the step and the dropout random states
-    generator.keras   the final generator (keras.models.load_model, once keras_pix2pix is imported)
+    generator.keras   the final generator, stock Keras layers (keras.models.load_model, no import needed)
     samples/          PNG grids input | output | target for fixed validation pairs (paper mode)
     logs/             TensorBoard scalars (losses, learning rate, images/s) and sample images
 Running `fit` again on the same work directory resumes from the latest checkpoint.
+
+The networks train in their fast form (keras_pix2pix.fast, "train"), which computes the same
+function as the stock layers with the same variables; generator.keras is written in stock form.
 """
 
 import contextlib
@@ -16,16 +19,16 @@ import os
 import random
 import shutil
 import signal
-import sys
 import threading
-import time
 
 import keras
 import tensorflow as tf
 
-from keras_pix2pix import data, datasets, distribute, losses, models
-from keras_pix2pix.config import ARCHITECTURE_FIELDS, Config, UsageError
-from keras_pix2pix.predict import translate
+from keras_pix2pix import checkpoints, data, datasets, distribute, fast, losses, models
+from keras_pix2pix.config import ARCHITECTURE_FIELDS, DEFAULT_EPOCHS, Config, UsageError
+from keras_pix2pix.files import replacing
+from keras_pix2pix.modes import translate, unchanged
+from keras_pix2pix.progress import Progress
 
 
 @keras.saving.register_keras_serializable(package="keras_pix2pix")
@@ -66,7 +69,7 @@ def run_length(config, train_pairs):
     if config.steps is not None:
         total = config.steps
     else:
-        total = max(1, math.ceil((config.epochs if config.epochs is not None else 200) * steps_per_epoch))
+        total = max(1, math.ceil((config.epochs if config.epochs is not None else DEFAULT_EPOCHS) * steps_per_epoch))
     if config.decay_steps is not None:
         decay = config.decay_steps
     elif config.decay_epochs is not None:
@@ -74,52 +77,6 @@ def run_length(config, train_pairs):
     else:
         decay = total // 2
     return total, min(decay, total)
-
-
-@keras.saving.register_keras_serializable(package="keras_pix2pix")
-class FusedAdam(keras.optimizers.Adam):
-    """keras.optimizers.Adam whose update of each variable is TensorFlow's fused Adam kernel.
-
-    The same variables and checkpoints as Keras' Adam (m and v per variable; the step size
-    lr * sqrt(1 - beta_2^t) / (1 - beta_1^t)), computed by ResourceApplyAdam in one pass over the
-    memory instead of about ten elementwise ops. For the 54M-parameter U-Net that is 26 ms instead
-    of 94 ms a step on the 2-core CPU of bench/README.md. epsilon is added where PyTorch's Adam
-    (the paper's code) adds it, to the bias-corrected sqrt(v_t / (1 - beta_2^t)), not to sqrt(v_t)
-    as Keras does; the difference shows only while v is tiny. amsgrad and weight decay take Keras'
-    path (and its epsilon).
-
-    Args:
-        The arguments of keras.optimizers.Adam.
-
-    Example:
-    >>> optimizer = FusedAdam(2e-4, beta_1=0.5, epsilon=1e-8)
-    >>> weights = keras.Variable([1.0, 2.0])
-    >>> _ = optimizer.apply_gradients([(tf.constant([0.5, -0.5]), weights)])
-    >>> [round(float(value), 4) for value in weights.numpy()]
-    [0.9998, 2.0002]
-    """
-
-    def update_step(self, gradient, variable, learning_rate):
-        if self.amsgrad or self.weight_decay or not isinstance(variable, tf.Variable):
-            return super().update_step(gradient, variable, learning_rate)
-        dtype = variable.dtype
-        index = self._get_variable_index(variable)
-        step = tf.cast(self.iterations + 1, dtype)
-        beta2_power = tf.pow(tf.cast(self.beta_2, dtype), step)
-        tf.raw_ops.ResourceApplyAdam(
-            var=variable.handle,
-            m=self._momentums[index].handle,
-            v=self._velocities[index].handle,
-            beta1_power=tf.pow(tf.cast(self.beta_1, dtype), step),
-            beta2_power=beta2_power,
-            lr=tf.cast(learning_rate, dtype),
-            beta1=tf.cast(self.beta_1, dtype),
-            beta2=tf.cast(self.beta_2, dtype),
-            # The kernel divides by sqrt(v) + epsilon with the bias correction in its step size;
-            # this epsilon makes that PyTorch's m_hat / (sqrt(v_hat) + self.epsilon).
-            epsilon=tf.cast(self.epsilon, dtype) * tf.sqrt(1.0 - beta2_power),
-            grad=tf.cast(gradient, dtype),
-        )
 
 
 def make_optimizers(config, total_steps, decay_steps):
@@ -131,7 +88,7 @@ def make_optimizers(config, total_steps, decay_steps):
     schedule = ConstantThenLinearDecay(config.learning_rate, total_steps, decay_steps)
     optimizers = []
     for name in ("generator_adam", "discriminator_adam"):
-        optimizer = FusedAdam(schedule, beta_1=config.beta_1, beta_2=config.beta_2, epsilon=1e-8, name=name)
+        optimizer = fast.adam(schedule, beta_1=config.beta_1, beta_2=config.beta_2, name=name)
         if config.precision == "mixed_float16":
             optimizer = keras.optimizers.LossScaleOptimizer(optimizer, name=f"{name}_loss_scale")
         optimizers.append(optimizer)
@@ -161,8 +118,13 @@ def make_train_step(generator, discriminator, generator_optimizer, discriminator
         the per-replica values of a distributed dataset.
 
     Example:
-    >>> step = make_train_step(generator, discriminator, g_adam, d_adam, config)  # doctest: +SKIP
-    >>> step(inputs, targets)["generator_l1"]  # doctest: +SKIP
+    >>> config = Config(image_size=32, generator_filters=4, discriminator_filters=4, discriminator_layers=1)
+    >>> generator, discriminator = models.build_models(config)
+    >>> generator_optimizer, discriminator_optimizer = make_optimizers(config, total_steps=10, decay_steps=5)
+    >>> step = make_train_step(generator, discriminator, generator_optimizer, discriminator_optimizer, config)
+    >>> images = tf.zeros((1, 32, 32, 3))
+    >>> sorted(step(images, images))
+    ['discriminator_fake', 'discriminator_real', 'finite', 'generator_gan', 'generator_l1', 'generator_total']
     """
 
     strategy = strategy or tf.distribute.get_strategy()
@@ -217,30 +179,6 @@ def make_train_step(generator, discriminator, generator_optimizer, discriminator
     return train_step
 
 
-def dropout_states(model):
-    """The random states of the model's dropout layers, which tf.train.Checkpoint misses alone."""
-    return [layer.seed_generator.state for layer in model.layers if isinstance(layer, keras.layers.Dropout)]
-
-
-def make_checkpoint(generator, discriminator, generator_optimizer, discriminator_optimizer, step):
-    return tf.train.Checkpoint(
-        generator=generator,
-        discriminator=discriminator,
-        generator_optimizer=generator_optimizer,
-        discriminator_optimizer=discriminator_optimizer,
-        step=step,
-        generator_dropout_states=dropout_states(generator),
-    )
-
-
-def restore_generator(workdir, config):
-    """The generator of a work directory's latest checkpoint (for runs without generator.keras)."""
-    generator = models.generator_from_config(config)
-    checkpoint = tf.train.Checkpoint(generator=generator)
-    checkpoint.restore(tf.train.latest_checkpoint(os.path.join(workdir, "checkpoints"))).expect_partial()
-    return generator
-
-
 def sample_grid(inputs, outputs, targets, border=2):
     """One uint8 image: a row per pair, input | output | target, with white borders.
 
@@ -259,31 +197,6 @@ def sample_grid(inputs, outputs, targets, border=2):
         row = tf.pad(tf.concat(row, axis=1), [[0, 0], [0, border], [0, 0]], constant_values=255)
         rows.append(row)
     return tf.concat(rows, axis=0)
-
-
-# The form of the networks a checkpoint holds, saved in it: 2 since the U-Net is the authors'
-# (pre-activation blocks, [skip, decoder] concatenations) and D's first convolution has a bias.
-NETWORK_FORM = 2
-
-
-def _check_network_form(path, workdir):
-    """Refuses a checkpoint whose networks are of another form than this version builds.
-
-    Read before restoring: the old and new generators have variables of the same shapes, so a
-    restore could go on silently with networks that compute another function.
-    """
-    try:
-        reader = tf.train.load_checkpoint(path)
-    except (tf.errors.OpError, ValueError) as error:
-        raise UsageError(f"the checkpoint {path} cannot be read: {str(error).splitlines()[0][:200]}") from None
-    key = "network_form/.ATTRIBUTES/VARIABLE_VALUE"
-    form = int(reader.get_tensor(key)) if reader.has_tensor(key) else 1
-    if form != NETWORK_FORM:
-        raise UsageError(
-            f"the checkpoint in {workdir} holds networks of an older keras-pix2pix (before the U-Net took "
-            "the authors' exact form); it cannot be resumed: train in another --workdir (its "
-            "generator.keras still loads for predict)"
-        )
 
 
 def default_workdir(dataset):
@@ -366,10 +279,6 @@ class NonFiniteLossError(RuntimeError):
     """A loss became NaN or infinite; the last good checkpoint is untouched."""
 
 
-class CheckpointWriteError(RuntimeError):
-    """A checkpoint could not be written; the last good checkpoint is untouched."""
-
-
 @contextlib.contextmanager
 def _stop_on_signals():
     """Turns SIGTERM and SIGINT into a request (the yielded list gets the signal's name)."""
@@ -387,38 +296,6 @@ def _stop_on_signals():
     finally:
         for number, handler in previous.items():
             signal.signal(number, handler)
-
-
-def _format_duration(seconds):
-    seconds = int(seconds)
-    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
-
-
-class _Progress:
-    """One status line: rewritten in place on a terminal, a new line per update in a log."""
-
-    def __init__(self, total, start, batch_size):
-        self.total, self.batch_size, self.stream = total, batch_size, sys.stdout
-        self.interactive = self.stream.isatty()
-        self.last_step, self.last_time = start, time.perf_counter()
-
-    def update(self, step, values):
-        now = time.perf_counter()
-        seconds_per_step = (now - self.last_time) / max(step - self.last_step, 1)
-        self.last_step, self.last_time = step, now
-        line = (
-            f"step {step}/{self.total}  "
-            f"G {values['generator_total']:.3f} (gan {values['generator_gan']:.3f}, l1 {values['generator_l1']:.4f})  "
-            f"D real {values['discriminator_real']:.3f} fake {values['discriminator_fake']:.3f}  "
-            f"{self.batch_size / seconds_per_step:.2f} img/s  {seconds_per_step:.3f} s/step  "
-            f"left {_format_duration(seconds_per_step * (self.total - step))}"
-        )
-        if self.interactive:
-            self.stream.write("\r" + line + "\x1b[K" + ("\n" if step == self.total else ""))
-        else:
-            self.stream.write(line + "\n")
-        self.stream.flush()
-        return self.batch_size / seconds_per_step
 
 
 def _printer(verbose):
@@ -444,14 +321,233 @@ def fit(config=None, workdir=None, *, verbose=True, **settings):
         The trained generator (also saved as workdir/generator.keras).
 
     Example:
-    >>> generator = fit(dataset="demo", image_size=64, steps=300, workdir="/tmp/pix2pix-demo")  # doctest: +SKIP
-    >>> generator = fit(workdir="/tmp/pix2pix-demo", steps=600)  # resume, 300 steps more  # doctest: +SKIP
+    >>> tiny = dict(image_size=32, generator_filters=4, discriminator_filters=4, discriminator_layers=1)
+    >>> generator = fit(dataset=pairs_folder, steps=2, workdir=tmp + "/run", verbose=False, **tiny)
+    >>> generator = fit(workdir=tmp + "/run", steps=3, verbose=False)  # resume: the saved settings, 1 step more
+    >>> sorted(os.listdir(tmp + "/run"))
+    ['checkpoints', 'config.json', 'generator.keras', 'logs', 'samples']
     """
     log = _printer(verbose)
     if workdir is None:
         dataset = settings.get("dataset") or (config.dataset if isinstance(config, Config) else Config.dataset)
         workdir = default_workdir(dataset)
     return train_with(resolve_config(workdir, config, settings, log), workdir, verbose=verbose)
+
+
+
+@dataclasses.dataclass
+class _Run:
+    """What one training run works with; made by _set_up, used by the loop's parts."""
+
+    config: Config
+    workdir: str
+    strategy: object
+    chief: bool
+    train_pairs: object
+    sample_batch: tuple
+    total_steps: int
+    generator: keras.Model
+    checkpoint: tf.train.Checkpoint
+    manager: tf.train.CheckpointManager
+    train_step: object
+    writer: object
+    log: object
+
+
+def _read_data(config, log):
+    """(splits, training pairs, sample pairs), every file decoded once so that a bad one stops the run now."""
+    splits = datasets.find_dataset(config.dataset, config.data_dir, config.manual_dir)
+    train_pairs = datasets.check_pairs(splits.train, config.skip_bad, log)
+    sample_pairs = datasets.check_pairs(splits.validation.take(config.sample_count), config.skip_bad, log)
+    return splits, train_pairs, sample_pairs
+
+
+def _build_networks(config, strategy, total_steps, decay_steps):
+    """The networks in their training form, their optimizers (built) and the run's checkpoint."""
+    replicas = strategy.num_replicas_in_sync
+    if config.batch_size % replicas:
+        raise UsageError(
+            f"batch_size {config.batch_size} must be a multiple of the {replicas} replicas of strategy "
+            f"{config.strategy} (it is the global batch)"
+        )
+    with strategy.scope():
+        generator, discriminator = (fast.clone_as(model, "train") for model in models.build_models(config))
+        generator_optimizer, discriminator_optimizer = make_optimizers(config, total_steps, decay_steps)
+        # Built up front, so that a checkpoint restores their slots at once, not on the first step.
+        generator_optimizer.build(generator.trainable_variables)
+        discriminator_optimizer.build(discriminator.trainable_variables)
+        checkpoint = checkpoints.make_checkpoint(generator, discriminator, generator_optimizer, discriminator_optimizer)
+    return generator, discriminator, checkpoint
+
+
+def _describe(config, splits, train_pairs, checkpoint, total_steps, decay_steps):
+    """The run's summary line: data, sizes, networks and length."""
+    patch = models.receptive_field(config.discriminator_layers)
+    grid = models.patch_grid(config.image_size, config.discriminator_layers)
+    return (
+        f"{splits.name}: {len(train_pairs)} training pairs, {config.direction}; "
+        f"{config.image_size[0]}x{config.image_size[1]} images, batch {config.batch_size}; "
+        f"{config.generator} generator {models.trainable_parameters(checkpoint.generator):,} trainable parameters; "
+        f"{patch}x{patch} PatchGAN ({grid[0]}x{grid[1]} logits) "
+        f"{models.trainable_parameters(checkpoint.discriminator):,}; "
+        f"{total_steps} steps, the last {decay_steps} with a decaying learning rate"
+    )
+
+
+def _set_up(config, workdir, log):
+    """Everything before the first step: data, networks, the restored checkpoint, config.json."""
+    # First: a multi-worker strategy must be set up before TensorFlow runs any op.
+    strategy = distribute.make_strategy(config.strategy)
+    splits, train_pairs, sample_pairs = _read_data(config, log)
+    config = config.replace(
+        seed=config.seed if config.seed is not None else random.SystemRandom().randrange(2**31 - 1),
+        direction=config.direction or splits.direction,
+    )
+    total_steps, decay_steps = run_length(config, len(train_pairs))
+    keras.utils.set_random_seed(config.seed)
+    if config.deterministic:
+        tf.config.experimental.enable_op_determinism()
+    generator, discriminator, checkpoint = _build_networks(config, strategy, total_steps, decay_steps)
+    os.makedirs(workdir, exist_ok=True)
+    manager = checkpoints.make_manager(checkpoint, workdir, strategy, config.keep_checkpoints)
+    start = checkpoints.restore_latest(manager, checkpoint, workdir)
+    if start:
+        log(f"resuming {workdir} at step {start} of {total_steps}")
+    chief = distribute.is_chief(strategy)
+    # Saved only now that the networks are built and the checkpoint fits them: a run refused
+    # before this point leaves the work directory's config.json as it was.
+    if chief:
+        config.save(os.path.join(workdir, "config.json"))
+    log(_describe(config, splits, train_pairs, checkpoint, total_steps, decay_steps))
+    sample_batch = (None, None)
+    if config.sample_count:
+        sample_batch = next(iter(data.eval_dataset(sample_pairs, config, config.direction, batch_size=len(sample_pairs))))
+    logs = os.path.join(workdir, "logs")
+    return _Run(
+        config=config, workdir=workdir, strategy=strategy, chief=chief, train_pairs=train_pairs,
+        sample_batch=sample_batch, total_steps=total_steps, generator=generator, checkpoint=checkpoint,
+        manager=manager, log=log,
+        train_step=make_train_step(generator, discriminator, checkpoint.generator_optimizer,
+                                   checkpoint.discriminator_optimizer, config, strategy),
+        writer=tf.summary.create_file_writer(logs) if chief else tf.summary.create_noop_writer(),
+    )  # fmt: skip
+
+
+def _batches_from(run, step):
+    """The training stream from a step on; it is indexed by batch, so skipped batches move it forward."""
+    config = run.config
+    first_example = (step + int(run.checkpoint.skipped_batches.numpy())) * config.batch_size
+    dataset = data.train_dataset(run.train_pairs, config, config.direction, config.seed, start_example=first_example)
+    options = tf.data.Options()
+    # Workers read the same stream and keep their own share of each global batch.
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return iter(run.strategy.experimental_distribute_dataset(dataset.with_options(options)))
+
+
+def _write_samples(run, step):
+    """The sample grid of `step` (paper mode) as a PNG and in TensorBoard, with its L1."""
+    inputs, targets = run.sample_batch
+    if inputs is None or not run.chief:
+        return
+    # Paper mode draws dropout masks: `unchanged` puts the random states back, so that sampling
+    # never shifts the training stream (a resumed run must match an uninterrupted one).
+    with unchanged(run.generator):
+        outputs = translate(run.generator, inputs, mode="paper")
+    image = sample_grid(inputs, outputs, targets)
+    os.makedirs(os.path.join(run.workdir, "samples"), exist_ok=True)
+    tf.io.write_file(os.path.join(run.workdir, "samples", f"step_{step:07d}.png"), tf.io.encode_png(image))
+    with run.writer.as_default(step=step):
+        tf.summary.image("samples", image[None], max_outputs=1)
+        tf.summary.scalar("validation/l1_samples", tf.reduce_mean(tf.abs(outputs - targets)))
+
+
+def _report(run, step, step_losses, progress):
+    """The progress line and the TensorBoard scalars of `step`."""
+    values = {name: float(value) for name, value in step_losses.items() if name != "finite"}
+    images_per_second = None
+    if progress:
+        details = (
+            f"G {values['generator_total']:.3f} (gan {values['generator_gan']:.3f}, l1 {values['generator_l1']:.4f})  "
+            f"D real {values['discriminator_real']:.3f} fake {values['discriminator_fake']:.3f}"
+        )
+        images_per_second = progress.update(step, details)
+    with run.writer.as_default(step=step):
+        for name, value in values.items():
+            tf.summary.scalar(f"losses/{name}", value)
+        tf.summary.scalar("learning_rate", run.checkpoint.generator_optimizer.learning_rate)
+        if images_per_second:
+            tf.summary.scalar("images_per_second", images_per_second)
+
+
+def _roll_back(run, step, step_losses):
+    """The non-finite-loss policy: stop, or roll back to the last checkpoint past the bad batch.
+
+    Returns:
+        The step to go on from.
+    """
+    values = ", ".join(f"{name} {float(value):.4g}" for name, value in step_losses.items() if name != "finite")
+    latest = run.manager.latest_checkpoint
+    if run.config.on_nan == "stop" or not latest:
+        raise NonFiniteLossError(
+            f"non-finite loss at step {step} ({values}); the last good checkpoint, {latest or 'none'}, is "
+            "untouched (--on-nan skip rolls back to it and goes on with the next batch)"
+        )
+    skipped = run.checkpoint.skipped_batches
+    bad_batch = step - 1 + int(skipped.numpy())
+    run.checkpoint.restore(latest).assert_existing_objects_matched()
+    restored = int(run.checkpoint.step.numpy())
+    skipped.assign(bad_batch + 1 - restored)
+    run.log(f"non-finite loss at step {bad_batch + 1} ({values}): rolled back to step {restored}, skipping that batch")
+    return restored
+
+
+def _train_loop(run, verbose):
+    """Steps from the restored step to the last, with samples, reports and checkpoints on their intervals."""
+    config, total = run.config, run.total_steps
+    current = int(run.checkpoint.step.numpy())
+    progress = Progress(total, "step", items_per_unit=config.batch_size, start=current) if verbose else None
+    batches = _batches_from(run, current)
+    with _stop_on_signals() as stop:
+        while current < total:
+            current += 1
+            step_losses = run.train_step(*next(batches))
+            if not bool(step_losses["finite"]):
+                current = _roll_back(run, current, step_losses)
+                batches = _batches_from(run, current)
+                continue
+            run.checkpoint.step.assign(current)
+            last = current == total
+            if current % config.log_every == 0 or last:
+                _report(run, current, step_losses, progress)
+            if current % config.sample_every == 0 or last:
+                _write_samples(run, current)
+            if current % config.save_every == 0 or last:
+                checkpoints.save(run.manager, current)
+            if stop and not last:
+                checkpoints.save(run.manager, current)
+                run.writer.flush()
+                raise TrainingInterrupted(
+                    f"{stop[0]}: saved a checkpoint at step {current} of {total} in {run.workdir}; "
+                    "run the same command to resume",
+                    step=current,
+                )
+    run.writer.flush()
+
+
+def _save_generator(run):
+    """The trained generator in stock form, written as generator.keras by the chief.
+
+    Other workers drop their temporary checkpoints, which only took part in the collective save.
+    """
+    generator = fast.clone_as(run.generator, "keras")
+    if not run.chief:
+        shutil.rmtree(run.manager.directory, ignore_errors=True)
+        return generator
+    path = os.path.join(run.workdir, "generator.keras")
+    with replacing(path) as temporary:
+        generator.save(temporary)
+    run.log(f"saved {path}")
+    return generator
 
 
 def train_with(config, workdir, verbose=True):
@@ -461,177 +557,10 @@ def train_with(config, workdir, verbose=True):
         config: the resolved Config (see resolve_config).
         workdir: the work directory.
         verbose: print the summary and the progress line.
+
+    Returns:
+        The trained generator, in stock form.
     """
-    log = _printer(verbose)
-    # First: a multi-worker strategy must be set up before TensorFlow runs any op.
-    strategy = distribute.make_strategy(config.strategy)
-    splits = datasets.find_dataset(config.dataset, config.data_dir, config.manual_dir)
-    # Every file is decoded now, so that a bad one stops the run before it starts, not hours in.
-    train_pairs = datasets.check_pairs(splits.train, config.skip_bad, log)
-    sample_pairs = datasets.check_pairs(splits.validation.take(config.sample_count), config.skip_bad, log)
-    os.makedirs(workdir, exist_ok=True)
-    config_path = os.path.join(workdir, "config.json")
-    config = config.replace(
-        seed=config.seed if config.seed is not None else random.SystemRandom().randrange(2**31 - 1),
-        direction=config.direction or splits.direction,
-    )
-    total_steps, decay_steps = run_length(config, len(train_pairs))
-
-    keras.utils.set_random_seed(config.seed)
-    if config.deterministic:
-        tf.config.experimental.enable_op_determinism()
-    replicas = strategy.num_replicas_in_sync
-    if config.batch_size % replicas:
-        raise UsageError(
-            f"batch_size {config.batch_size} must be a multiple of the {replicas} replicas of strategy "
-            f"{config.strategy} (it is the global batch)"
-        )
-    chief = distribute.is_chief(strategy)
-    with strategy.scope():
-        generator, discriminator = models.build_models(config)
-        generator_optimizer, discriminator_optimizer = make_optimizers(config, total_steps, decay_steps)
-        # Built up front, so that a checkpoint restores their slots at once, not on the first step.
-        generator_optimizer.build(generator.trainable_variables)
-        discriminator_optimizer.build(discriminator.trainable_variables)
-        step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
-        skipped_batches = tf.Variable(0, dtype=tf.int64, trainable=False, name="skipped_batches")
-        network_form = tf.Variable(NETWORK_FORM, dtype=tf.int64, trainable=False, name="network_form")
-    checkpoint = make_checkpoint(generator, discriminator, generator_optimizer, discriminator_optimizer, step)
-    checkpoint.skipped_batches = skipped_batches
-    checkpoint.network_form = network_form
-    manager = tf.train.CheckpointManager(
-        checkpoint, distribute.checkpoint_directory(workdir, strategy), max_to_keep=config.keep_checkpoints
-    )
-    if manager.latest_checkpoint:
-        _check_network_form(manager.latest_checkpoint, workdir)
-        try:
-            checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
-        except (AssertionError, ValueError) as error:
-            raise UsageError(
-                f"the checkpoint in {workdir} does not fit this run's settings (did --precision change "
-                f"to or from mixed_float16?): {str(error).splitlines()[0][:200]}"
-            ) from None
-        log(f"resuming {workdir} at step {int(step.numpy())} of {total_steps}")
-    start = int(step.numpy())
-    # Saved only now that the networks are built and the checkpoint fits them: a run refused
-    # before this point leaves the work directory's config.json as it was.
-    if chief:
-        config.save(config_path)
-
-    patch = models.receptive_field(config.discriminator_layers)
-    grid = models.patch_grid(config.image_size, config.discriminator_layers)
-    log(
-        f"{splits.name}: {len(train_pairs)} training pairs, {config.direction}; "
-        f"{config.image_size[0]}x{config.image_size[1]} images, batch {config.batch_size}; "
-        f"{config.generator} generator {models.trainable_parameters(generator):,} trainable parameters; "
-        f"{patch}x{patch} PatchGAN ({grid[0]}x{grid[1]} logits) {models.trainable_parameters(discriminator):,}; "
-        f"{total_steps} steps, the last {decay_steps} with a decaying learning rate"
-    )
-
-    train_step = make_train_step(
-        generator, discriminator, generator_optimizer, discriminator_optimizer, config, strategy
-    )
-
-    def batches_from(step_number):
-        # The stream is indexed by batch: skipped batches (--on-nan skip) move it forward.
-        first_example = (step_number + int(skipped_batches.numpy())) * config.batch_size
-        dataset = data.train_dataset(train_pairs, config, config.direction, config.seed, start_example=first_example)
-        options = tf.data.Options()
-        # Workers read the same stream and keep their own share of each global batch.
-        options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
-        return iter(strategy.experimental_distribute_dataset(dataset.with_options(options)))
-
-    batches = batches_from(start)
-    sample_inputs, sample_targets = (
-        next(iter(data.eval_dataset(sample_pairs, config, config.direction, batch_size=len(sample_pairs))))
-        if config.sample_count
-        else (None, None)
-    )
-    writer = tf.summary.create_file_writer(os.path.join(workdir, "logs")) if chief else tf.summary.create_noop_writer()
-    progress = _Progress(total_steps, start, config.batch_size) if verbose else None
-
-    def write_samples(current):
-        if sample_inputs is None or not chief:
-            return
-        # Paper mode draws dropout masks; put the random states back so that sampling never
-        # shifts the training stream (a resumed run must match an uninterrupted one).
-        states = dropout_states(generator)
-        saved = [state.numpy() for state in states]
-        outputs = translate(generator, sample_inputs, mode="paper")
-        for state, value in zip(states, saved):
-            state.assign(value)
-        image = sample_grid(sample_inputs, outputs, sample_targets)
-        os.makedirs(os.path.join(workdir, "samples"), exist_ok=True)
-        tf.io.write_file(os.path.join(workdir, "samples", f"step_{current:07d}.png"), tf.io.encode_png(image))
-        with writer.as_default(step=current):
-            tf.summary.image("samples", image[None], max_outputs=1)
-            tf.summary.scalar("validation/l1_samples", tf.reduce_mean(tf.abs(outputs - sample_targets)))
-
-    def save_checkpoint(current):
-        # CheckpointManager writes new files and only then points `checkpoint` at them, so a
-        # write that fails part-way leaves the previous checkpoint as the latest.
-        try:
-            manager.save(checkpoint_number=current)
-        except (OSError, tf.errors.OpError) as error:
-            raise CheckpointWriteError(
-                f"could not write the checkpoint of step {current} ({str(error).splitlines()[0]}); "
-                f"the last good one, {manager.latest_checkpoint or 'none'}, is untouched"
-            ) from None
-
-    with _stop_on_signals() as stop:
-        current = start
-        while current < total_steps:
-            current += 1
-            inputs, targets = next(batches)
-            step_losses = train_step(inputs, targets)
-            if not bool(step_losses["finite"]):
-                values = ", ".join(f"{name} {float(value):.4g}" for name, value in step_losses.items() if name != "finite")
-                if config.on_nan == "stop" or not manager.latest_checkpoint:
-                    raise NonFiniteLossError(
-                        f"non-finite loss at step {current} ({values}); the last good checkpoint, "
-                        f"{manager.latest_checkpoint or 'none'}, is untouched (--on-nan skip rolls back to it "
-                        "and goes on with the next batch)"
-                    )
-                # Roll back to the last good state and go on past the batch that broke it.
-                bad_batch = current - 1 + int(skipped_batches.numpy())
-                checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
-                current = int(step.numpy())
-                skipped_batches.assign(bad_batch + 1 - current)
-                log(f"non-finite loss at step {bad_batch + 1} ({values}): rolled back to step {current}, skipping that batch")
-                batches = batches_from(current)
-                continue
-            step.assign(current)
-            if current % config.log_every == 0 or current == total_steps:
-                values = {name: float(value) for name, value in step_losses.items() if name != "finite"}
-                images_per_second = progress.update(current, values) if progress else None
-                with writer.as_default(step=current):
-                    for name, value in values.items():
-                        tf.summary.scalar(f"losses/{name}", value)
-                    tf.summary.scalar("learning_rate", generator_optimizer.learning_rate)
-                    if images_per_second:
-                        tf.summary.scalar("images_per_second", images_per_second)
-            if current % config.sample_every == 0 or current == total_steps:
-                write_samples(current)
-            if current % config.save_every == 0 or current == total_steps:
-                save_checkpoint(current)
-            if stop and current < total_steps:
-                save_checkpoint(current)
-                writer.flush()
-                raise TrainingInterrupted(
-                    f"{stop[0]}: saved a checkpoint at step {current} of {total_steps} in {workdir}; "
-                    "run the same command to resume",
-                    step=current,
-                )
-    writer.flush()
-    if not chief:
-        # This worker's checkpoints only took part in the collective save.
-        shutil.rmtree(manager.directory, ignore_errors=True)
-        return generator
-
-    generator_path = os.path.join(workdir, "generator.keras")
-    # Written beside, then renamed: a reader never sees half a model.
-    temporary = os.path.join(workdir, f"generator.tmp-{os.getpid()}.keras")
-    generator.save(temporary)
-    os.replace(temporary, generator_path)
-    log(f"saved {generator_path}")
-    return generator
+    run = _set_up(config, workdir, _printer(verbose))
+    _train_loop(run, verbose)
+    return _save_generator(run)

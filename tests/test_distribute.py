@@ -15,8 +15,9 @@ import numpy as np
 import tensorflow as tf
 
 from conftest import write_ab_folder
-from keras_pix2pix.predict import load_generator, translate
-from keras_pix2pix.train import restore_generator
+from keras_pix2pix.modes import translate
+from keras_pix2pix.translation import load_generator
+from keras_pix2pix.checkpoints import restore_generator
 
 COMMON = dict(
     image_size=32, generator_filters=8, discriminator_filters=8, discriminator_layers=1, batch_size=2,

@@ -11,11 +11,15 @@ import pytest
 import tensorflow as tf
 
 from conftest import SHARED_DATA, tiny_config, write_ab_folder
-from keras_pix2pix import export as export_module
+from keras_pix2pix import exports as export_module
+from keras_pix2pix import fast
 from keras_pix2pix.cli import main
-from keras_pix2pix.export import export, export_generator, psnr, run_tflite
+from keras_pix2pix.exports import export, run_tflite
+from keras_pix2pix.metrics import psnr
+from keras_pix2pix.modes import export_form
 from keras_pix2pix.models import build_generator
-from keras_pix2pix.predict import load_generator, translate
+from keras_pix2pix.modes import translate
+from keras_pix2pix.translation import load_generator
 from keras_pix2pix.train import fit
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "export"))
@@ -30,22 +34,21 @@ def test_export_mode_is_paper_mode_without_dropout():
         if "moving_mean" in variable.path:
             variable.assign(tf.fill(variable.shape, 0.3))
     images = tf.random.uniform((3, 32, 32, 3), -1, 1, seed=4)
-    exported = export_generator(generator)
+    exported = export_form(generator)
     np.testing.assert_allclose(exported(images, training=False).numpy(), translate(generator, images, "paper").numpy(), atol=1e-5)
     assert not [layer for layer in exported.layers if "Dropout" in type(layer).__name__ or "BatchNorm" in type(layer).__name__]
-    # The grouped form (used for int8 TFLite) is the same function.
-    grouped = export_generator(generator, grouped_statistics=True)
-    assert [layer for layer in grouped.layers if isinstance(layer, keras.layers.GroupNormalization)]
-    np.testing.assert_allclose(grouped(images, training=False).numpy(), exported(images, training=False).numpy(), atol=1e-5)
+    assert [layer for layer in exported.layers if isinstance(layer, keras.layers.GroupNormalization)]
+    # translate's export mode is this model.
+    np.testing.assert_allclose(translate(generator, images, "export").numpy(), exported(images).numpy(), atol=1e-6)
 
 
 def test_float_tflite_has_only_4d_tensors():
     # XNNPACK, which runs float TFLite on CPUs, leaves 5-D tensors to the slow reference kernels.
     from ai_edge_litert.interpreter import Interpreter
 
-    from keras_pix2pix.export import tflite_model
+    from keras_pix2pix.exports import tflite_model
 
-    exported = export_generator(build_generator(image_size=32, filters=8), tflite=True)
+    exported = fast.clone_as(export_form(build_generator(image_size=32, filters=8)), "tflite")
     interpreter = Interpreter(model_content=tflite_model(exported))
     assert max(len(tensor["shape"]) for tensor in interpreter.get_tensor_details()) == 4
 
@@ -78,7 +81,7 @@ def test_saved_model_stores_each_weight_once(exported):
     stored = sum(os.path.getsize(os.path.join(variables, name)) for name in os.listdir(variables))
     # The export-mode generator's weights (BatchNorm's moving statistics are not among them), in
     # float32; at this tiny size generator.keras's own overhead is more than 5% of the file.
-    weights = sum(weight.nbytes for weight in export_generator(load_generator(workdir)[0]).get_weights())
+    weights = sum(weight.nbytes for weight in export_form(load_generator(workdir)[0]).get_weights())
     assert weights <= stored <= 1.05 * weights, (stored, weights)
     reader = tf.train.load_checkpoint(os.path.join(variables, "variables"))
     tensors = [reader.get_tensor(name).tobytes() for name in reader.get_variable_to_shape_map() if "VARIABLE_VALUE" in name]
@@ -184,7 +187,7 @@ def test_tflite_files_run_with_litert(exported):
     workdir, output, _ = exported
     generator, _ = load_generator(workdir)
     images = np.random.RandomState(2).uniform(-1, 1, (2, 32, 32, 3)).astype(np.float32)
-    reference = export_generator(generator)(images, training=False).numpy()
+    reference = export_form(generator)(images, training=False).numpy()
     folder = os.path.join(output, "shoes", "tflite", "1")
     assert np.abs(run_tflite(os.path.join(folder, "generator_float32.tflite"), images) - reference).max() <= 1e-4
     assert np.abs(run_tflite(os.path.join(folder, "generator_float16.tflite"), images) - reference).mean() <= 5e-3
@@ -213,7 +216,7 @@ def test_export_command(exported, tmp_path, capsys):
     assert "saved_model:" in capsys.readouterr().out
     assert os.path.isdir(tmp_path / "shoes" / "3") and os.path.isfile(tmp_path / "shoes" / "tflite" / "3" / "generator_float32.tflite")
     assert main(["export", "--model", workdir, "--output", str(tmp_path), "--quantize", "int4"]) == 2
-    assert "quantize must be some of none, float16, dynamic, int8; got int4" in capsys.readouterr().err
+    assert "quantize must be one of none, float16, dynamic, int8; got 'int4'" in capsys.readouterr().err
 
 
 @pytest.mark.skipif(not os.path.isdir(os.path.join(SHARED_DATA, "facades")), reason="../shared/data/facades absent")
@@ -230,7 +233,7 @@ def test_parity_on_real_facades(tmp_path):
 
     validation = datasets.local_splits(facades).validation.take(4)
     images = np.concatenate([inputs.numpy() for inputs, _ in data.eval_dataset(validation, config, "BtoA")])
-    reference = export_generator(generator)(images, training=False).numpy()
+    reference = export_form(generator)(images, training=False).numpy()
     saved = tf.saved_model.load(report["saved_model"]["path"]).signatures["translate"](images=tf.constant(images))["images"]
     assert np.abs(saved.numpy() - reference).max() <= 1e-5
     assert np.abs(run_tflite(report["tflite_float32"]["path"], images) - reference).max() <= 1e-4

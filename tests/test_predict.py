@@ -7,7 +7,8 @@ import tensorflow as tf
 
 from conftest import tiny_config, write_ab_folder
 from keras_pix2pix.models import build_generator
-from keras_pix2pix.predict import load_generator, predict, translate
+from keras_pix2pix.modes import translate
+from keras_pix2pix.translation import load_generator, predict
 from keras_pix2pix.train import fit
 
 
@@ -35,7 +36,7 @@ def test_paper_mode_normalizes_each_image_alone():
 
 
 def test_unknown_mode_is_refused():
-    with pytest.raises(ValueError, match=r"mode must be one of paper, inference; got 'eval'"):
+    with pytest.raises(ValueError, match=r"mode must be one of paper, inference, export; got 'eval'"):
         translate(build_generator(image_size=32, filters=8), tf.zeros((1, 32, 32, 3)), "eval")
 
 

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from conftest import tiny_config, write_ab_folder
 from keras_pix2pix import datasets, train
 from keras_pix2pix.config import UsageError
-from keras_pix2pix.predict import load_generator
+from keras_pix2pix.translation import load_generator
 
 TINY = ["--image-size", "32", "--generator-filters", "8", "--discriminator-filters", "8", "--discriminator-layers", "1"]
 
@@ -154,7 +154,7 @@ def test_failed_checkpoint_write_leaves_the_previous_one_restorable(tmp_path, mo
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(tf.train.Checkpoint, "_write", full_disk)
-    with pytest.raises(train.CheckpointWriteError, match=r"could not write the checkpoint of step 4 .*No space left on device.*ckpt-2, is untouched"):
+    with pytest.raises(checkpoints.CheckpointWriteError, match=r"could not write the checkpoint of step 4 .*No space left on device.*ckpt-2, is untouched"):
         train.fit(tiny_config(dataset=folder, steps=4, save_every=2), workdir, verbose=False)
     monkeypatch.setattr(tf.train.Checkpoint, "_write", real_write)
     assert tf.train.latest_checkpoint(os.path.join(workdir, "checkpoints")).endswith("ckpt-2")

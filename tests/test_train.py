@@ -1,5 +1,8 @@
 import json
 import os
+import subprocess
+import sys
+import textwrap
 
 import keras
 import numpy as np
@@ -7,8 +10,9 @@ import pytest
 import tensorflow as tf
 
 from conftest import tiny_config, write_ab_folder
-from keras_pix2pix import data, datasets, models
-from keras_pix2pix.predict import load_generator, translate
+from keras_pix2pix import data, datasets, fast, models
+from keras_pix2pix.modes import translate
+from keras_pix2pix.translation import load_generator
 from keras_pix2pix.train import ConstantThenLinearDecay, fit, make_optimizers, make_train_step, run_length
 
 
@@ -126,12 +130,12 @@ def test_resume_refuses_another_architecture(tmp_path, ab_dataset):
 def test_a_checkpoint_of_older_networks_is_refused_not_resumed(tmp_path, ab_dataset, monkeypatch):
     # The old and new U-Nets have variables of the same shapes: restoring one into the other
     # would go on silently with another function. A checkpoint records its networks' form.
-    from keras_pix2pix import train
+    from keras_pix2pix import checkpoints
 
     workdir = str(tmp_path / "run")
     fit(tiny_config(dataset=ab_dataset, steps=2), workdir, verbose=False)
     config_before = (tmp_path / "run" / "config.json").read_bytes()
-    monkeypatch.setattr(train, "NETWORK_FORM", train.NETWORK_FORM + 1)
+    monkeypatch.setattr(checkpoints, "NETWORK_FORM", checkpoints.NETWORK_FORM + 1)
     with pytest.raises(ValueError, match=r"holds networks of an older keras-pix2pix .* cannot be resumed"):
         fit(workdir=workdir, steps=4, verbose=False)
     assert (tmp_path / "run" / "config.json").read_bytes() == config_before
@@ -154,6 +158,34 @@ def test_saved_generator_gives_the_same_outputs(tmp_path, ab_dataset):
     )
 
 
+@pytest.mark.slow
+def test_generator_keras_runs_in_a_process_that_never_imports_keras_pix2pix(tmp_path, ab_dataset):
+    workdir = str(tmp_path / "run")
+    generator = fit(tiny_config(dataset=ab_dataset, steps=2), workdir, verbose=False)
+    images = np.random.RandomState(6).uniform(-1, 1, (2, 32, 32, 3)).astype(np.float32)
+    np.save(tmp_path / "images.npy", images)
+    script = textwrap.dedent(
+        f"""
+        import sys
+        import keras
+        import numpy as np
+        model = keras.models.load_model({os.path.join(workdir, "generator.keras")!r})
+        np.save({str(tmp_path / "outputs.npy")!r}, model(np.load({str(tmp_path / "images.npy")!r}), training=False))
+        assert not [name for name in sys.modules if name.startswith("keras_pix2pix")]
+        print(sorted({{type(layer).__module__.split(".")[0] for layer in model.layers}}))
+        """
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == "['keras']"
+    outputs = np.load(tmp_path / "outputs.npy")
+    # The same output as the trained model, in stock form and in the training form it trained in.
+    np.testing.assert_allclose(outputs, translate(generator, images, "inference").numpy(), atol=1e-6)
+    trained_form = fast.clone_as(generator, "train")
+    np.testing.assert_allclose(outputs, trained_form(images, training=False).numpy(), atol=1e-5)
+
+
+@pytest.mark.slow
 def test_demo_training_brings_validation_l1_well_below_untrained(tmp_path, demo_data_dir):
     config = tiny_config(
         dataset="demo",
@@ -221,34 +253,6 @@ def test_xla_step_runs_and_traces_once():
     for _ in range(3):
         losses = step(images, images)
     assert bool(losses["finite"]) and step.experimental_get_tracing_count() == 1
-
-
-def test_fused_adam_is_pytorchs_adam_with_epsilon_1e8():
-    # torch.optim.Adam, the paper's code's optimizer, adds epsilon to sqrt(v_hat); Keras adds it
-    # to sqrt(v). Gradients of 1e-8 make the difference large, so the reference below decides.
-    from keras_pix2pix.train import FusedAdam
-
-    rng = np.random.default_rng(0)
-    start = rng.normal(size=(5, 7)).astype("float32")
-    fused_weights, keras_weights = keras.Variable(start), keras.Variable(start)
-    fused_adam = FusedAdam(2e-4, beta_1=0.5, beta_2=0.999, epsilon=1e-8)
-    keras_adam = keras.optimizers.Adam(2e-4, beta_1=0.5, beta_2=0.999, epsilon=1e-8)
-
-    @tf.function
-    def step(gradient):
-        fused_adam.apply_gradients([(gradient, fused_weights)])
-        keras_adam.apply_gradients([(gradient, keras_weights)])
-
-    reference, m, v = start.astype(np.float64), 0.0, 0.0
-    for t in range(1, 31):
-        gradient = rng.normal(size=(5, 7)) * 1e-8
-        step(tf.constant(gradient, tf.float32))
-        m = 0.5 * m + 0.5 * gradient
-        v = 0.999 * v + 0.001 * gradient**2
-        reference -= 2e-4 * (m / (1 - 0.5**t)) / (np.sqrt(v / (1 - 0.999**t)) + 1e-8)
-    assert np.abs(reference - start).max() > 5e-4  # it moved
-    np.testing.assert_allclose(fused_weights.numpy(), reference, atol=2e-6)
-    assert np.abs(keras_weights.numpy() - reference).max() > 1e-4  # Keras' own epsilon is another rule
 
 
 def test_optimizers_use_epsilon_1e8():

@@ -1,11 +1,7 @@
-"""Translate images with a trained generator: `keras-pix2pix predict`.
+"""Translate image files and folders with a trained generator: `keras-pix2pix predict`.
 
-Two test-time modes:
-- "paper" (default): as the paper tests (section 3.3 and junyanz's test.py): dropout stays on
-  and BatchNorm normalizes with the statistics of the test image itself, one image per batch.
-  Outputs vary a little from call to call (pass a seed to fix them).
-- "inference": the conventional Keras inference: no dropout, BatchNorm's moving statistics.
-  Deterministic, and what a batch of images gets independently of its other members.
+Each input is resized to the model's size, translated in a test-time mode (keras_pix2pix.modes)
+and resized back to its own size.
 """
 
 import os
@@ -13,61 +9,17 @@ import os
 import keras
 import tensorflow as tf
 
-from keras_pix2pix import data, datasets
-from keras_pix2pix.config import Config, UsageError
-
-MODES = ("paper", "inference")
-
-
-def _check_mode(mode):
-    if mode not in MODES:
-        raise UsageError(f"mode must be one of {', '.join(MODES)}; got {mode!r}")
+from keras_pix2pix import data, datasets, fast
+from keras_pix2pix.checkpoints import restore_generator
+from keras_pix2pix.config import Config, UsageError, check_choice
+from keras_pix2pix.files import write_atomically
+from keras_pix2pix.modes import MODES, prepare, translate
 
 
-def _moving_statistics(model):
-    return [
-        variable
-        for layer in model.layers
-        if isinstance(layer, keras.layers.BatchNormalization)
-        for variable in (layer.moving_mean, layer.moving_variance)
-    ]
-
-
-@tf.function(reduce_retracing=True)
-def _paper_pass(generator, image):
-    # A graph, traced once per generator and image size: at 256x256 it took 122 ms an image
-    # on the 2-core CPU of bench/README.md, against 188 ms calling the model eagerly.
-    return tf.cast(generator(image, training=True), tf.float32)
-
-
-def translate(generator, images, mode="paper"):
-    """Runs the generator on a batch of images in [-1, 1] in the given test-time mode.
-
-    Args:
-        generator: a model from build_generator (or generator.keras).
-        images: float tensor (batch, height, width, channels) in [-1, 1] at the model's size.
-        mode: "paper" (dropout on, per-image BatchNorm statistics, as the paper tests) or
-            "inference" (no dropout, moving statistics).
-
-    Returns:
-        float32 tensor of the generated images in [-1, 1].
-
-    Example:
-    >>> generator = build_generator(image_size=64, filters=8)  # doctest: +SKIP
-    >>> translate(generator, tf.zeros((2, 64, 64, 3)), mode="inference").shape  # doctest: +SKIP
-    TensorShape([2, 64, 64, 3])
-    """
-    _check_mode(mode)
-    if mode == "inference":
-        return tf.cast(generator(images, training=False), tf.float32)
-    # training=True turns dropout on and makes BatchNorm use the batch's own statistics. It also
-    # moves the moving statistics, which inference mode relies on: put them back afterwards.
-    moving = _moving_statistics(generator)
-    saved = [tf.identity(variable.value) for variable in moving]
-    outputs = [_paper_pass(generator, images[index : index + 1]) for index in range(images.shape[0])]
-    for variable, value in zip(moving, saved):
-        variable.assign(value)
-    return tf.concat(outputs, axis=0)
+def _load_keras_file(path):
+    # Files written before the networks were stock hold keras_pix2pix's training layers
+    # (registered by keras_pix2pix.fast): they load, and run in stock form.
+    return fast.clone_as(keras.models.load_model(path), "keras")
 
 
 def load_generator(model):
@@ -78,18 +30,17 @@ def load_generator(model):
             stopped before writing generator.keras) or a .keras file.
 
     Example:
-    >>> generator, config = load_generator("runs/demo")  # doctest: +SKIP
+    >>> generator, config = load_generator(workdir)
+    >>> generator.input_shape, config.image_size
+    ((None, 32, 32, 3), (32, 32))
     """
     if os.path.isdir(model):
         config_path = os.path.join(model, "config.json")
         config = Config.load(config_path) if os.path.exists(config_path) else None
         generator_path = os.path.join(model, "generator.keras")
         if os.path.exists(generator_path):
-            return keras.models.load_model(generator_path), config
+            return _load_keras_file(generator_path), config
         if config is not None and tf.train.latest_checkpoint(os.path.join(model, "checkpoints")):
-            # Imported here: train imports this module for its samples.
-            from keras_pix2pix.train import restore_generator
-
             return restore_generator(model, config), config
         raise UsageError(f"{model} holds neither generator.keras nor a checkpoint with its config.json")
     if os.path.isfile(model):
@@ -97,7 +48,7 @@ def load_generator(model):
             raise UsageError(f"model must be a work directory or a .keras file; got {model}")
         config_path = os.path.join(os.path.dirname(model), "config.json")
         config = Config.load(config_path) if os.path.exists(config_path) else None
-        return keras.models.load_model(model), config
+        return _load_keras_file(model), config
     raise UsageError(f"model {model} does not exist")
 
 
@@ -141,21 +92,22 @@ def predict(model, inputs, output_dir, *, pairs=False, direction=None, mode="pap
         output_dir: where to write NAME.png for each input NAME.
         pairs: the inputs are AB pair images: translate their input half.
         direction: which half is the input with pairs; None takes the run's direction.
-        mode: "paper" or "inference" (see translate).
+        mode: "paper", "inference" or "export" (see keras_pix2pix.modes).
         seed: makes paper mode's dropout repeatable.
 
     Returns:
         The paths written.
 
     Example:
-    >>> predict("runs/demo", ["labels.png"], "translated")  # doctest: +SKIP
-    ['translated/labels.png']
+    >>> [os.path.basename(path) for path in predict(workdir, [image_file], tmp + "/translated")]
+    ['1.png']
     """
-    _check_mode(mode)
+    check_choice("mode", mode, MODES)
     files = _input_files(inputs)
     if seed is not None:
         keras.utils.set_random_seed(seed)
     generator, config = load_generator(model)
+    runner = prepare(generator, mode)
     if pairs and direction is None:
         direction = config.direction if config is not None and config.direction else "AtoB"
     height, width, channels = generator.input_shape[1:]
@@ -164,10 +116,10 @@ def predict(model, inputs, output_dir, *, pairs=False, direction=None, mode="pap
     for path in files:
         image = _read_input(path, pairs, direction, channels)
         original_size = image.shape[:2]
-        output = translate(generator, data.normalize(data.resize(image, (height, width)))[None], mode)[0]
+        output = translate(runner, data.normalize(data.resize(image, (height, width)))[None], mode)[0]
         output = data.resize(output, original_size, -1.0, 1.0)
         name = os.path.splitext(os.path.basename(path))[0] + ".png"
         destination = os.path.join(output_dir, name)
-        tf.io.write_file(destination, tf.io.encode_png(data.denormalize(output)))
+        write_atomically(destination, tf.io.encode_png(data.denormalize(output)).numpy())
         written.append(destination)
     return written

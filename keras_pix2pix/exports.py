@@ -1,14 +1,12 @@
 """Export a trained generator: a SavedModel that TF Serving loads, and TFLite (LiteRT) files.
 
-Both run the generator in export mode: the paper's test-time normalization made deterministic.
-At test time the paper normalizes each image with its own statistics (BatchNorm in training mode
-at batch size 1) and keeps dropout on. Random dropout cannot go into a built-in-ops TFLite file
-and makes served answers vary, so the export keeps the per-image statistics (each BatchNorm
-becomes a PerImageNormalization with BatchNorm's scale and offset) and turns dropout off. The
-TFLite files get the layer forms XNNPACK runs fastest (see export_generator).
+Both compute the generator's export mode (keras_pix2pix.modes): the paper's per-image
+normalization statistics, no dropout, deterministic. The TFLite files take the layer forms
+XNNPACK runs fastest (keras_pix2pix.fast, "tflite" and "tflite_int8").
 
-Everything is written to a temporary folder, reloaded and compared with the Keras model, and only
-then moved into place: a failed export leaves nothing half-written.
+One writer per format, each followed by its check: every file is written into a staging folder,
+reloaded and compared with the Keras export-mode model, and only then moved into place, so a
+failed export leaves nothing half-written.
 
 Layout of an export to DIR:
     DIR/MODEL_NAME/VERSION/                     the SavedModel (TF Serving's model base path is DIR/MODEL_NAME)
@@ -23,9 +21,14 @@ import tempfile
 import keras
 import numpy as np
 import tensorflow as tf
+from ai_edge_litert.interpreter import Interpreter
+from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
 
-from keras_pix2pix import data, datasets, models
-from keras_pix2pix.config import UsageError
+from keras_pix2pix import data, datasets, fast
+from keras_pix2pix.config import UsageError, check_choice
+from keras_pix2pix.metrics import parity
+from keras_pix2pix.modes import export_form
+from keras_pix2pix.translation import load_generator
 
 FORMATS = ("saved_model", "tflite")
 QUANTIZATIONS = ("none", "float16", "dynamic", "int8")
@@ -34,96 +37,12 @@ TFLITE_NAMES = {"none": "float32", "float16": "float16", "dynamic": "dynamic", "
 TFLITE_LIMITS = {"none": ("max_abs", 1e-3), "float16": ("mean_abs", 1e-2), "dynamic": ("psnr", 25.0), "int8": ("psnr", 25.0)}
 
 
-@keras.saving.register_keras_serializable(package="keras_pix2pix")
-class PerImageNormalization(keras.layers.Layer):
-    """Normalizes each image's channels with that image's own mean and variance, then scales and shifts.
-
-    What BatchNorm in training mode computes at batch size 1, for any batch size: instance norm
-    with a per-channel scale and offset. keras.layers.GroupNormalization(groups=-1) computes the
-    same, but through 5-D reshapes that XNNPACK does not run, which left the float TFLite file
-    slower than Keras; this layer stays 4-D.
-
-    Args:
-        epsilon: added to the variance.
-
-    Example:
-    >>> layer = PerImageNormalization()
-    >>> outputs = layer(keras.random.normal((2, 8, 8, 3)) * 5 + 2)
-    >>> round(float(keras.ops.std(outputs[0, :, :, 0])), 2)
-    1.0
-    """
-
-    def __init__(self, epsilon=1e-5, **keywords):
-        super().__init__(**keywords)
-        self.epsilon = epsilon
-
-    def build(self, input_shape):
-        self.gamma = self.add_weight(shape=(input_shape[-1],), initializer="ones", name="gamma")
-        self.beta = self.add_weight(shape=(input_shape[-1],), initializer="zeros", name="beta")
-
-    def call(self, inputs):
-        mean, variance = tf.nn.moments(inputs, axes=[1, 2], keepdims=True)
-        return (inputs - mean) * tf.math.rsqrt(variance + self.epsilon) * self.gamma + self.beta
-
-    def get_config(self):
-        return {**super().get_config(), "epsilon": self.epsilon}
-
-
-def export_generator(generator, tflite=False, grouped_statistics=False):
-    """The generator in export mode: per-image normalization statistics, no dropout, deterministic.
-
-    Args:
-        generator: a model from build_generator (or generator.keras).
-        tflite: the layer forms TFLite converts and XNNPACK runs fastest: transposed convolutions
-            as SubPixelConvolution, and plain Conv2D for the DownConvolution layers (whose matrix
-            form has 8-D tensors that TFLite lacks).
-        grouped_statistics: normalize with keras.layers.GroupNormalization(groups=-1) (5-D
-            reshapes) instead of PerImageNormalization: the same function, but after full-integer
-            TFLite quantization it measured faster and closer to float (facades: 30 ms and 32.5 dB
-            against 43 ms and 29.1 dB), while in float XNNPACK runs the 4-D form faster (129
-            against 141 ms). export() uses it for the int8 file only.
-
-    Returns:
-        A keras.Model with the same weights whose inference call (training=False) gives the
-        paper's test-time output without dropout.
-
-    Example:
-    >>> exported = export_generator(build_generator(image_size=64, filters=8))  # doctest: +SKIP
-    """
-
-    def clone(layer):
-        if isinstance(layer, keras.layers.BatchNormalization) and grouped_statistics:
-            return keras.layers.GroupNormalization(groups=-1, epsilon=layer.epsilon, name=layer.name)
-        if isinstance(layer, keras.layers.BatchNormalization):
-            return PerImageNormalization(epsilon=layer.epsilon, name=layer.name)
-        if isinstance(layer, keras.layers.Dropout):
-            return keras.layers.Identity(name=layer.name)
-        if tflite and isinstance(layer, keras.layers.Conv2DTranspose):
-            return models.SubPixelConvolution.from_config(layer.get_config())
-        if tflite and isinstance(layer, models.DownConvolution):
-            return keras.layers.Conv2D.from_config(layer.get_config())
-        return layer.__class__.from_config(layer.get_config())
-
-    def call(layer, *arguments, **keywords):
-        # The graph recorded BatchNorm's call with a mask argument, which these layers lack.
-        if isinstance(layer, (PerImageNormalization, keras.layers.GroupNormalization)):
-            keywords.pop("mask", None)
-        return layer(*arguments, **keywords)
-
-    exported = keras.models.clone_model(generator, clone_function=clone, call_function=call)
-    for original, copy in zip(generator.layers, exported.layers):
-        if isinstance(original, keras.layers.BatchNormalization):
-            copy.set_weights([original.gamma.numpy(), original.beta.numpy()])
-        else:
-            copy.set_weights(original.get_weights())
-    return exported
-
-
 def _check_choices(name, values, allowed):
     values = tuple(values)
-    unknown = [value for value in values if value not in allowed]
-    if unknown or not values:
-        raise UsageError(f"{name} must be some of {', '.join(allowed)}; got {','.join(values) or 'nothing'}")
+    if not values:
+        raise UsageError(f"{name} must be some of {', '.join(allowed)}; got nothing")
+    for value in values:
+        check_choice(name, value, allowed)
     return values
 
 
@@ -161,8 +80,6 @@ def _serving_functions(model):
 
 def _warmup_records(path, model_name, sample_png):
     """assets.extra/tf_serving_warmup_requests: TF Serving replays these before it serves."""
-    from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
-
     request = predict_pb2.PredictRequest(
         model_spec=model_pb2.ModelSpec(name=model_name, signature_name="serving_default")
     )
@@ -242,8 +159,6 @@ def run_tflite(model_content, images, threads=None):
         images: float32 inputs in [-1, 1].
         threads: interpreter threads; None uses every core (XNNPACK runs float models).
     """
-    from ai_edge_litert.interpreter import Interpreter
-
     if isinstance(model_content, (str, os.PathLike)):
         with open(model_content, "rb") as file:
             model_content = file.read()
@@ -259,23 +174,6 @@ def run_tflite(model_content, images, threads=None):
     return np.stack(outputs)
 
 
-def psnr(reference, other):
-    """PSNR in dB of other against reference, both in [-1, 1] (peak-to-peak 2)."""
-    mse = float(np.mean((np.asarray(reference, np.float64) - np.asarray(other, np.float64)) ** 2))
-    return float("inf") if mse == 0 else 10 * np.log10(4.0 / mse)
-
-
-def parity(reference, other):
-    """Max and mean absolute difference and PSNR of other against reference."""
-    difference = np.abs(np.asarray(reference, np.float64) - np.asarray(other, np.float64))
-    return {"max_abs": float(difference.max()), "mean_abs": float(difference.mean()), "psnr": psnr(reference, other)}
-
-
-def _within(measured, limit):
-    kind, bound = limit
-    return measured[kind] >= bound if kind == "psnr" else measured[kind] <= bound
-
-
 def calibration_images(dataset, config, count=100, data_dir=None, direction=None):
     """Up to count training inputs in [-1, 1] at the model's size, for int8 calibration and checks."""
     splits = datasets.find_dataset(dataset, data_dir or config.data_dir, config.manual_dir)
@@ -283,6 +181,81 @@ def calibration_images(dataset, config, count=100, data_dir=None, direction=None
     direction = direction or config.direction or splits.direction
     images = [inputs[0].numpy() for inputs, _ in data.eval_dataset(pairs, config, direction)]
     return np.stack(images)
+
+
+def _served_name(model, model_name):
+    """The served model's name: the given one or the work directory's, made safe for a folder name."""
+    if model_name is None:
+        model_name = os.path.basename(os.path.normpath(model)) if os.path.isdir(model) else "pix2pix"
+    return "".join(character if character.isalnum() or character in "-_" else "_" for character in model_name)
+
+
+def _check_images(exported, config, calibration_dataset, calibration_count, quantize):
+    """Inputs for int8 calibration and the parity checks: the run's data, else random images."""
+    if calibration_dataset is None and config is not None:
+        calibration_dataset = config.dataset
+    if calibration_dataset is not None:
+        if config is None:
+            raise UsageError("a bare .keras file has no config.json: calibration needs its work directory")
+        return calibration_images(calibration_dataset, config, calibration_count)
+    if "int8" in quantize:
+        raise UsageError("int8 quantization needs calibration images: pass --calibration-dataset")
+    height, width, channels = exported.input_shape[1:]
+    return np.random.RandomState(0).uniform(-1, 1, (4, height, width, channels)).astype(np.float32)
+
+
+def _export_saved_model(exported, folder, model_name, checks, reference):
+    """Writes the SavedModel into folder and checks both signatures; returns its parity."""
+    write_saved_model(exported, folder, model_name)
+    loaded = tf.saved_model.load(folder)
+    measured = parity(reference, loaded.signatures["translate"](images=tf.constant(checks))["images"].numpy())
+    if measured["max_abs"] > 1e-4:
+        raise UsageError(f"the SavedModel differs from the Keras model by {measured['max_abs']:.2g}: not kept")
+    sample = tf.io.encode_jpeg(data.denormalize(tf.constant(checks[0]))).numpy()
+    served = loaded.signatures["serving_default"](image_bytes=tf.constant([sample]))["output_bytes"]
+    if tf.io.decode_png(served[0]).shape[:2] != checks[0].shape[:2]:
+        raise UsageError("the SavedModel's serving_default answered an image of the wrong size: not kept")
+    return measured
+
+
+def _export_tflite(form, kind, path, samples, checks, reference):
+    """Converts one TFLite kind, checks it against the Keras model and writes it to path; returns its size and parity."""
+    content = tflite_model(form, kind, samples)
+    measured = parity(reference, run_tflite(content, checks))
+    limit_kind, bound = TFLITE_LIMITS[kind]
+    within = measured[limit_kind] >= bound if limit_kind == "psnr" else measured[limit_kind] <= bound
+    if not within:
+        raise UsageError(
+            f"the {TFLITE_NAMES[kind]} TFLite file misses its check ({limit_kind} "
+            f"{measured[limit_kind]:.3g}, limit {bound}): not kept"
+        )
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "wb") as file:
+        file.write(content)
+    return len(content), measured
+
+
+def _export_all(exported, staging, destinations, samples, model_name, quantize):
+    """Writes and checks every requested export in staging; returns the report (with final paths)."""
+    checks = samples[:4]
+    reference = exported(checks, training=False).numpy()
+    report = {}
+    if "saved_model" in destinations:
+        folder = os.path.join(staging, "saved_model")
+        measured = _export_saved_model(exported, folder, model_name, checks, reference)
+        report["saved_model"] = {"path": destinations["saved_model"], "bytes": _folder_size(folder), "parity": measured}
+    # One TFLite form per target, shared by the files that use it.
+    targets = {kind: "tflite_int8" if kind == "int8" else "tflite" for kind in quantize}
+    forms = {target: fast.clone_as(exported, target) for target in set(targets.values())}
+    for kind in quantize:
+        name = f"generator_{TFLITE_NAMES[kind]}.tflite"
+        size, measured = _export_tflite(
+            forms[targets[kind]], kind, os.path.join(staging, "tflite", name), samples, checks, reference
+        )
+        report[f"tflite_{TFLITE_NAMES[kind]}"] = {
+            "path": os.path.join(destinations["tflite"], name), "bytes": size, "parity": measured,
+        }  # fmt: skip
+    return report
 
 
 def export(
@@ -300,7 +273,7 @@ def export(
     """Exports a trained generator, proves each export matches it, and moves them into place.
 
     Args:
-        model: a work directory or a .keras file (see predict.load_generator).
+        model: a work directory or a .keras file (see translation.load_generator).
         output_dir: where to write (see the module docstring for the layout).
         formats: "saved_model" and/or "tflite".
         quantize: TFLite kinds: "none" (float32), "float16", "dynamic", "int8".
@@ -315,95 +288,41 @@ def export(
         A dict: the path of each artifact, its size in bytes and its parity with the Keras model.
 
     Example:
-    >>> report = export("runs/facades", "exports", quantize=("none", "int8"))  # doctest: +SKIP
+    >>> report = export(model_file, export_folder, formats=("tflite",), quantize=("none",), log=lambda line: None)
+    >>> report["tflite_float32"]["parity"]["max_abs"] < 1e-3
+    True
     """
-    from keras_pix2pix.predict import load_generator
-
     formats = _check_choices("format", formats, FORMATS)
     quantize = _check_choices("quantize", quantize, QUANTIZATIONS) if "tflite" in formats else ()
     if not isinstance(version, int) or version < 1:
         raise UsageError(f"version must be a positive integer; got {version!r}")
     generator, config = load_generator(model)
-    if model_name is None:
-        model_name = os.path.basename(os.path.normpath(model)) if os.path.isdir(model) else "pix2pix"
-    model_name = "".join(character if character.isalnum() or character in "-_" else "_" for character in model_name)
+    model_name = _served_name(model, model_name)
     if "dynamic" in quantize:
         log(
             "note: dynamic-range int8 TFLite runs very slowly on x86 CPUs (measured here ~100x slower than "
             "float32): prefer --quantize int8 (full integer) for speed"
         )
-
     base = os.path.join(output_dir, model_name)
-    saved_model_path = os.path.join(base, str(version))
-    tflite_folder = os.path.join(base, "tflite", str(version))
-    for path in ([saved_model_path] if "saved_model" in formats else []) + ([tflite_folder] if quantize else []):
+    destinations = {"saved_model": os.path.join(base, str(version))} if "saved_model" in formats else {}
+    if quantize:
+        destinations["tflite"] = os.path.join(base, "tflite", str(version))
+    for path in destinations.values():
         if os.path.exists(path):
             raise UsageError(f"{path} exists already: pass another --version")
-
-    exported = export_generator(generator)
-    if calibration_dataset is None and config is not None:
-        calibration_dataset = config.dataset
-    if calibration_dataset is not None:
-        if config is None:
-            raise UsageError("a bare .keras file has no config.json: calibration needs its work directory")
-        samples = calibration_images(calibration_dataset, config, calibration_count)
-    elif "int8" in quantize:
-        raise UsageError("int8 quantization needs calibration images: pass --calibration-dataset")
-    else:
-        height, width, channels = exported.input_shape[1:]
-        samples = np.random.RandomState(0).uniform(-1, 1, (4, height, width, channels)).astype(np.float32)
-    checks = samples[:4]
-    reference = exported(checks, training=False).numpy()
-
+    exported = export_form(generator)
+    samples = _check_images(exported, config, calibration_dataset, calibration_count, quantize)
     os.makedirs(output_dir, exist_ok=True)
     staging = os.path.join(output_dir, f".export-{model_name}-{os.getpid()}")
     shutil.rmtree(staging, ignore_errors=True)
-    report = {}
     try:
-        if "saved_model" in formats:
-            path = os.path.join(staging, "saved_model")
-            write_saved_model(exported, path, model_name)
-            loaded = tf.saved_model.load(path)
-            measured = parity(reference, loaded.signatures["translate"](images=tf.constant(checks))["images"].numpy())
-            if measured["max_abs"] > 1e-4:
-                raise UsageError(f"the SavedModel differs from the Keras model by {measured['max_abs']:.2g}: not kept")
-            sample = tf.io.encode_jpeg(data.denormalize(tf.constant(checks[0]))).numpy()
-            served = loaded.signatures["serving_default"](image_bytes=tf.constant([sample]))["output_bytes"]
-            if tf.io.decode_png(served[0]).shape[:2] != checks[0].shape[:2]:
-                raise UsageError("the SavedModel's serving_default answered an image of the wrong size: not kept")
-            report["saved_model"] = {"path": saved_model_path, "bytes": _folder_size(path), "parity": measured}
-        # One TFLite form per normalization kind, shared by the files that use it.
-        tflite_forms = {
-            grouped: export_generator(generator, tflite=True, grouped_statistics=grouped)
-            for grouped in {kind == "int8" for kind in quantize}
-        }
-        for kind in quantize:
-            content = tflite_model(tflite_forms[kind == "int8"], kind, samples)
-            measured = parity(reference, run_tflite(content, checks))
-            if not _within(measured, TFLITE_LIMITS[kind]):
-                raise UsageError(
-                    f"the {TFLITE_NAMES[kind]} TFLite file misses its check ({TFLITE_LIMITS[kind][0]} "
-                    f"{measured[TFLITE_LIMITS[kind][0]]:.3g}, limit {TFLITE_LIMITS[kind][1]}): not kept"
-                )
-            name = f"generator_{TFLITE_NAMES[kind]}.tflite"
-            os.makedirs(os.path.join(staging, "tflite"), exist_ok=True)
-            with open(os.path.join(staging, "tflite", name), "wb") as file:
-                file.write(content)
-            report[f"tflite_{TFLITE_NAMES[kind]}"] = {
-                "path": os.path.join(tflite_folder, name),
-                "bytes": len(content),
-                "parity": measured,
-            }
+        report = _export_all(exported, staging, destinations, samples, model_name, quantize)
         # Every export is checked: move them into place, each with one rename.
-        if "saved_model" in formats:
-            os.makedirs(base, exist_ok=True)
-            os.replace(os.path.join(staging, "saved_model"), saved_model_path)
-        if quantize:
-            os.makedirs(os.path.dirname(tflite_folder), exist_ok=True)
-            os.replace(os.path.join(staging, "tflite"), tflite_folder)
+        for name, destination in destinations.items():
+            os.makedirs(os.path.dirname(destination), exist_ok=True)
+            os.replace(os.path.join(staging, name), destination)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-
     for name, entry in report.items():
         measured = entry["parity"]
         log(
