@@ -349,7 +349,10 @@ def _input_layers(model):
             for item in value:
                 yield from histories(item)
 
-    return {entry["name"]: list(histories(entry["inbound_nodes"])) for entry in model.get_config()["layers"]}
+    if isinstance(model, keras.Sequential):
+        return {layer.name: [previous.name] for previous, layer in zip(model.layers, model.layers[1:])}
+    entries = model.get_config().get("layers", [])
+    return {entry["name"]: list(histories(entry.get("inbound_nodes", []))) for entry in entries if "name" in entry}
 
 
 def _after_biased_convolution(model):
@@ -363,7 +366,7 @@ def _after_biased_convolution(model):
     return {
         layer.name
         for layer in model.layers
-        if isinstance(layer, keras.layers.LeakyReLU) and any(name in biased for name in inputs[layer.name])
+        if isinstance(layer, keras.layers.LeakyReLU) and any(name in biased for name in inputs.get(layer.name, ()))
     }
 
 

@@ -101,6 +101,30 @@ def default_depth(image_size):
     return int(math.floor(math.log2(min(image_size))))
 
 
+def _checked_generator_arguments(image_size, input_channels, output_channels, depth, filters, norm, dropout):
+    """(height, width, depth) of a U-Net, after checking every argument of build_generator."""
+    height, width = parse_size(image_size)
+    check_choice("norm", norm, NORMS)
+    for argument, value in (("input_channels", input_channels), ("output_channels", output_channels)):
+        if not isinstance(value, int) or value < 1:
+            raise UsageError(f"{argument} must be a positive integer; got {value!r}")
+    if not isinstance(filters, int) or filters < 1:
+        raise UsageError(f"filters must be a positive integer; got {filters!r}")
+    if not 0 <= dropout < 1:
+        raise UsageError(f"dropout must be in [0, 1); got {dropout!r}")
+    if depth is None:
+        depth = default_depth((height, width))
+    elif not isinstance(depth, int) or depth < 1:
+        raise UsageError(f"depth must be a positive integer; got {depth!r}")
+    multiple = 2**depth
+    if height % multiple or width % multiple:
+        raise UsageError(
+            f"image_size must be a multiple of 2**depth = {multiple} on each side "
+            f"(depth {depth}); got {height}x{width}"
+        )
+    return height, width, depth
+
+
 def build_generator(
     *,
     image_size=(256, 256),
@@ -149,43 +173,16 @@ def build_generator(
     >>> generator(keras.ops.zeros((1, 64, 64, 3))).shape
     TensorShape([1, 64, 64, 3])
     """
-    height, width = parse_size(image_size)
-    check_choice("norm", norm, NORMS)
-    for argument, value in (("input_channels", input_channels), ("output_channels", output_channels)):
-        if not isinstance(value, int) or value < 1:
-            raise UsageError(f"{argument} must be a positive integer; got {value!r}")
-    if not isinstance(filters, int) or filters < 1:
-        raise UsageError(f"filters must be a positive integer; got {filters!r}")
-    if not 0 <= dropout < 1:
-        raise UsageError(f"dropout must be in [0, 1); got {dropout!r}")
-    if depth is None:
-        depth = default_depth((height, width))
-    elif not isinstance(depth, int) or depth < 1:
-        raise UsageError(f"depth must be a positive integer; got {depth!r}")
-    multiple = 2**depth
-    if height % multiple or width % multiple:
-        raise UsageError(
-            f"image_size must be a multiple of 2**depth = {multiple} on each side "
-            f"(depth {depth}); got {height}x{width}"
-        )
+    height, width, depth = _checked_generator_arguments(image_size, input_channels, output_channels, depth, filters, norm, dropout)
 
     encoder_filters = [min(filters * 2**index, filters * 8) for index in range(depth)]
-    inputs = keras.Input((height, width, input_channels), name="input_image")
-    x = inputs
+    x = inputs = keras.Input((height, width, input_channels), name="input_image")
     encoder_outputs = []
     for index, block_filters in enumerate(encoder_filters):
         innermost = index == depth - 1
         block_norm = "none" if index == 0 or innermost else norm
-        x = _down_block(
-            x,
-            block_filters,
-            block_norm,
-            f"down{index + 1}",
-            dtype,
-            synchronized_batchnorm,
-            use_bias=norm == "none",
-            activation=index > 0,
-        )
+        x = _down_block(x, block_filters, block_norm, f"down{index + 1}", dtype, synchronized_batchnorm,
+                        use_bias=norm == "none", activation=index > 0)  # fmt: skip
         # (height / 2**(index+1), width / 2**(index+1), block_filters): 256 -> 128x128x64 ... 1x1x512
         encoder_outputs.append(x)
 
@@ -193,9 +190,8 @@ def build_generator(
     skip_list = list(reversed(encoder_outputs[:-1]))
     decoder_filters = list(reversed(encoder_filters[:-1]))
     for index, (block_filters, skip) in enumerate(zip(decoder_filters, skip_list)):
-        x = _up_block(
-            x, block_filters, norm, dropout if index < 3 else 0, f"up{index + 1}", dtype, synchronized_batchnorm
-        )
+        block_dropout = dropout if index < 3 else 0
+        x = _up_block(x, block_filters, norm, block_dropout, f"up{index + 1}", dtype, synchronized_batchnorm)
         # (height / 2**(depth-1-index), width / 2**(depth-1-index), [skip's +] block_filters):
         # 256 -> 2x2x(512+)512 ... 128x128x(64+)64. The skip's channels come first, as in
         # junyanz's torch.cat([x, model(x)]), so that the authors' kernels fit as they are.
@@ -203,15 +199,8 @@ def build_generator(
             x = keras.layers.Concatenate(name=f"skip{index + 1}", dtype=dtype)([skip, x])
 
     x = keras.layers.ReLU(name="output_relu", dtype=dtype)(x)
-    x = keras.layers.Conv2DTranspose(
-        output_channels,
-        4,
-        strides=2,
-        padding="same",
-        kernel_initializer=_weights(),
-        name="output_convtranspose",
-        dtype=dtype,
-    )(x)
+    x = keras.layers.Conv2DTranspose(output_channels, 4, strides=2, padding="same", kernel_initializer=_weights(),
+                                     name="output_convtranspose", dtype=dtype)(x)  # fmt: skip
     # tanh in float32 so that mixed precision never saturates the output range.
     outputs = keras.layers.Activation("tanh", dtype="float32", name="output_tanh")(x)
     return keras.Model(inputs, outputs, name=name)

@@ -44,6 +44,7 @@ def test_invalid_setting_combination(tmp_path, capsys):
     assert not os.path.exists(tmp_path / "run" / "config.json")
 
 
+@pytest.mark.slow
 def test_fit_then_predict(tmp_path, capsys):
     folder = write_ab_folder(tmp_path / "pairs", count=2)
     workdir = str(tmp_path / "run")
@@ -58,6 +59,7 @@ def test_fit_then_predict(tmp_path, capsys):
     assert sorted(os.listdir(tmp_path / "out")) == ["0.png", "1.png"]
 
 
+@pytest.mark.slow
 def test_console_module_reports_errors_without_traceback(tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "keras_pix2pix", "fit", "--dataset", str(tmp_path / "absent"), "--workdir", str(tmp_path / "run")],

@@ -102,6 +102,7 @@ def test_missing_and_empty_folders_are_named(tmp_path):
         datasets.find_dataset(str(tmp_path / "empty"))
 
 
+@pytest.mark.slow
 def test_demo_pairs_are_label_maps_of_the_palette_and_photos(demo_data_dir):
     splits = datasets.find_dataset("demo", demo_data_dir)
     assert (len(splits.train), len(splits.validation), splits.direction) == (200, 40, "BtoA")
@@ -148,8 +149,8 @@ def test_training_pipeline_shrinks_without_aliasing():
 def test_predict_and_the_saved_model_shrink_without_aliasing(tmp_path):
     import keras
 
-    from keras_pix2pix.export import write_saved_model
-    from keras_pix2pix.predict import predict
+    from keras_pix2pix.exports import write_saved_model
+    from keras_pix2pix.translation import predict
 
     # An identity "generator": what comes out is what the model saw, enlarged back to 600x600.
     identity = keras.Sequential([keras.Input((64, 64, 3)), keras.layers.Identity()], name="identity")

@@ -164,6 +164,7 @@ def _write_image(path, array):
     tf.io.write_file(path, encoded)
 
 
+@pytest.mark.slow
 def test_paired_a_and_b_folders(tmp_path, capsys):
     random = np.random.RandomState(0)
     for split in ("train", "val"):
@@ -235,6 +236,7 @@ def _hostile_folder(root, kind):
 
 
 @pytest.mark.parametrize("kind", ["truncated", "not an image", "odd width", "empty file"])
+@pytest.mark.slow
 def test_hostile_files_stop_before_training_or_are_skipped(tmp_path, capsys, kind):
     folder, message = _hostile_folder(tmp_path, kind)
     workdir = str(tmp_path / "run")

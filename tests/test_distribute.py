@@ -12,12 +12,17 @@ import sys
 import textwrap
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from conftest import write_ab_folder
 from keras_pix2pix.modes import translate
 from keras_pix2pix.translation import load_generator
+
 from keras_pix2pix.checkpoints import restore_generator
+
+# Each test trains in processes of its own.
+pytestmark = pytest.mark.slow
 
 COMMON = dict(
     image_size=32, generator_filters=8, discriminator_filters=8, discriminator_layers=1, batch_size=2,
@@ -87,6 +92,7 @@ import sys
 from keras_pix2pix.config import Config
 from keras_pix2pix.train import fit
 import json
+
 folder, workdir, common = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
 fit(Config(dataset=folder, strategy="multiworker", norm="instance", **common), workdir, verbose=False)
 print("WORKER DONE")

@@ -134,6 +134,7 @@ def test_frechet_and_kernel_distances_by_hand():
     assert kernel_inception_distance(features, features + 3.0) > 1.0
 
 
+@pytest.mark.slow
 def test_fid_code_path_runs_on_untrained_inception():
     # Random weights: this checks the plumbing only; these numbers are not FID.
     extractor = inception_extractor(weights=None)
@@ -166,6 +167,7 @@ def test_evaluate_writes_metrics_and_a_sortable_page(trained, tmp_path, capsys):
             assert (tmp_path / "report" / row["files"][role]).exists()
 
 
+@pytest.mark.slow
 def test_label_metrics_when_the_target_is_a_label_map(tmp_path, demo_data_dir):
     # Photo -> labels on the demo data: the demo palette applies to the targets.
     workdir = str(tmp_path / "run")

@@ -63,6 +63,7 @@ def exported(tmp_path_factory):
     return workdir, output, report
 
 
+@pytest.mark.slow
 def test_layout_and_report(exported):
     _, output, report = exported
     assert os.path.isfile(os.path.join(output, "shoes", "1", "saved_model.pb"))
@@ -75,6 +76,7 @@ def test_layout_and_report(exported):
     assert not [name for name in os.listdir(output) if name.startswith(".export")]
 
 
+@pytest.mark.slow
 def test_saved_model_stores_each_weight_once(exported):
     workdir, output, _ = exported
     variables = os.path.join(output, "shoes", "1", "variables")
@@ -88,6 +90,7 @@ def test_saved_model_stores_each_weight_once(exported):
     assert len(tensors) == len(set(tensors))  # no weight twice
 
 
+@pytest.mark.slow
 def test_saved_model_serves_any_size_in_a_fresh_process(exported, tmp_path):
     _, output, _ = exported
     image = np.random.RandomState(1).randint(0, 256, (200, 300, 3)).astype(np.uint8)
@@ -128,6 +131,7 @@ def _saved_model_cli(directory, tmp_path):
     return subprocess.run(command, capture_output=True, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
 
 
+@pytest.mark.slow
 def test_saved_model_cli_runs_translate_and_catches_a_plain_module_export(exported, tmp_path):
     workdir, output, _ = exported
     result = _saved_model_cli(os.path.join(output, "shoes", "1"), tmp_path)
@@ -146,6 +150,7 @@ def test_saved_model_cli_runs_translate_and_catches_a_plain_module_export(export
     assert _saved_model_cli(str(tmp_path / "broken"), tmp_path).returncode != 0
 
 
+@pytest.mark.slow
 def test_rest_and_grpc_payloads_and_warmup_run_through_the_saved_model(exported):
     _, output, _ = exported
     model = tf.saved_model.load(os.path.join(output, "shoes", "1"))
@@ -183,6 +188,7 @@ def test_rest_and_grpc_payloads_and_warmup_run_through_the_saved_model(exported)
         assert tf.io.decode_png(result["output_bytes"][0]).shape == (32, 32, 3)
 
 
+@pytest.mark.slow
 def test_tflite_files_run_with_litert(exported):
     workdir, output, _ = exported
     generator, _ = load_generator(workdir)
@@ -194,6 +200,7 @@ def test_tflite_files_run_with_litert(exported):
     assert psnr(reference, run_tflite(os.path.join(folder, "generator_int8.tflite"), images)) >= 25
 
 
+@pytest.mark.slow
 def test_failed_export_leaves_nothing_and_versions_are_not_overwritten(exported, tmp_path, monkeypatch):
     workdir, output, _ = exported
     with pytest.raises(ValueError, match=r"shoes.1 exists already: pass another --version"):
@@ -210,6 +217,7 @@ def test_failed_export_leaves_nothing_and_versions_are_not_overwritten(exported,
     assert os.listdir(target) == []
 
 
+@pytest.mark.slow
 def test_export_command(exported, tmp_path, capsys):
     workdir, _, _ = exported
     assert main(["export", "--model", workdir, "--output", str(tmp_path), "--quantize", "none", "--version", "3"]) == 0
@@ -220,6 +228,7 @@ def test_export_command(exported, tmp_path, capsys):
 
 
 @pytest.mark.skipif(not os.path.isdir(os.path.join(SHARED_DATA, "facades")), reason="../shared/data/facades absent")
+@pytest.mark.slow
 def test_parity_on_real_facades(tmp_path):
     facades = os.path.join(SHARED_DATA, "facades")
     workdir = str(tmp_path / "facades")

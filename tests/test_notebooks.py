@@ -7,6 +7,9 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
+# Each test runs a whole notebook.
+pytestmark = pytest.mark.slow
+
 NOTEBOOKS = os.path.join(os.path.dirname(__file__), "..", "notebooks")
 
 EXPECTED = {

@@ -54,6 +54,7 @@ def _final_weights(workdir):
     return [weight.numpy() for weight in generator.weights], discriminator
 
 
+@pytest.mark.slow
 def test_sigkill_at_random_steps_then_resume_is_bit_identical(tmp_path):
     folder = write_ab_folder(tmp_path / "pairs", count=5)
     steps = 12
@@ -78,6 +79,7 @@ def test_sigkill_at_random_steps_then_resume_is_bit_identical(tmp_path):
         np.testing.assert_array_equal(value, resumed_discriminator[name], err_msg=name)
 
 
+@pytest.mark.slow
 def test_sigterm_saves_the_step_reached_and_exits_cleanly(tmp_path):
     folder = write_ab_folder(tmp_path / "pairs", count=3)
     workdir = str(tmp_path / "run")
@@ -140,6 +142,7 @@ def test_nan_loss_skip_rolls_back_and_goes_on(tmp_path, injected_nan, capsys):
     assert reader.get_tensor("skipped_batches/.ATTRIBUTES/VARIABLE_VALUE") == 2  # batches 3 and 4
 
 
+@pytest.mark.slow
 def test_failed_checkpoint_write_leaves_the_previous_one_restorable(tmp_path, monkeypatch):
     folder = write_ab_folder(tmp_path / "pairs", count=3)
     workdir = str(tmp_path / "run")
@@ -194,6 +197,7 @@ def _mutations():
 @given(contents=_mutations())
 @example(contents=VALID["png"])
 @example(contents=VALID["jpeg"])
+@pytest.mark.slow
 def test_fuzzed_files_get_the_clear_error_or_load(tmp_path, contents):
     path = tmp_path / "fuzz.png"
     path.write_bytes(contents)

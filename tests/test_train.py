@@ -81,6 +81,7 @@ def test_workdir_holds_every_artifact(tmp_path, ab_dataset):
     assert not [name for name in os.listdir(workdir) if ".tmp-" in name]
 
 
+@pytest.mark.slow
 def test_resume_continues_at_the_saved_step_with_the_same_state(tmp_path, ab_dataset, capsys):
     straight, resumed = tmp_path / "straight", tmp_path / "resumed"
     fit(tiny_config(dataset=ab_dataset, steps=6, save_every=3), str(straight), verbose=False)
@@ -220,6 +221,7 @@ def test_demo_training_brings_validation_l1_well_below_untrained(tmp_path, demo_
 
 
 @pytest.mark.parametrize("precision, compute", [("mixed_bfloat16", "bfloat16"), ("mixed_float16", "float16")])
+@pytest.mark.slow
 def test_mixed_precision_keeps_float32_weights_outputs_and_losses(precision, compute):
     config = tiny_config(precision=precision)
     keras.utils.set_random_seed(0)
@@ -240,6 +242,7 @@ def test_mixed_precision_keeps_float32_weights_outputs_and_losses(precision, com
     assert any(not np.array_equal(a, b) for a, b in zip(before, _weights(generator)))
 
 
+@pytest.mark.slow
 def test_xla_step_runs_and_traces_once():
     config = tiny_config(xla=True)
     keras.utils.set_random_seed(0)
