@@ -26,6 +26,7 @@ import tensorflow_datasets as tfds
 
 from keras_pix2pix import demo
 from keras_pix2pix.config import UsageError
+from keras_pix2pix.files import replacing
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
 DEFAULT_DATASETS_URL = "http://efrosgans.eecs.berkeley.edu/pix2pix/datasets"
@@ -120,22 +121,19 @@ def datasets_url():
 
 def download(url, destination):
     """Downloads url (http, https or file) to destination through a temporary file; returns its SHA-256."""
-    temporary = f"{destination}.part-{os.getpid()}"
     digest = hashlib.sha256()
     try:
-        with urllib.request.urlopen(url, timeout=60) as response, open(temporary, "wb") as file:
-            while chunk := response.read(1 << 20):
-                digest.update(chunk)
-                file.write(chunk)
+        with replacing(destination) as temporary:
+            with urllib.request.urlopen(url, timeout=60) as response, open(temporary, "wb") as file:
+                while chunk := response.read(1 << 20):
+                    digest.update(chunk)
+                    file.write(chunk)
     except (urllib.error.URLError, OSError) as error:
-        if os.path.exists(temporary):
-            os.remove(temporary)
         reason = getattr(error, "reason", error)
         raise UsageError(
             f"could not download {url}: {reason} (set KERAS_PIX2PIX_DATASETS_URL to a mirror, "
             "or download the archive by hand and pass --manual-dir)"
         ) from None
-    os.replace(temporary, destination)
     return digest.hexdigest()
 
 

@@ -197,8 +197,11 @@ def test_preprocess_modes_give_the_image_size(mode):
     a, b = data.jitter(source, target, tf.constant([1, 2], tf.int64), image_size=(32, 32), load_size=(36, 36), flip=True, preprocess=mode)
     assert a.shape == (32, 32, 3) and b.shape == (32, 32, 3)
     if mode == "crop":
-        # The original is smaller than the crop: scaled up to cover it, aspect kept.
-        assert float(tf.reduce_max(a)) <= 1.0
+        # The original (30x50) is smaller than the crop: scaled up to cover it, aspect kept (32x54),
+        # then cropped: the input is one 32-pixel window of that, flipped or not.
+        covered = data.resize(source, (32, 54)).numpy()
+        windows = [covered[:, left : left + 32] for left in range(54 - 32 + 1)]
+        assert min(np.abs(window - candidate).max() for window in windows for candidate in (a.numpy(), a.numpy()[:, ::-1])) < 1e-5
     with pytest.raises(ValueError, match=r"preprocess must be one of resize_and_crop, scale_width, crop, none; got 'zoom'"):
         data.jitter(source, target, tf.constant([1, 2], tf.int64), image_size=(32, 32), load_size=(36, 36), flip=True, preprocess="zoom")
 

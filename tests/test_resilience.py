@@ -34,13 +34,16 @@ def _environment():
 
 def _run_until(command, kill_at=None, kill_signal=signal.SIGKILL):
     """Runs command; with kill_at, sends kill_signal once the progress line of that step appears."""
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_environment())
+    # stderr joins stdout: one pipe, read to the end, so a chatty stderr can never fill and block.
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=_environment())
+    seen = []
     for line in process.stdout:
+        seen.append(line)
         if kill_at is not None and line.startswith("step ") and int(line.split()[1].split("/")[0]) >= kill_at:
             process.send_signal(kill_signal)
             break
-    out, error = process.communicate(timeout=300)
-    return process.returncode, error
+    rest, _ = process.communicate(timeout=300)
+    return process.returncode, "".join(seen) + rest
 
 
 def _final_weights(workdir):
