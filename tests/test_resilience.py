@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from conftest import tiny_config, write_ab_folder
-from keras_pix2pix import datasets, train
+from keras_pix2pix import checkpoints, datasets, train
 from keras_pix2pix.config import UsageError
 from keras_pix2pix.translation import load_generator
 
