@@ -419,8 +419,9 @@ def clone_with(model, replace):
 
     copy = keras.models.clone_model(model, clone_function=clone, call_function=call)
     for original, new in zip(model.layers, copy.layers):
-        if new.weights:
-            new.set_weights(original.get_weights()[: len(new.weights)])
+        # Variable to variable: no host copy of the 54M weights beside the two models.
+        for target, source in zip(new.weights, original.weights):
+            target.assign(source)
     return copy
 
 

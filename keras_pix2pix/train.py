@@ -346,7 +346,6 @@ class _Run:
     train_pairs: object
     sample_batch: tuple
     total_steps: int
-    generator: keras.Model
     checkpoint: tf.train.Checkpoint
     manager: tf.train.CheckpointManager
     train_step: object
@@ -425,7 +424,7 @@ def _set_up(config, workdir, log):
     logs = os.path.join(workdir, "logs")
     return _Run(
         config=config, workdir=workdir, strategy=strategy, chief=chief, train_pairs=train_pairs,
-        sample_batch=sample_batch, total_steps=total_steps, generator=generator, checkpoint=checkpoint,
+        sample_batch=sample_batch, total_steps=total_steps, checkpoint=checkpoint,
         manager=manager, log=log,
         train_step=make_train_step(generator, discriminator, checkpoint.generator_optimizer,
                                    checkpoint.discriminator_optimizer, config, strategy),
@@ -451,8 +450,8 @@ def _write_samples(run, step):
         return
     # Paper mode draws dropout masks: `unchanged` puts the random states back, so that sampling
     # never shifts the training stream (a resumed run must match an uninterrupted one).
-    with unchanged(run.generator):
-        outputs = translate(run.generator, inputs, mode="paper")
+    with unchanged(run.checkpoint.generator):
+        outputs = translate(run.checkpoint.generator, inputs, mode="paper")
     image = sample_grid(inputs, outputs, targets)
     os.makedirs(os.path.join(run.workdir, "samples"), exist_ok=True)
     tf.io.write_file(os.path.join(run.workdir, "samples", f"step_{step:07d}.png"), tf.io.encode_png(image))
@@ -539,7 +538,7 @@ def _save_generator(run):
 
     Other workers drop their temporary checkpoints, which only took part in the collective save.
     """
-    generator = fast.clone_as(run.generator, "keras")
+    generator = fast.clone_as(run.checkpoint.generator, "keras")
     if not run.chief:
         shutil.rmtree(run.manager.directory, ignore_errors=True)
         return generator

@@ -28,6 +28,10 @@ def demo_data_dir(tmp_path_factory):
     return str(data_dir)
 
 
+# The command line's flags for the networks of tiny_config: 32x32 images, few filters.
+TINY = ["--image-size", "32", "--generator-filters", "8", "--discriminator-filters", "8", "--discriminator-layers", "1"]
+
+
 def tiny_config(**changes):
     """A Config small enough for unit tests: 32x32 images, few filters, few steps."""
     values = dict(

@@ -4,13 +4,12 @@ import sys
 
 import pytest
 
-from conftest import write_ab_folder
+from conftest import TINY, write_ab_folder
 import keras_pix2pix
 from keras_pix2pix import train
 from keras_pix2pix.cli import main
 from keras_pix2pix.config import Config
 
-TINY = ["--image-size", "32", "--generator-filters", "8", "--discriminator-filters", "8", "--discriminator-layers", "1"]
 
 
 def _one_line(text):

@@ -10,11 +10,10 @@ import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from conftest import SHARED_DATA, write_ab_folder
+from conftest import SHARED_DATA, TINY, write_ab_folder
 from keras_pix2pix import data, datasets
 from keras_pix2pix.cli import main
 
-TINY = ["--image-size", "32", "--generator-filters", "8", "--discriminator-filters", "8", "--discriminator-layers", "1"]
 
 
 def _jpeg(height=32, width=64, seed=0):

@@ -12,12 +12,11 @@ import tensorflow as tf
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from conftest import tiny_config, write_ab_folder
+from conftest import TINY, tiny_config, write_ab_folder
 from keras_pix2pix import checkpoints, datasets, train
 from keras_pix2pix.config import UsageError
 from keras_pix2pix.translation import load_generator
 
-TINY = ["--image-size", "32", "--generator-filters", "8", "--discriminator-filters", "8", "--discriminator-layers", "1"]
 
 
 def _fit_command(folder, workdir, steps):
