@@ -8,17 +8,22 @@ previous checkpoint as the latest.
 """
 
 import os
+import re
+import shutil
 
 import tensorflow as tf
 
 from keras_pix2pix import distribute
 from keras_pix2pix.config import UsageError
+from keras_pix2pix.files import write_atomically
 from keras_pix2pix.models import generator_from_config
 from keras_pix2pix.modes import dropout_states
 
 # The form of the networks a checkpoint holds, saved in it: 2 since the U-Net is the authors'
 # (pre-activation blocks, [skip, decoder] concatenations) and D's first convolution has a bias.
 NETWORK_FORM = 2
+_INDEX_NAME = re.compile(r"ckpt-(\d+)\.index")
+_LEFT_BY_A_KILL = re.compile(r"ckpt-\d+_temp.*|checkpoint\.tmp.*")
 
 
 class CheckpointWriteError(RuntimeError):
@@ -48,44 +53,163 @@ def make_checkpoint(generator, discriminator, generator_optimizer, discriminator
     )
 
 
-def make_manager(checkpoint, workdir, strategy, keep):
-    """The CheckpointManager of WORKDIR/checkpoints (a worker's own folder off the chief)."""
-    return tf.train.CheckpointManager(checkpoint, distribute.checkpoint_directory(workdir, strategy), max_to_keep=keep)
+def _written(directory):
+    """Prefixes of the checkpoints in directory that have an index file, newest first.
+
+    Read from the folder, not from its `checkpoint` state file, so that a damaged state file
+    (garbage, empty, or naming files that are gone) never hides the checkpoints beside it.
+    """
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return []
+    numbers = sorted((int(match.group(1)) for match in map(_INDEX_NAME.fullmatch, names) if match), reverse=True)
+    return [os.path.join(directory, f"ckpt-{number}") for number in numbers]
 
 
-def _check_network_form(path, workdir):
+def _first_line(error):
+    return (str(error).splitlines() or [type(error).__name__])[0][:200]
+
+
+def _check_network_form(form, path, workdir):
     """Refuses a checkpoint whose networks are of another form than this version builds.
 
     Read before restoring: the old and new generators have variables of the same shapes, so a
     restore could go on silently with networks that compute another function.
     """
-    try:
-        reader = tf.train.load_checkpoint(path)
-    except (tf.errors.OpError, ValueError) as error:
-        raise UsageError(f"the checkpoint {path} cannot be read: {str(error).splitlines()[0][:200]}") from None
-    key = "network_form/.ATTRIBUTES/VARIABLE_VALUE"
-    form = int(reader.get_tensor(key)) if reader.has_tensor(key) else 1
     if form != NETWORK_FORM:
         raise UsageError(
-            f"the checkpoint in {workdir} holds networks of an older keras-pix2pix (before the U-Net took "
-            "the authors' exact form); it cannot be resumed: train in another --workdir (its "
+            f"the checkpoint {path} in {workdir} holds networks of an older keras-pix2pix (before the U-Net "
+            "took the authors' exact form); it cannot be resumed: train in another --workdir (its "
             "generator.keras still loads for predict)"
         )
 
 
-def restore_latest(manager, checkpoint, workdir):
-    """Restores the latest checkpoint into `checkpoint`; returns its step (0 when there is none)."""
-    if not manager.latest_checkpoint:
-        return 0
-    _check_network_form(manager.latest_checkpoint, workdir)
+def _network_form(prefix):
+    """The network form a checkpoint records (1 when it records none); reading it reads the files."""
+    reader = tf.train.load_checkpoint(prefix)
+    key = "network_form/.ATTRIBUTES/VARIABLE_VALUE"
+    return int(reader.get_tensor(key)) if reader.has_tensor(key) else 1
+
+
+# How a damaged checkpoint fails to read: TensorFlow's errors, and the IndexError its reader
+# raises for a data file cut short ("Read less bytes than requested").
+_DAMAGE = (tf.errors.OpError, IndexError)
+
+
+def _restore_newest_intact(checkpoint, prefixes, workdir):
+    """Restores the newest of prefixes that reads whole into checkpoint.
+
+    A checkpoint that cannot be read (a truncated or missing file) is damaged: the next older one
+    is tried. One that reads but does not fit the networks is a change of settings, which no
+    older checkpoint would fit either: that is refused at once.
+
+    Returns:
+        (the prefix restored or None, [(damaged prefix, why)]).
+    """
+    damaged = []
+    for prefix in prefixes:
+        try:
+            form = _network_form(prefix)
+        except (*_DAMAGE, ValueError) as error:
+            damaged.append((prefix, _first_line(error)))
+            continue
+        _check_network_form(form, prefix, workdir)
+        try:
+            status = checkpoint.restore(prefix)
+        except (tf.errors.InvalidArgumentError, ValueError) as error:
+            if isinstance(error, tf.errors.InvalidArgumentError) and "dtype" not in str(error):
+                damaged.append((prefix, _first_line(error)))
+                continue
+            raise _misfit(workdir, error) from None
+        except _DAMAGE as error:
+            damaged.append((prefix, _first_line(error)))
+            continue
+        try:
+            status.assert_existing_objects_matched()
+        except AssertionError as error:
+            raise _misfit(workdir, error) from None
+        status.expect_partial()  # a generator alone restores a part of a run's checkpoint
+        return prefix, damaged
+    return None, damaged
+
+
+def _misfit(workdir, error):
+    return UsageError(
+        f"the checkpoint in {workdir} does not fit this run's settings (was config.json edited, or did "
+        f"--precision change to or from mixed_float16?): {_first_line(error)}"
+    )
+
+
+def _set_aside(damaged, directory, log):
+    """Moves damaged checkpoints' files into DIRECTORY/damaged/, so that they are neither tried again nor lost."""
+    if not damaged:
+        return
+    aside = os.path.join(directory, "damaged")
+    os.makedirs(aside, exist_ok=True)
+    for prefix, why in damaged:
+        name = os.path.basename(prefix)
+        for file_name in os.listdir(directory):
+            if file_name == f"{name}.index" or file_name.startswith(f"{name}.data-"):
+                os.replace(os.path.join(directory, file_name), os.path.join(aside, file_name))
+        log(f"warning: checkpoint {prefix} is damaged ({why}); moved to {aside}")
+
+
+def _repair_state(directory, restored, prefixes):
+    """Points the `checkpoint` state file at the checkpoint restored, when it names another or cannot be read.
+
+    Written as TensorFlow writes it (a text CheckpointState with names relative to the folder),
+    so that the manager rotates the older checkpoints as before.
+    """
+    state_path = os.path.join(directory, "checkpoint")
     try:
-        checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
-    except (AssertionError, ValueError) as error:
+        state = tf.train.get_checkpoint_state(directory)
+        latest = os.path.basename(state.model_checkpoint_path) if state else None
+    except (ValueError, tf.errors.OpError):
+        latest = None
+    if restored is None:
+        if os.path.exists(state_path):
+            os.remove(state_path)  # names only checkpoints that are gone: the manager would refuse it
+        return
+    if latest == os.path.basename(restored):
+        return
+    number = int(restored.rsplit("-", 1)[1])
+    kept = [os.path.basename(prefix) for prefix in reversed(prefixes) if int(prefix.rsplit("-", 1)[1]) <= number]
+    lines = [f'model_checkpoint_path: "{os.path.basename(restored)}"']
+    lines += [f'all_model_checkpoint_paths: "{name}"' for name in kept]
+    write_atomically(state_path, "\n".join(lines) + "\n")
+
+
+def restore_latest(checkpoint, workdir, strategy, keep, log=print):
+    """Restores the newest intact checkpoint of a run into `checkpoint` and makes its manager.
+
+    A damaged newest checkpoint (truncated, missing files) is set aside in checkpoints/damaged/
+    with a warning and the one before it is resumed; a damaged `checkpoint` state file is
+    rewritten. Nothing readable at all, when checkpoints were written, is refused.
+
+    Args:
+        checkpoint: the run's tf.train.Checkpoint (see make_checkpoint).
+        workdir: the work directory.
+        strategy: the tf.distribute strategy (a worker off the chief keeps its own folder).
+        keep: checkpoints the manager keeps.
+        log: where the warnings go.
+
+    Returns:
+        (the tf.train.CheckpointManager of the run's checkpoints folder, the step restored or 0).
+    """
+    directory = distribute.checkpoint_directory(workdir, strategy)
+    prefixes = _written(directory)
+    restored, damaged = _restore_newest_intact(checkpoint, prefixes, workdir)
+    if restored is None and damaged:
+        prefix, why = damaged[0]
         raise UsageError(
-            f"the checkpoint in {workdir} does not fit this run's settings (did --precision change "
-            f"to or from mixed_float16?): {str(error).splitlines()[0][:200]}"
-        ) from None
-    return int(checkpoint.step.numpy())
+            f"no checkpoint in {directory} can be read (the newest, {os.path.basename(prefix)}: {why}); "
+            f"move {directory} away to train afresh, or put back a copy"
+        )
+    _set_aside(damaged, directory, log)
+    _repair_state(directory, restored, [prefix for prefix in prefixes if prefix not in dict(damaged)])
+    manager = tf.train.CheckpointManager(checkpoint, directory, max_to_keep=keep)
+    return manager, int(checkpoint.step.numpy()) if restored else 0
 
 
 def save(manager, step):
@@ -99,13 +223,44 @@ def save(manager, step):
         ) from None
 
 
+def sweep(directory, log):
+    """Removes what a killed save left in a checkpoints folder: ckpt-N_temp/ folders and checkpoint.tmp* files.
+
+    TensorFlow writes a checkpoint's shards into ckpt-N_temp/ and the state file through
+    checkpoint.tmpXXXX before renaming them into place; a kill in between leaves them. Call it
+    only while holding the work directory's lock: a running save's files look the same.
+    """
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return
+    left = [name for name in names if _LEFT_BY_A_KILL.fullmatch(name)]
+    for name in left:
+        path = os.path.join(directory, name)
+        if os.path.isdir(path):
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            os.remove(path)
+    if left:
+        log(f"removed {len(left)} unfinished checkpoint file(s) left by an interrupted run in {directory}")
+
+
+def has_checkpoint(workdir):
+    """Whether a work directory holds a checkpoint file (intact or not)."""
+    return bool(_written(os.path.join(workdir, "checkpoints")))
+
+
 def restore_generator(workdir, config):
-    """The generator (stock layers) of a work directory's latest checkpoint, for runs without generator.keras.
+    """The generator (stock layers) of a work directory's newest intact checkpoint, for runs without generator.keras.
 
     Every form of the networks has the same variables, so the stock generator restores a
-    checkpoint written by the training form.
+    checkpoint written by the training form. Every variable of the generator must be restored:
+    a config.json edited by hand into other shapes is refused, not half restored.
     """
     generator = generator_from_config(config)
-    checkpoint = tf.train.Checkpoint(generator=generator)
-    checkpoint.restore(tf.train.latest_checkpoint(os.path.join(workdir, "checkpoints"))).expect_partial()
+    prefixes = _written(os.path.join(workdir, "checkpoints"))
+    restored, damaged = _restore_newest_intact(tf.train.Checkpoint(generator=generator), prefixes, workdir)
+    if restored is None:
+        why = f": {damaged[0][1]}" if damaged else ""
+        raise UsageError(f"{workdir} holds no readable checkpoint{why}")
     return generator

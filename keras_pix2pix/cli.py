@@ -13,11 +13,13 @@ missing path, an empty dataset) print one line and exit with status 2.
 
 import argparse
 import dataclasses
+import errno
+import os
 import sys
 
 from keras_pix2pix import datasets
 from keras_pix2pix.checkpoints import CheckpointWriteError
-from keras_pix2pix.config import DIRECTIONS, Config, UsageError, parse_size
+from keras_pix2pix.config import DIRECTIONS, MAX_PIXELS, Config, UsageError, parse_size
 from keras_pix2pix.evaluation import evaluate
 from keras_pix2pix.exports import FORMATS, QUANTIZATIONS, export
 from keras_pix2pix.modes import MODES
@@ -100,6 +102,15 @@ def _add_mode(parser):
     )
 
 
+def _add_max_pixels(parser):
+    parser.add_argument(
+        "--max-pixels",
+        type=int,
+        default=MAX_PIXELS,
+        help=f"largest image accepted, in pixels, read from its header (default: {MAX_PIXELS:,})",
+    )
+
+
 def _add_predict(commands):
     parser = commands.add_parser(
         "predict",
@@ -113,6 +124,9 @@ def _add_predict(commands):
     parser.add_argument("--direction", choices=DIRECTIONS, help="input half with --pairs (default: the run's)")
     _add_mode(parser)
     parser.add_argument("--seed", type=int, help="makes paper mode's dropout repeatable")
+    parser.add_argument("--overwrite", action="store_true", help="replace outputs that exist already")
+    parser.add_argument("--skip-bad", action="store_true", help="go on past unreadable or oversized inputs")
+    _add_max_pixels(parser)
     parser.set_defaults(command=predict_command)
 
 
@@ -125,6 +139,9 @@ def predict_command(arguments):
         direction=arguments.direction,
         mode=arguments.mode,
         seed=arguments.seed,
+        overwrite=arguments.overwrite,
+        skip_bad=arguments.skip_bad,
+        max_pixels=arguments.max_pixels,
     )
     print(f"wrote {len(written)} image(s) to {arguments.output}")
 
@@ -155,6 +172,7 @@ def _add_evaluate(commands):
     parser.add_argument("--inputs", help="without --model: inputs to show in the page (optional)")
     parser.add_argument("--data-dir", help="where prepared datasets are kept")
     parser.add_argument("--seed", type=int, default=0, help="paper mode's dropout seed (default: 0)")
+    _add_max_pixels(parser)
     parser.set_defaults(command=evaluate_command)
 
 
@@ -190,6 +208,12 @@ def _add_export(commands):
     parser.add_argument(
         "--calibration-dataset", help="data for int8 calibration and the checks (default: the run's dataset)"
     )
+    parser.add_argument(
+        "--max-pixels",
+        type=int,
+        default=MAX_PIXELS,
+        help=f"largest image the SavedModel's serving_default accepts, in pixels (default: {MAX_PIXELS:,})",
+    )
     parser.set_defaults(command=export_command)
 
 
@@ -202,6 +226,7 @@ def export_command(arguments):
         version=arguments.version,
         model_name=arguments.name,
         calibration_dataset=arguments.calibration_dataset,
+        max_pixels=arguments.max_pixels,
     )
 
 
@@ -236,8 +261,29 @@ def build_parser():
     return parser
 
 
+# Faults of the machine, not of what the user gave: the command ends with status 1.
+_MACHINE_FAULTS = (errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.ENOMEM)
+
+
+def _os_error_line(error):
+    """One line for an OSError: the file, what happened and what to do."""
+    where = f" {error.filename}" if error.filename else ""
+    advice = "; free some space and run the command again (what was written before is intact)" if error.errno in (
+        errno.ENOSPC, errno.EDQUOT) else ""
+    return f"could not read or write{where}: {error.strerror or error}{advice}"
+
+
 def main(argv=None):
-    """Entry point of the keras-pix2pix command; returns the exit status."""
+    """Entry point of the keras-pix2pix command; returns the exit status.
+
+    Every failure ends in one line on stderr: 2 for what the user can fix (a bad flag, file or
+    work directory), 1 for a fault of the run or the machine (a non-finite loss, a full disk),
+    0 for a stop asked for by SIGTERM or SIGINT. Set KERAS_PIX2PIX_TRACEBACK=1 to see where an
+    unexpected error came from.
+    """
+    # File names are bytes that need not be UTF-8: print them escaped rather than fail.
+    for stream in (sys.stdout, sys.stderr):
+        stream.reconfigure(errors="backslashreplace")
     arguments = build_parser().parse_args(argv)
     try:
         arguments.command(arguments)
@@ -250,6 +296,22 @@ def main(argv=None):
         return 0
     except (NonFiniteLossError, CheckpointWriteError) as error:
         print(f"keras-pix2pix: error: {error}", file=sys.stderr)
+        return 1
+    except OSError as error:
+        print(f"keras-pix2pix: error: {_os_error_line(error)}", file=sys.stderr)
+        return 1 if error.errno in _MACHINE_FAULTS else 2
+    except KeyboardInterrupt:
+        print("keras-pix2pix: interrupted", file=sys.stderr)
+        return 130
+    except Exception as error:  # noqa: BLE001 - the last guard of "one line, no traceback"
+        if os.environ.get("KERAS_PIX2PIX_TRACEBACK"):
+            raise
+        line = (str(error).strip().splitlines() or [""])[0][:300]
+        print(
+            f"keras-pix2pix: internal error: {type(error).__name__}: {line} (please report it; "
+            "KERAS_PIX2PIX_TRACEBACK=1 shows where it came from)",
+            file=sys.stderr,
+        )
         return 1
     return 0
 

@@ -10,16 +10,8 @@ import dataclasses
 import json
 import math
 
+from keras_pix2pix.errors import UsageError  # noqa: F401  (re-exported: keras_pix2pix.config.UsageError)
 from keras_pix2pix.files import write_atomically
-
-
-class UsageError(ValueError):
-    """A problem with what the user asked for or gave us.
-
-    The command line prints it as one line and exits with status 2; Python callers get a
-    ValueError whose message names the argument, the allowed values and the value received.
-    """
-
 
 DIRECTIONS = ("AtoB", "BtoA")
 NORMS = ("batch", "instance", "none")
@@ -29,6 +21,10 @@ ON_NAN = ("stop", "skip")
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 STRATEGIES = ("auto", "default", "mirrored", "multiworker", "tpu")
 PREPROCESS_MODES = ("resize_and_crop", "scale_width", "crop", "none")
+# The largest image accepted by default, in pixels: a 50-megapixel photo decodes to 600 MB of
+# float32. Read from the file's header before decoding, so that a small file claiming a huge
+# image (a 1.2 MB PNG of 20000x20000 zeros decodes to 4.8 GB) is refused at once.
+MAX_PIXELS = 50_000_000
 # The run length when neither steps nor epochs is given: junyanz's 100 + 100 epochs.
 DEFAULT_EPOCHS = 200
 
@@ -40,7 +36,7 @@ def check_choice(name, value, allowed):
     >>> check_choice("norm", "layer", NORMS)
     Traceback (most recent call last):
     ...
-    keras_pix2pix.config.UsageError: norm must be one of batch, instance, none; got 'layer'
+    keras_pix2pix.errors.UsageError: norm must be one of batch, instance, none; got 'layer'
     """
     if value not in allowed:
         raise UsageError(f"{name} must be one of {', '.join(map(str, allowed))}; got {value!r}")
@@ -106,22 +102,29 @@ def setting(default, help, kind, *, choices=None, minimum=None, maximum=None, op
     return dataclasses.field(default=default, metadata=metadata)
 
 
+# The bound of every number without its own: a step count or size past it is a typo, and it
+# overflows the int64 counters and float32 schedules long before it could be trained.
+LARGEST_NUMBER = 2**53
+
+
 def _check_number(name, value, spec):
     integer = spec["kind"] == "int"
     valid = isinstance(value, int if integer else (int, float)) and not isinstance(value, bool)
     valid = valid and math.isfinite(value)
-    minimum, maximum = spec["minimum"], spec["maximum"]
+    minimum, maximum = spec["minimum"], spec["maximum"] if spec["maximum"] is not None else LARGEST_NUMBER
     if valid and minimum is not None:
         valid = value > minimum if spec["open_low"] else value >= minimum
     if valid and maximum is not None:
         valid = value <= maximum
     if valid:
         return
+    # The default bound is named only to a value past it: "an integer >= 1" reads better.
+    too_large = isinstance(value, (int, float)) and not isinstance(value, bool) and value > maximum
     if integer:
-        bounds = f">= {minimum}" if maximum is None else f"between {minimum} and {maximum}"
+        bounds = f"between {minimum} and {maximum}" if spec["maximum"] is not None or too_large else f">= {minimum}"
         raise UsageError(f"{name} must be an integer {bounds}; got {value!r}")
     low = f"> {float(minimum)}" if spec["open_low"] else f">= {float(minimum)}"
-    high = "" if maximum is None else f" and <= {maximum}"
+    high = f" and <= {maximum:g}" if spec["maximum"] is not None or too_large else ""
     raise UsageError(f"{name} must be a number {low}{high}; got {value!r}")
 
 
@@ -175,6 +178,10 @@ class Config:
         None, "a folder holding release archives (NAME.tar.gz) downloaded by hand", "str", optional=True
     )
     skip_bad: bool = setting(False, "skip unreadable or malformed images (and say how many)", "bool")
+    max_pixels: int = setting(
+        MAX_PIXELS, "largest image accepted, in pixels (height x width), read from each file's header before "
+        "it is decoded; a larger one is refused (skipped with --skip-bad)", "int", minimum=1,
+    )  # fmt: skip
     preprocess: str = setting(
         "resize_and_crop",
         "training augmentation: resize_and_crop (the paper's: resize to the load size, random crop), "
@@ -328,6 +335,8 @@ class Config:
 
     @classmethod
     def from_dict(cls, values):
+        if not isinstance(values, dict):
+            raise UsageError(f"settings must be a JSON object of setting: value; got {type(values).__name__}")
         known = {field.name for field in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
@@ -340,14 +349,18 @@ class Config:
 
     @classmethod
     def load(cls, path):
+        """The Config saved at path; a missing, damaged or hand-broken file is one UsageError naming it."""
         try:
-            with open(path) as file:
+            with open(path, encoding="utf-8") as file:
                 values = json.load(file)
         except FileNotFoundError:
             raise UsageError(f"no config.json at {path}") from None
-        except json.JSONDecodeError as error:
-            raise UsageError(f"{path} is not valid JSON: {error}") from None
-        return cls.from_dict(values)
+        except (ValueError, OSError) as error:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+            raise UsageError(f"{path} is not readable JSON ({error}); restore it, or use another --workdir") from None
+        try:
+            return cls.from_dict(values)
+        except (UsageError, TypeError) as error:
+            raise UsageError(f"{path} holds an invalid setting: {error}; fix it, or use another --workdir") from None
 
     def differences(self, other):
         """(field, self's value, other's value) for each field where the two differ."""

@@ -26,6 +26,117 @@ def to_channels(image, channels):
     return image
 
 
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+class BadImage(ValueError):
+    """What is wrong with an image's bytes, worded to follow its file's name ("is empty")."""
+
+
+def header_size(contents):
+    """(height, width) of JPEG or PNG bytes, int64, read from the header without decoding.
+
+    Works in a graph too (the serving signature checks each request with it). JPEG sizes come
+    from tf.image.extract_jpeg_shape, PNG sizes from the IHDR chunk; anything else raises
+    InvalidArgumentError, as decoding would.
+
+    Example:
+    >>> header_size(tf.io.encode_png(tf.zeros((3, 5, 1), tf.uint8))).numpy().tolist()
+    [3, 5]
+    """
+    # The first 24 bytes, padded, so that a short file reads as not-a-PNG instead of failing here.
+    head = tf.strings.substr(tf.strings.join([tf.strings.substr(contents, 0, 24), "\0" * 24]), 0, 24)
+
+    def png_size():
+        # IHDR's width and height: two big-endian uint32 at bytes 16-23.
+        fields = tf.reshape(tf.cast(tf.io.decode_raw(tf.strings.substr(head, 16, 8), tf.uint8), tf.int64), [2, 4])
+        width, height = tf.unstack(tf.reduce_sum(fields * tf.constant([2**24, 2**16, 2**8, 1], tf.int64), axis=1))
+        return tf.stack([height, width])
+
+    def jpeg_size():
+        return tf.cast(tf.image.extract_jpeg_shape(contents)[:2], tf.int64)
+
+    def neither():
+        # Checked here, not left to extract_jpeg_shape: libjpeg prints its complaint to stderr.
+        refusal = tf.debugging.Assert(False, ["not a JPEG or PNG image"])
+        with tf.control_dependencies([refusal]):
+            return tf.zeros([2], tf.int64)
+
+    is_jpeg = tf.equal(tf.strings.substr(head, 0, 2), b"\xff\xd8")
+    return tf.cond(
+        tf.equal(tf.strings.substr(head, 0, 8), PNG_SIGNATURE),
+        png_size,
+        lambda: tf.cond(is_jpeg, jpeg_size, neither),
+    )
+
+
+def check_header(contents, max_pixels):
+    """(height, width) of encoded image bytes, refused from the header before anything is decoded.
+
+    Args:
+        contents: the file's bytes.
+        max_pixels: the largest height x width accepted.
+
+    Raises:
+        BadImage: empty, not a JPEG or PNG, or larger than max_pixels.
+
+    Example:
+    >>> check_header(tf.io.encode_png(tf.zeros((300, 400, 3), tf.uint8)).numpy(), max_pixels=100_000)
+    Traceback (most recent call last):
+    ...
+    keras_pix2pix.data.BadImage: is 400x300 (0.12 megapixels), over the limit of 0.1 megapixels (--max-pixels raises it)
+    """
+    if not contents:
+        raise BadImage("is empty")
+    try:
+        height, width = (int(side) for side in header_size(contents).numpy())
+    except tf.errors.InvalidArgumentError:
+        raise BadImage("is not a readable JPEG or PNG image (corrupt, truncated or another format)") from None
+    if height < 1 or width < 1:  # a PNG cut short in its header
+        raise BadImage("is not a readable JPEG or PNG image (corrupt, truncated or another format)")
+    if height * width > max_pixels:
+        raise BadImage(
+            f"is {width}x{height} ({height * width / 1e6:.3g} megapixels), over the limit of "
+            f"{max_pixels / 1e6:.3g} megapixels (--max-pixels raises it)"
+        )
+    return height, width
+
+
+def decode_checked(contents, max_pixels, channels=None, dtype=tf.float32):
+    """Decodes JPEG or PNG bytes after check_header; a failure is a BadImage.
+
+    Args:
+        contents: the file's bytes.
+        max_pixels: the largest height x width accepted.
+        channels: None keeps the file's channels; 1 or 3 converts.
+        dtype: tf.float32 (in [0, 1]) or tf.uint8 (a quarter of the memory, for checking).
+    """
+    check_header(contents, max_pixels)
+    try:
+        image = tf.io.decode_image(contents, channels=0, dtype=dtype, expand_animations=False)
+        return image if channels is None else to_channels(image, channels)
+    except tf.errors.InvalidArgumentError:
+        raise BadImage("is not a readable JPEG or PNG image (corrupt, truncated or another format)") from None
+
+
+def read_image(path, max_pixels, channels=None):
+    """Reads and decodes an image file (float32 in [0, 1]); one UsageError names the file and its problem.
+
+    Args:
+        path: the file (any name the file system holds, invalid UTF-8 included).
+        max_pixels: the largest height x width accepted.
+        channels: None keeps the file's channels; 1 or 3 converts.
+    """
+    try:
+        with open(path, "rb") as file:
+            contents = file.read()
+        return decode_checked(contents, max_pixels, channels)
+    except OSError as error:
+        raise UsageError(f"{path} cannot be read: {error.strerror}") from None
+    except BadImage as problem:
+        raise UsageError(f"{path} {problem}") from None
+
+
 def decode_image(contents, channels=None):
     """Decodes JPEG or PNG bytes (8 or 16 bits) to float32 in [0, 1].
 

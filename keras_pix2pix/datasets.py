@@ -10,30 +10,55 @@
 
 Every split resolves to a source of (name, a_bytes, b_bytes) examples, where b_bytes is empty for
 an AB image; keras_pix2pix.data decodes and splits them.
+
+Archives of the release are trusted on first use. A download is written to a temporary file and
+kept only when it has every byte the server announced and reads end to end as a tar.gz; its
+SHA-256 is then recorded beside it, as DOWNLOAD_DIR/NAME.tar.gz.sha256 (the builder's download
+dir, DATA_DIR/downloads by default). An archive given with --manual-dir has its digest recorded
+in the download dir too, as manual-NAME.tar.gz.sha256, so that nothing is written into the
+user's folder. Each later use compares the archive with its record (after the digest pinned in
+ARCHIVE_SHA256, when there is one) and refuses a changed file; to accept a new archive, delete
+its .sha256 record and run again.
 """
 
 import concurrent.futures
 import dataclasses
 import hashlib
+import http.client
 import os
 import pathlib
 import tarfile
 import urllib.error
 import urllib.request
+import zlib
 
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from keras_pix2pix import demo
-from keras_pix2pix.config import UsageError
-from keras_pix2pix.files import replacing
+from keras_pix2pix import data, demo
+from keras_pix2pix.config import MAX_PIXELS, UsageError
+from keras_pix2pix.files import replacing, write_atomically
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
-DEFAULT_DATASETS_URL = "http://efrosgans.eecs.berkeley.edu/pix2pix/datasets"
+DEFAULT_DATASETS_URL = "https://efrosgans.eecs.berkeley.edu/pix2pix/datasets"
 # SHA-256 of the release archives, checked after each download when known. The release publishes
 # none and this project's build machines cannot reach it, so none is pinned yet; the digest of
 # every download is printed so that a user can pin theirs.
 ARCHIVE_SHA256 = {}
+# The largest archive member read as an image: members are read whole into memory, so a larger
+# one is refused before it is read. No JPEG or PNG under the pixel limit is anywhere near this: an
+# 8-bit RGB image of config.MAX_PIXELS (50 million) pixels is 150 MB even stored raw, and the
+# release's images are tens of kilobytes. A member this large is a broken or hostile archive.
+MAX_IMAGE_BYTES = 256 * 1024 * 1024
+# What reading a damaged archive raises: tarfile's own errors, EOFError (gzip data cut short),
+# zlib.error (corrupt deflate data) and OSError (a bad gzip header or CRC, a failed read).
+ARCHIVE_ERRORS = (tarfile.TarError, EOFError, zlib.error, OSError)
+# Reads of archives and downloads go in pieces of this size, so memory stays flat.
+CHUNK_BYTES = 1 << 20
+# What to do when a download fails, the end of each of those errors.
+RETRY = (
+    "try again, set KERAS_PIX2PIX_DATASETS_URL to a mirror, or download the archive by hand and pass --manual-dir"
+)
 
 
 # --- the tensorflow-datasets builder -----------------------------------------------------------
@@ -119,28 +144,98 @@ def datasets_url():
     return os.environ.get("KERAS_PIX2PIX_DATASETS_URL", DEFAULT_DATASETS_URL).rstrip("/")
 
 
+def _fetch(url, temporary):
+    """Writes url's body to temporary; returns (its SHA-256, bytes received, Content-Length or None)."""
+    digest, received = hashlib.sha256(), 0
+    with urllib.request.urlopen(url, timeout=60) as response, open(temporary, "wb") as file:
+        announced = response.headers.get("Content-Length")
+        while chunk := response.read(CHUNK_BYTES):
+            digest.update(chunk)
+            file.write(chunk)
+            received += len(chunk)
+    # http.client ends a body cut short quietly (an empty read), so the count is compared here.
+    expected = int(announced) if announced and announced.strip().isdigit() else None
+    return digest.hexdigest(), received, expected
+
+
 def download(url, destination):
-    """Downloads url (http, https or file) to destination through a temporary file; returns its SHA-256."""
-    digest = hashlib.sha256()
+    """Downloads a tar archive from url (http, https or file) to destination; returns its SHA-256.
+
+    The body goes to a temporary file beside destination, which is moved into place only when it
+    holds every byte of the server's Content-Length and reads end to end as a tar archive (so
+    gzip's CRC and the tar structure are checked): a download cut short or corrupted is never
+    cached. On any error, an interruption included, the temporary file is removed.
+
+    Args:
+        url: the archive's address.
+        destination: where to keep it.
+
+    Raises:
+        UsageError naming the url, what was wrong and what to do.
+
+    Example:
+    >>> import tempfile
+    >>> folder = tempfile.mkdtemp()
+    >>> with tarfile.open(os.path.join(folder, "a.tar.gz"), "w:gz"):
+    ...     pass
+    >>> len(download(f"file://{folder}/a.tar.gz", os.path.join(folder, "cached.tar.gz")))
+    64
+    """
     try:
         with replacing(destination) as temporary:
-            with urllib.request.urlopen(url, timeout=60) as response, open(temporary, "wb") as file:
-                while chunk := response.read(1 << 20):
-                    digest.update(chunk)
-                    file.write(chunk)
-    except (urllib.error.URLError, OSError) as error:
-        reason = getattr(error, "reason", error)
-        raise UsageError(
-            f"could not download {url}: {reason} (set KERAS_PIX2PIX_DATASETS_URL to a mirror, "
-            "or download the archive by hand and pass --manual-dir)"
-        ) from None
-    return digest.hexdigest()
+            digest, received, expected = _fetch(url, temporary)
+            if expected is not None and received != expected:
+                raise UsageError(
+                    f"the download of {url} was cut short: got {received} of {expected} bytes; nothing was kept: {RETRY}"
+                )
+            try:
+                verify_archive(temporary)
+            except ARCHIVE_ERRORS as error:
+                problem = f"is not a complete tar.gz archive: {_reason(error)}"
+                raise UsageError(f"the download of {url} {problem}; nothing was kept: {RETRY}") from None
+    except (urllib.error.URLError, http.client.HTTPException, OSError) as error:
+        reason = getattr(error, "reason", None) or _reason(error)
+        raise UsageError(f"could not download {url}: {reason} ({RETRY})") from None
+    return digest
+
+
+def _reason(error):
+    """An error's message on one line (tarfile's can span several), or its type when it has none."""
+    return " ".join(str(error).split()) or type(error).__name__
+
+
+def _damaged(path, error):
+    """The one-line message of an archive that failed to read with error."""
+    return f"{path} is damaged (truncated or corrupt: {_reason(error)}); delete it and download it again"
+
+
+def verify_archive(path):
+    """Reads a tar archive end to end, in pieces, so that a truncated or corrupt one fails here.
+
+    Every member is visited and each file member read through; then the rest of the stream is
+    read, since tarfile stops at the end-of-archive blocks and gzip checks its CRC and length
+    only at the very end.
+
+    Args:
+        path: the archive (tar, or tar compressed with gzip, bz2 or xz).
+
+    Raises:
+        One of ARCHIVE_ERRORS, as the reading raised it.
+    """
+    with tarfile.open(path, "r:*") as archive:
+        for member in archive:
+            if member.isfile():
+                with archive.extractfile(member) as contents:
+                    while contents.read(CHUNK_BYTES):
+                        pass
+        while archive.fileobj.read(CHUNK_BYTES):
+            pass
 
 
 def _sha256(path):
     digest = hashlib.sha256()
     with open(path, "rb") as file:
-        while chunk := file.read(1 << 20):
+        while chunk := file.read(CHUNK_BYTES):
             digest.update(chunk)
     return digest.hexdigest()
 
@@ -154,28 +249,93 @@ def _verify(name, path, digest):
         )
 
 
-def safe_archive_files(path):
-    """Yields (member name, bytes) of each file in a tar archive, refusing unsafe entries.
+def check_recorded(path, record, digest):
+    """Compares an archive's digest with the one recorded at its first use; records it when none is.
+
+    An archive with no record yet (one given with --manual-dir, or cached before records were
+    kept) is read end to end before its digest is recorded, so that a damaged file is never the
+    reference that a good one is later compared with.
+
+    Args:
+        path: the archive.
+        record: its record file, holding the hex SHA-256.
+        digest: the archive's SHA-256 now.
+
+    Raises:
+        UsageError when the archive changed, naming both digests and the record to delete to
+        accept it; UsageError when an archive with no record is damaged.
+    """
+    if os.path.isfile(record):
+        with open(record) as file:
+            recorded = file.read().strip()
+        if recorded != digest:
+            raise UsageError(
+                f"{path} has changed since its first use: SHA-256 {digest}, recorded {recorded} in {record}; "
+                f"if the new archive is the one you want, delete {record} to accept it"
+            )
+        return
+    try:
+        verify_archive(path)
+    except ARCHIVE_ERRORS as error:
+        raise UsageError(_damaged(path, error)) from None
+    write_atomically(record, digest + "\n")
+
+
+def _refuse_unsafe(path, member):
+    """Refuses a member that would escape the archive's folder, a link or a device."""
+    parts = pathlib.PurePosixPath(member.name).parts
+    if member.name.startswith(("/", "\\")) or ".." in parts or ":" in member.name.split("/")[0]:
+        raise UsageError(f"refusing {path}: entry {member.name!r} points outside the archive's folder")
+    if member.issym() or member.islnk():
+        raise UsageError(f"refusing {path}: entry {member.name!r} is a link")
+    if not (member.isfile() or member.isdir()):
+        raise UsageError(f"refusing {path}: entry {member.name!r} is not a regular file")
+
+
+def safe_archive_files(path, wanted=None):
+    """Yields (member name, bytes) of the wanted files of a tar archive, refusing unsafe entries.
 
     Nothing is extracted to disk. An entry that would escape the archive's folder (an absolute
-    path or a `..` component), a link, or a device is refused with a UsageError: such an archive
-    is not the release, and an extracting tool would write outside its target.
+    path or a `..` component), a link, or a device is refused with a UsageError, whether wanted
+    or not: such an archive is not the release, and an extracting tool would write outside its
+    target. Members that are not wanted are skipped without reading their bytes; a wanted one
+    larger than MAX_IMAGE_BYTES is refused before it is read.
+
+    Args:
+        path: the archive.
+        wanted: a predicate on the member name; None reads every file.
+
+    Raises:
+        UsageError for an unsafe entry, an oversized member, or a damaged archive (truncated or
+        corrupt, one line).
+
+    Example:
+    >>> import io, tempfile
+    >>> path = os.path.join(tempfile.mkdtemp(), "a.tar.gz")
+    >>> with tarfile.open(path, "w:gz") as archive:
+    ...     for name in ("a/train/1.png", "a/notes.txt"):
+    ...         archive.addfile(tarfile.TarInfo(name), io.BytesIO(b""))
+    >>> [name for name, _ in safe_archive_files(path, wanted=lambda name: name.endswith(".png"))]
+    ['a/train/1.png']
     """
     try:
-        archive = tarfile.open(path, "r:*")
-    except (tarfile.TarError, OSError) as error:
-        raise UsageError(f"{path} is not a readable tar archive: {error}") from None
-    with archive:
-        for member in archive:
-            parts = pathlib.PurePosixPath(member.name).parts
-            if member.name.startswith(("/", "\\")) or ".." in parts or ":" in member.name.split("/")[0]:
-                raise UsageError(f"refusing {path}: entry {member.name!r} points outside the archive's folder")
-            if member.issym() or member.islnk():
-                raise UsageError(f"refusing {path}: entry {member.name!r} is a link")
-            if not (member.isfile() or member.isdir()):
-                raise UsageError(f"refusing {path}: entry {member.name!r} is not a regular file")
-            if member.isfile():
-                yield member.name, archive.extractfile(member).read()
+        with tarfile.open(path, "r:*") as archive:
+            for member in archive:
+                _refuse_unsafe(path, member)
+                if not member.isfile() or (wanted is not None and not wanted(member.name)):
+                    continue  # tarfile moves past its bytes when it reads the next header
+                if member.size > MAX_IMAGE_BYTES:
+                    raise UsageError(
+                        f"refusing {path}: entry {member.name!r} is {member.size} bytes, over the "
+                        f"{MAX_IMAGE_BYTES}-byte bound of an image (MAX_IMAGE_BYTES)"
+                    )
+                with archive.extractfile(member) as contents:
+                    data = contents.read()
+                yield member.name, data
+            while archive.fileobj.read(CHUNK_BYTES):
+                pass  # the end of the stream, where gzip checks its CRC
+    except ARCHIVE_ERRORS as error:
+        raise UsageError(_damaged(path, error)) from None
 
 
 class Pix2Pix(tfds.core.GeneratorBasedBuilder):
@@ -214,28 +374,41 @@ class Pix2Pix(tfds.core.GeneratorBasedBuilder):
         )
 
     def _archive(self, dl_manager):
+        """The path of this dataset's archive, from --manual-dir, the download cache or the server.
+
+        The archive's digest is checked against ARCHIVE_SHA256 first, then against the digest
+        recorded at its first use (see the module's docstring), which is written when missing.
+        """
         name = self.builder_config.name
         file_name = f"{name}.tar.gz"
         try:
             manual_dir = dl_manager.manual_dir
         except AssertionError:
             manual_dir = None
+        os.makedirs(dl_manager.download_dir, exist_ok=True)
         if manual_dir is not None:
             path = os.path.join(manual_dir, file_name)
             if not os.path.isfile(path):
                 raise UsageError(f"--manual-dir {manual_dir} holds no {file_name}")
-            _verify(name, path, _sha256(path))
-            return path
-        os.makedirs(dl_manager.download_dir, exist_ok=True)
-        path = os.path.join(dl_manager.download_dir, file_name)
-        if os.path.isfile(path):
+            # Recorded in the download dir: nothing is written into the user's folder.
+            record = os.path.join(dl_manager.download_dir, f"manual-{file_name}.sha256")
             digest = _sha256(path)
         else:
-            url = f"{datasets_url()}/{file_name}"
-            print(f"downloading {url}", flush=True)
-            digest = download(url, path)
-            print(f"downloaded {path} (SHA-256 {digest})", flush=True)
+            path = os.path.join(dl_manager.download_dir, file_name)
+            record = f"{path}.sha256"
+            if os.path.isfile(path):
+                digest = _sha256(path)
+            else:
+                url = f"{datasets_url()}/{file_name}"
+                print(f"downloading {url}", flush=True)
+                digest = download(url, path)
+                print(f"downloaded {path} (SHA-256 {digest})", flush=True)
+                _verify(name, path, digest)
+                # A fresh download, complete and readable: the reference for its later uses.
+                write_atomically(record, digest + "\n")
+                return path
         _verify(name, path, digest)
+        check_recorded(path, record, digest)
         return path
 
     def _split_generators(self, dl_manager):
@@ -243,16 +416,22 @@ class Pix2Pix(tfds.core.GeneratorBasedBuilder):
         return {split: self._generate_examples(archive, split) for split in self.builder_config.splits}
 
     def _generate_examples(self, archive, split):
-        count = 0
-        for member, contents in safe_archive_files(archive):
+        """Yields the AB images of one split folder of the archive; the others' bytes are not read.
+
+        The builder calls it once per split, so each call reads the archive through once.
+        """
+
+        def in_split(member):
             parts = pathlib.PurePosixPath(member).parts
-            if len(parts) < 2 or parts[-2] != split or not parts[-1].lower().endswith(IMAGE_EXTENSIONS):
-                continue
+            return len(parts) >= 2 and parts[-2] == split and parts[-1].lower().endswith(IMAGE_EXTENSIONS)
+
+        count = 0
+        for member, contents in safe_archive_files(archive, wanted=in_split):
             problem = image_problem(contents, ab=True)
             if problem:
                 raise UsageError(f"{archive}: {member} {problem}")
             count += 1
-            yield member, {"image": contents, "file_name": parts[-1]}
+            yield member, {"image": contents, "file_name": pathlib.PurePosixPath(member).name}
         if not count:
             raise UsageError(f"{archive} holds no images in a {split}/ folder")
 
@@ -279,6 +458,11 @@ def pix2pix_builder(name, data_dir=None):
 
 
 # --- sources of examples -----------------------------------------------------------------------
+
+
+def _encoded(paths):
+    """Paths as the file system's bytes: a name that is not valid UTF-8 still reaches TensorFlow intact."""
+    return [os.fsencode(path) for path in paths]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -311,11 +495,11 @@ class FilePairs:
 
     def ordered(self):
         """(name, a_bytes, b_bytes) in file order."""
-        return self._read(tf.data.Dataset.from_tensor_slices((list(self.a), list(self.b))))
+        return self._read(tf.data.Dataset.from_tensor_slices((_encoded(self.a), _encoded(self.b))))
 
     def epoch(self, seed, epoch):
         """One epoch in the permutation drawn from (seed, epoch): every pair once."""
-        a, b = tf.constant(list(self.a)), tf.constant(list(self.b))
+        a, b = tf.constant(_encoded(self.a)), tf.constant(_encoded(self.b))
         order = tf.random.experimental.stateless_shuffle(tf.range(len(self.a)), seed=tf.stack([seed, epoch]))
         return self._read(tf.data.Dataset.from_tensor_slices((tf.gather(a, order), tf.gather(b, order))))
 
@@ -402,10 +586,14 @@ class Splits:
 def resolve_data_dir(data_dir=None):
     """The folder for prepared datasets: the argument, $KERAS_PIX2PIX_DATA_DIR, or ~/tensorflow_datasets."""
     if data_dir:
-        return os.path.abspath(os.path.expanduser(data_dir))
-    return os.path.abspath(
-        os.path.expanduser(os.environ.get("KERAS_PIX2PIX_DATA_DIR", os.path.join("~", "tensorflow_datasets")))
-    )
+        folder = os.path.abspath(os.path.expanduser(data_dir))
+    else:
+        folder = os.path.abspath(
+            os.path.expanduser(os.environ.get("KERAS_PIX2PIX_DATA_DIR", os.path.join("~", "tensorflow_datasets")))
+        )
+    if os.path.exists(folder) and not os.path.isdir(folder):
+        raise UsageError(f"the data directory {folder} is a file, not a folder (--data-dir or $KERAS_PIX2PIX_DATA_DIR)")
+    return folder
 
 
 def list_images(folder):
@@ -500,26 +688,24 @@ def find_dataset(dataset, data_dir=None, manual_dir=None):
 # --- checking files before training ------------------------------------------------------------
 
 
-def _inspect(contents, ab):
-    """(problem or None, (height, width)) of encoded image bytes, decoded fully so truncation shows."""
-    if not contents:
-        return "is empty", None
+def _inspect(contents, ab, max_pixels=MAX_PIXELS):
+    """(problem or None, (height, width)) of encoded image bytes: the header first, then a full decode so truncation shows."""
     try:
-        image = tf.io.decode_image(contents, channels=0, expand_animations=False)
-    except tf.errors.InvalidArgumentError:
-        return "is not a readable JPEG or PNG image (corrupt, truncated or another format)", None
+        image = data.decode_checked(contents, max_pixels, dtype=tf.uint8)
+    except data.BadImage as problem:
+        return str(problem), None
     height, width = int(image.shape[0]), int(image.shape[1])
     if ab and (width % 2 or width < 2):
         return f"is {width}x{height}: an AB image needs an even width (two halves of equal size)", None
     return None, (height, width)
 
 
-def image_problem(contents, ab=False):
+def image_problem(contents, ab=False, max_pixels=MAX_PIXELS):
     """What is wrong with encoded image bytes (ab: as a side-by-side pair), or None."""
-    return _inspect(contents, ab)[0]
+    return _inspect(contents, ab, max_pixels)[0]
 
 
-def _pair_problem(a_path, b_path):
+def _pair_problem(a_path, b_path, max_pixels=MAX_PIXELS):
     """(the path at fault, its problem) for one pair of FilePairs, or (a_path, None)."""
     contents = []
     for path in (a_path, b_path) if b_path else (a_path,):
@@ -528,10 +714,10 @@ def _pair_problem(a_path, b_path):
                 contents.append(file.read())
         except OSError as error:
             return path, f"cannot be read: {error.strerror}"
-    a_problem, a_size = _inspect(contents[0], ab=not b_path)
+    a_problem, a_size = _inspect(contents[0], not b_path, max_pixels)
     if a_problem or not b_path:
         return a_path, a_problem
-    b_problem, b_size = _inspect(contents[1], ab=False)
+    b_problem, b_size = _inspect(contents[1], False, max_pixels)
     if b_problem:
         return b_path, b_problem
     if a_size != b_size:
@@ -542,13 +728,14 @@ def _pair_problem(a_path, b_path):
     return a_path, None
 
 
-def check_pairs(pairs, skip_bad=False, log=print):
+def check_pairs(pairs, skip_bad=False, log=print, max_pixels=MAX_PIXELS):
     """Decodes every pair of a FilePairs before training, so that no bad file stops a run later.
 
     Args:
         pairs: FilePairs (TfdsPairs were checked when they were prepared and pass unchanged).
         skip_bad: drop bad pairs and report how many, instead of failing on the first.
         log: where the skip report goes.
+        max_pixels: the largest image accepted, read from each file's header before it is decoded.
 
     Returns:
         The pairs, less the bad ones when skip_bad.
@@ -559,7 +746,7 @@ def check_pairs(pairs, skip_bad=False, log=print):
     if not isinstance(pairs, FilePairs):
         return pairs
     with concurrent.futures.ThreadPoolExecutor(max_workers=min(8, (os.cpu_count() or 1) * 2)) as pool:
-        results = list(pool.map(_pair_problem, pairs.a, pairs.b))
+        results = list(pool.map(_pair_problem, pairs.a, pairs.b, [max_pixels] * len(pairs)))
     bad = [index for index, (_, problem) in enumerate(results) if problem]
     if not bad:
         return pairs

@@ -9,6 +9,7 @@ batch instead, which gives the same result as one device with the whole batch.
 """
 
 import functools
+import json
 import os
 
 import tensorflow as tf
@@ -33,6 +34,7 @@ def make_strategy(name="auto"):
         # Before anything else touches TensorFlow: collectives are configured at its start.
         if "TF_CONFIG" not in os.environ:
             raise UsageError("strategy multiworker needs TF_CONFIG describing the cluster and this worker's task")
+        _check_tf_config(os.environ["TF_CONFIG"])
         return _multiworker()
     gpus = tf.config.list_logical_devices("GPU")
     if name == "auto":
@@ -49,6 +51,18 @@ def make_strategy(name="auto"):
     except (ValueError, tf.errors.OpError) as error:
         raise UsageError(f"strategy tpu: no TPU found ({str(error).splitlines()[0]})") from None
     return tf.distribute.TPUStrategy(resolver)
+
+
+def _check_tf_config(text):
+    """Refuses a TF_CONFIG that is not the JSON object TensorFlow's cluster resolver reads."""
+    try:
+        described = json.loads(text)
+    except ValueError as error:
+        raise UsageError(f"TF_CONFIG is not valid JSON ({error}): see the README's 'Precision and several devices'") from None
+    if not isinstance(described, dict) or not isinstance(described.get("cluster"), dict) or not isinstance(
+        described.get("task"), dict
+    ):
+        raise UsageError('TF_CONFIG must be a JSON object with "cluster" and "task" objects; got ' + text[:200])
 
 
 # One strategy object per process: a second one restarts the collective instance keys, and its

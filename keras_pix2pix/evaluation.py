@@ -18,8 +18,8 @@ import numpy as np
 import tensorflow as tf
 
 from keras_pix2pix import data, datasets, demo
-from keras_pix2pix.config import Config, UsageError, check_choice
-from keras_pix2pix.files import write_atomically
+from keras_pix2pix.config import MAX_PIXELS, Config, UsageError, check_choice
+from keras_pix2pix.files import is_inside, make_folder, sweep_leftovers, write_atomically
 from keras_pix2pix.metrics import (
     FID_NETWORK,
     PALETTES,
@@ -74,7 +74,7 @@ def split_pairs(dataset, split, data_dir=None):
     return datasets.folder_pairs(folder)
 
 
-def _prediction_pairs(predictions, targets, inputs=None):
+def _prediction_pairs(predictions, targets, inputs=None, max_pixels=MAX_PIXELS):
     """(name, output, target, input or None) arrays in [-1, 1] for files matched by name."""
 
     def by_stem(folder):
@@ -92,14 +92,14 @@ def _prediction_pairs(predictions, targets, inputs=None):
     if missing:
         raise UsageError(f"{len(missing)} target(s) have no prediction, the first: {missing[0]}")
     for name in names:
-        target = data.normalize(data.decode_image(tf.io.read_file(wanted[name]), 3))
+        target = data.normalize(data.read_image(wanted[name], max_pixels, 3))
         size = target.shape[:2]
-        output = data.normalize(data.decode_image(tf.io.read_file(outputs[name]), 3))
+        output = data.normalize(data.read_image(outputs[name], max_pixels, 3))
         if output.shape[:2] != size:
             output = data.resize(output, size, -1.0, 1.0)
         source = None
         if name in sources:
-            source = data.normalize(data.resize(data.decode_image(tf.io.read_file(sources[name]), 3), size))
+            source = data.normalize(data.resize(data.read_image(sources[name], max_pixels, 3), size))
         yield name, output.numpy(), target.numpy(), None if source is None else source.numpy()
 
 
@@ -114,12 +114,12 @@ class _Items:
     palette: object
 
 
-def _folder_items(predictions, targets, inputs, palette):
-    items = list(_prediction_pairs(predictions, targets, inputs))
+def _folder_items(predictions, targets, inputs, palette, max_pixels):
+    items = list(_prediction_pairs(predictions, targets, inputs, max_pixels))
     return _Items(items, len(items), f"{predictions} against {targets}", _resolve_palette(palette, None, None))
 
 
-def _model_items(model, dataset, split, direction, mode, palette, data_dir, seed):
+def _model_items(model, dataset, split, direction, mode, palette, data_dir, seed, max_pixels):
     """The pairs of a split translated by a model in a test-time mode."""
     keras.utils.set_random_seed(seed)
     generator, saved = load_generator(model)
@@ -131,7 +131,8 @@ def _model_items(model, dataset, split, direction, mode, palette, data_dir, seed
         dataset=dataset, image_size=(height, width), input_channels=input_channels,
         output_channels=generator.output_shape[-1],
     )  # fmt: skip
-    pairs = datasets.check_pairs(split_pairs(dataset, split, data_dir or (saved.data_dir if saved else None)))
+    pairs = split_pairs(dataset, split, data_dir or (saved.data_dir if saved else None))
+    pairs = datasets.check_pairs(pairs, max_pixels=max_pixels)
     direction = direction or (saved.direction if saved and saved.dataset == dataset else None)
     direction = direction or datasets.usual_direction(dataset)
     runner = prepare(generator, mode)
@@ -148,12 +149,12 @@ def _model_items(model, dataset, split, direction, mode, palette, data_dir, seed
 
 
 def _write_png(path, image):
-    tf.io.write_file(path, tf.io.encode_png(data.denormalize(tf.convert_to_tensor(image, tf.float32))))
+    write_atomically(path, tf.io.encode_png(data.denormalize(tf.convert_to_tensor(image, tf.float32))).numpy())
 
 
 def _score(source, output_dir, keep_images, verbose):
     """Scores each item and writes its thumbnails; returns (rows, the summed label confusion, outputs, targets)."""
-    os.makedirs(os.path.join(output_dir, "images"), exist_ok=True)
+    make_folder(os.path.join(output_dir, "images"), "--output")
     progress = Progress(source.total, "evaluated", rate_unit="pairs", log_every=50) if verbose else None
     rows, confusion, outputs, targets = [], None, [], []
     for index, (name, output, target, inputs) in enumerate(source.items):
@@ -207,6 +208,7 @@ def evaluate(
     inputs=None,
     data_dir=None,
     seed=0,
+    max_pixels=MAX_PIXELS,
     verbose=True,
 ):
     """Scores a model on a split (or a folder of predictions against targets) and writes a report.
@@ -226,6 +228,7 @@ def evaluate(
         predictions, targets, inputs: folders of images matched by name, to score without a model.
         data_dir: where prepared datasets are kept.
         seed: makes paper mode's dropout repeatable.
+        max_pixels: the largest image accepted, in pixels, checked from its header.
         verbose: print the progress and the summary.
 
     Returns:
@@ -238,10 +241,17 @@ def evaluate(
     """
     check_choice("mode", mode, MODES)
     log = print if verbose else (lambda *arguments, **keywords: None)
+    for name, folder in (("--predictions", predictions), ("--targets", targets), ("--inputs", inputs),
+                         ("--dataset", dataset)):  # fmt: skip
+        if folder and os.path.isdir(folder) and is_inside(output_dir, folder):
+            raise UsageError(f"--output {output_dir} is the {name} folder {folder} or inside it: pass another --output")
+    make_folder(output_dir, "--output")
+    for folder in (output_dir, os.path.join(output_dir, "images")):
+        sweep_leftovers(folder)
     if model is not None:
-        source = _model_items(model, dataset, split, direction, mode, palette, data_dir, seed)
+        source = _model_items(model, dataset, split, direction, mode, palette, data_dir, seed, max_pixels)
     elif predictions and targets:
-        source = _folder_items(predictions, targets, inputs, palette)
+        source = _folder_items(predictions, targets, inputs, palette, max_pixels)
     else:
         raise UsageError("give --model, or --predictions and --targets folders")
     rows, confusion, outputs, reals = _score(source, output_dir, fid, verbose)

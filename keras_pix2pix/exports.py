@@ -25,7 +25,8 @@ from ai_edge_litert.interpreter import Interpreter
 from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
 
 from keras_pix2pix import data, datasets, fast
-from keras_pix2pix.config import UsageError, check_choice
+from keras_pix2pix.config import MAX_PIXELS, Config, UsageError, check_choice
+from keras_pix2pix.files import make_folder, sweep_leftovers
 from keras_pix2pix.metrics import parity
 from keras_pix2pix.modes import export_form
 from keras_pix2pix.translation import load_generator
@@ -46,34 +47,45 @@ def _check_choices(name, values, allowed):
     return values
 
 
-def _serving_functions(model):
+def _serving_functions(model, max_pixels=MAX_PIXELS):
     height, width, channels = model.input_shape[1:]
 
     def translate(images):
         """float32 images in [-1, 1] at the model's size -> float32 in [-1, 1]."""
         return {"images": tf.cast(model(images, training=False), tf.float32)}
 
+    def decode(contents):
+        # The size is read from the header and checked before decoding: a small file can claim
+        # a huge image (a 285 KB PNG of 10000x10000 decodes to 1.2 GB of float32).
+        size = data.header_size(contents)
+        within = tf.debugging.assert_less_equal(
+            size[0] * size[1], tf.constant(max_pixels, tf.int64),
+            message=f"an image is larger than the limit of {max_pixels} pixels (export --max-pixels)",
+        )  # fmt: skip
+        with tf.control_dependencies([within]):
+            image = tf.io.decode_image(contents, channels=channels, dtype=tf.float32, expand_animations=False)
+        return data.normalize(data.resize(image, (height, width))), tf.cast(size, tf.int32)
+
     def serve(image_bytes):
         """Encoded JPEG or PNG images of any size -> PNG images of the same sizes."""
-
-        def decode(contents):
-            image = tf.io.decode_image(contents, channels=channels, dtype=tf.float32, expand_animations=False)
-            size = tf.shape(image)[:2]
-            return data.normalize(data.resize(image, (height, width))), size
-
         images, sizes = tf.map_fn(
             decode,
             image_bytes,
             fn_output_signature=(tf.TensorSpec([height, width, channels], tf.float32), tf.TensorSpec([2], tf.int32)),
         )
-        outputs = tf.cast(model(images, training=False), tf.float32)
 
         def encode(arguments):
             output, size = arguments
             return tf.io.encode_png(data.denormalize(data.resize(output, size, -1.0, 1.0)))
 
+        def translated():
+            outputs = tf.cast(model(images, training=False), tf.float32)
+            return tf.map_fn(encode, (outputs, sizes), fn_output_signature=tf.string)
+
+        # An empty request gets an empty answer (the convolutions refuse a batch of none).
+        output_bytes = tf.cond(tf.size(image_bytes) > 0, translated, lambda: tf.zeros([0], tf.string))
         # The _bytes suffix makes TF Serving's REST API return the PNGs base64-encoded.
-        return {"output_bytes": tf.map_fn(encode, (outputs, sizes), fn_output_signature=tf.string)}
+        return {"output_bytes": output_bytes}
 
     return translate, serve, (height, width, channels)
 
@@ -90,15 +102,16 @@ def _warmup_records(path, model_name, sample_png):
         writer.write(log.SerializeToString())
 
 
-def write_saved_model(model, path, model_name="pix2pix"):
+def write_saved_model(model, path, model_name="pix2pix", max_pixels=MAX_PIXELS):
     """Writes the SavedModel (ExportArchive) with its two signatures and the warmup records.
 
     Args:
         model: the export-mode generator.
         path: the version folder to write.
         model_name: the name TF Serving serves it under (used in the warmup requests).
+        max_pixels: the largest image serving_default decodes; a larger one fails the request.
     """
-    translate, serve, (height, width, channels) = _serving_functions(model)
+    translate, serve, (height, width, channels) = _serving_functions(model, max_pixels)
     # Not archive.track(model): the archive saves the variables its endpoints use in any case,
     # and tracking the model saves each of them a second time (as its Keras variable), which
     # doubled variables/ (435.8 MB instead of 217.7 MB at 256x256) for TF Serving to download.
@@ -177,7 +190,7 @@ def run_tflite(model_content, images, threads=None):
 def calibration_images(dataset, config, count=100, data_dir=None, direction=None):
     """Up to count training inputs in [-1, 1] at the model's size, for int8 calibration and checks."""
     splits = datasets.find_dataset(dataset, data_dir or config.data_dir, config.manual_dir)
-    pairs = datasets.check_pairs(splits.train.take(count), skip_bad=True, log=lambda message: None)
+    pairs = datasets.check_pairs(splits.train.take(count), True, lambda message: None, config.max_pixels)
     direction = direction or config.direction or splits.direction
     images = [inputs[0].numpy() for inputs, _ in data.eval_dataset(pairs, config, direction)]
     return np.stack(images)
@@ -185,9 +198,13 @@ def calibration_images(dataset, config, count=100, data_dir=None, direction=None
 
 def _served_name(model, model_name):
     """The served model's name: the given one or the work directory's, made safe for a folder name."""
+    given = model_name
     if model_name is None:
         model_name = os.path.basename(os.path.normpath(model)) if os.path.isdir(model) else "pix2pix"
-    return "".join(character if character.isalnum() or character in "-_" else "_" for character in model_name)
+    safe = "".join(character if character.isalnum() or character in "-_" else "_" for character in model_name)
+    if not safe.strip("_"):
+        raise UsageError(f"--name must hold letters or digits (and - or _), the served model's folder; got {given!r}")
+    return safe
 
 
 def _check_images(exported, config, calibration_dataset, calibration_count, quantize):
@@ -196,17 +213,25 @@ def _check_images(exported, config, calibration_dataset, calibration_count, quan
         calibration_dataset = config.dataset
     if calibration_dataset is not None:
         if config is None:
-            raise UsageError("a bare .keras file has no config.json: calibration needs its work directory")
+            # A bare .keras file: the model's own shapes say how to read the calibration data.
+            height, width, channels = exported.input_shape[1:]
+            config = Config(
+                dataset=calibration_dataset, image_size=(height, width), input_channels=channels,
+                output_channels=exported.output_shape[-1],
+            )  # fmt: skip
         return calibration_images(calibration_dataset, config, calibration_count)
     if "int8" in quantize:
-        raise UsageError("int8 quantization needs calibration images: pass --calibration-dataset")
+        raise UsageError(
+            "int8 quantization needs calibration images: pass --calibration-dataset (a bare .keras file has "
+            "no config.json naming its dataset)"
+        )
     height, width, channels = exported.input_shape[1:]
     return np.random.RandomState(0).uniform(-1, 1, (4, height, width, channels)).astype(np.float32)
 
 
-def _export_saved_model(exported, folder, model_name, checks, reference):
+def _export_saved_model(exported, folder, model_name, checks, reference, max_pixels):
     """Writes the SavedModel into folder and checks both signatures; returns its parity."""
-    write_saved_model(exported, folder, model_name)
+    write_saved_model(exported, folder, model_name, max_pixels)
     loaded = tf.saved_model.load(folder)
     measured = parity(reference, loaded.signatures["translate"](images=tf.constant(checks))["images"].numpy())
     if measured["max_abs"] > 1e-4:
@@ -235,14 +260,14 @@ def _export_tflite(form, kind, path, samples, checks, reference):
     return len(content), measured
 
 
-def _export_all(exported, staging, destinations, samples, model_name, quantize):
+def _export_all(exported, staging, destinations, samples, model_name, quantize, max_pixels):
     """Writes and checks every requested export in staging; returns the report (with final paths)."""
     checks = samples[:4]
     reference = exported(checks, training=False).numpy()
     report = {}
     if "saved_model" in destinations:
         folder = os.path.join(staging, "saved_model")
-        measured = _export_saved_model(exported, folder, model_name, checks, reference)
+        measured = _export_saved_model(exported, folder, model_name, checks, reference, max_pixels)
         report["saved_model"] = {"path": destinations["saved_model"], "bytes": _folder_size(folder), "parity": measured}
     # One TFLite form per target, shared by the files that use it.
     targets = {kind: "tflite_int8" if kind == "int8" else "tflite" for kind in quantize}
@@ -268,6 +293,7 @@ def export(
     model_name=None,
     calibration_dataset=None,
     calibration_count=100,
+    max_pixels=MAX_PIXELS,
     log=print,
 ):
     """Exports a trained generator, proves each export matches it, and moves them into place.
@@ -282,6 +308,8 @@ def export(
         calibration_dataset: data for int8 calibration and the parity checks; default: the run's
             dataset from config.json.
         calibration_count: training inputs used for int8 calibration.
+        max_pixels: the largest image the SavedModel's serving_default accepts (checked from
+            each image's header before it is decoded).
         log: where the report lines go.
 
     Returns:
@@ -293,7 +321,8 @@ def export(
     True
     """
     formats = _check_choices("format", formats, FORMATS)
-    quantize = _check_choices("quantize", quantize, QUANTIZATIONS) if "tflite" in formats else ()
+    quantize = _check_choices("quantize", quantize, QUANTIZATIONS)
+    quantize = quantize if "tflite" in formats else ()
     if not isinstance(version, int) or version < 1:
         raise UsageError(f"version must be a positive integer; got {version!r}")
     generator, config = load_generator(model)
@@ -312,11 +341,13 @@ def export(
             raise UsageError(f"{path} exists already: pass another --version")
     exported = export_form(generator)
     samples = _check_images(exported, config, calibration_dataset, calibration_count, quantize)
-    os.makedirs(output_dir, exist_ok=True)
-    staging = os.path.join(output_dir, f".export-{model_name}-{os.getpid()}")
+    make_folder(output_dir, "--output")
+    sweep_leftovers(output_dir, log)
+    # Named as files.replacing names its temporaries, so that a killed export's folder is swept.
+    staging = os.path.join(output_dir, f".export-{model_name}.tmp-{os.getpid()}")
     shutil.rmtree(staging, ignore_errors=True)
     try:
-        report = _export_all(exported, staging, destinations, samples, model_name, quantize)
+        report = _export_all(exported, staging, destinations, samples, model_name, quantize, max_pixels)
         # Every export is checked: move them into place, each with one rename.
         for name, destination in destinations.items():
             os.makedirs(os.path.dirname(destination), exist_ok=True)

@@ -113,6 +113,8 @@ def _checked_generator_arguments(image_size, input_channels, output_channels, de
     if not 0 <= dropout < 1:
         raise UsageError(f"dropout must be in [0, 1); got {dropout!r}")
     if depth is None:
+        if min(height, width) < 2:
+            raise UsageError(f"image_size must be at least 2 on each side (a U-Net halves it); got {height}x{width}")
         depth = default_depth((height, width))
     elif not isinstance(depth, int) or depth < 1:
         raise UsageError(f"depth must be a positive integer; got {depth!r}")

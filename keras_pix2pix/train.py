@@ -24,9 +24,8 @@ import threading
 import keras
 import tensorflow as tf
 
-from keras_pix2pix import checkpoints, data, datasets, distribute, fast, losses, models
+from keras_pix2pix import checkpoints, data, datasets, distribute, fast, files, losses, models
 from keras_pix2pix.config import ARCHITECTURE_FIELDS, DEFAULT_EPOCHS, Config, UsageError
-from keras_pix2pix.files import replacing
 from keras_pix2pix.modes import translate, unchanged
 from keras_pix2pix.progress import Progress
 
@@ -262,6 +261,13 @@ def resolve_config(workdir, config=None, settings=None, log=print):
             f"{workdir} was trained with {name}={old!r} but this run asks for {name}={new!r}; "
             "use another --workdir, or the saved settings"
         )
+    if "mixed_float16" in (resolved.precision, saved.precision) and resolved.precision != saved.precision:
+        # mixed_float16 wraps each optimizer in a loss scaler: its checkpoint holds other variables.
+        raise UsageError(
+            f"{workdir} was trained with precision={saved.precision!r}, and a checkpoint cannot change to or "
+            f"from mixed_float16 (its optimizers hold a loss scale); resume with --precision {saved.precision}, "
+            "or use another --workdir"
+        )
     for name, new, old in changed:
         log(f"note: {name} changed from {old!r} (saved config.json) to {new!r}")
     return resolved
@@ -279,20 +285,36 @@ class NonFiniteLossError(RuntimeError):
     """A loss became NaN or infinite; the last good checkpoint is untouched."""
 
 
+class _Signals:
+    """SIGTERM and SIGINT: during start-up they stop at once; once training runs, they ask it to stop.
+
+    At start-up nothing is half-done that a stop could spoil (every file is written through
+    files.replacing), so the handler raises at once: a slow start (a download, a check of every
+    image) never keeps a stop request waiting. Once steps run, the loop stops after the step in
+    progress and a checkpoint.
+    """
+
+    def __init__(self):
+        self.requested = []
+        self.immediate = True
+
+    def __call__(self, number, frame):
+        name = signal.Signals(number).name
+        if self.immediate:
+            raise TrainingInterrupted(f"{name}: stopped during start-up, before any step; nothing was lost", step=None)
+        self.requested.append(name)
+
+
 @contextlib.contextmanager
 def _stop_on_signals():
-    """Turns SIGTERM and SIGINT into a request (the yielded list gets the signal's name)."""
-    requested = []
+    """Installs a _Signals for SIGTERM and SIGINT while the block runs; yields it."""
+    signals = _Signals()
     if threading.current_thread() is not threading.main_thread():
-        yield requested  # signal handlers can only be set from the main thread
+        yield signals  # signal handlers can only be set from the main thread
         return
-
-    def request(number, frame):
-        requested.append(signal.Signals(number).name)
-
-    previous = {number: signal.signal(number, request) for number in (signal.SIGTERM, signal.SIGINT)}
+    previous = {number: signal.signal(number, signals) for number in (signal.SIGTERM, signal.SIGINT)}
     try:
-        yield requested
+        yield signals
     finally:
         for number, handler in previous.items():
             signal.signal(number, handler)
@@ -325,7 +347,7 @@ def fit(config=None, workdir=None, *, verbose=True, **settings):
     >>> generator = fit(dataset=pairs_folder, steps=2, workdir=tmp + "/run", verbose=False, **tiny)
     >>> generator = fit(workdir=tmp + "/run", steps=3, verbose=False)  # resume: the saved settings, 1 step more
     >>> sorted(os.listdir(tmp + "/run"))
-    ['checkpoints', 'config.json', 'generator.keras', 'logs', 'samples']
+    ['.lock', 'checkpoints', 'config.json', 'generator.keras', 'logs', 'samples']
     """
     log = _printer(verbose)
     if workdir is None:
@@ -351,13 +373,14 @@ class _Run:
     train_step: object
     writer: object
     log: object
+    start: int
 
 
 def _read_data(config, log):
     """(splits, training pairs, sample pairs), every file decoded once so that a bad one stops the run now."""
     splits = datasets.find_dataset(config.dataset, config.data_dir, config.manual_dir)
-    train_pairs = datasets.check_pairs(splits.train, config.skip_bad, log)
-    sample_pairs = datasets.check_pairs(splits.validation.take(config.sample_count), config.skip_bad, log)
+    train_pairs = datasets.check_pairs(splits.train, config.skip_bad, log, config.max_pixels)
+    sample_pairs = datasets.check_pairs(splits.validation.take(config.sample_count), config.skip_bad, log, config.max_pixels)
     return splits, train_pairs, sample_pairs
 
 
@@ -393,10 +416,41 @@ def _describe(config, splits, train_pairs, checkpoint, total_steps, decay_steps)
     )
 
 
-def _set_up(config, workdir, log):
+def _claim_workdir(workdir, config, chief, stack, log):
+    """Makes the work directory, locks it for this run (the chief) and sweeps what killed runs left."""
+    if config.dataset not in ("demo", *datasets.CATALOG_NAMES) and files.is_inside(workdir, config.dataset):
+        raise UsageError(
+            f"--workdir {workdir} is inside the dataset folder {config.dataset}: the run's files would mix with "
+            "its images; pass a --workdir outside it"
+        )
+    files.make_folder(workdir, "--workdir")
+    if not chief:
+        return
+    stack.enter_context(files.locked(workdir, "fit"))
+    files.sweep_leftovers(workdir, log)
+    checkpoints.sweep(os.path.join(workdir, "checkpoints"), log)
+
+
+def _check_progress(workdir, start, total_steps):
+    """Refuses a run that would undo work: fewer steps than done, or a new run over a trained generator."""
+    if start > total_steps:
+        raise UsageError(
+            f"{workdir} has trained {start} steps, more than the {total_steps} this run asks for: ask for more "
+            f"(--steps above {start}) to train on, or use another --workdir"
+        )
+    if start == 0 and os.path.exists(os.path.join(workdir, "generator.keras")):
+        raise UsageError(
+            f"{workdir} holds a generator.keras but no checkpoint to resume: a new run would replace it; use "
+            "another --workdir (or move generator.keras away to train afresh here)"
+        )
+
+
+def _set_up(config, workdir, log, stack):
     """Everything before the first step: data, networks, the restored checkpoint, config.json."""
     # First: a multi-worker strategy must be set up before TensorFlow runs any op.
     strategy = distribute.make_strategy(config.strategy)
+    chief = distribute.is_chief(strategy)
+    _claim_workdir(workdir, config, chief, stack, log)
     splits, train_pairs, sample_pairs = _read_data(config, log)
     config = config.replace(
         seed=config.seed if config.seed is not None else random.SystemRandom().randrange(2**31 - 1),
@@ -407,15 +461,14 @@ def _set_up(config, workdir, log):
     if config.deterministic:
         tf.config.experimental.enable_op_determinism()
     generator, discriminator, checkpoint = _build_networks(config, strategy, total_steps, decay_steps)
-    os.makedirs(workdir, exist_ok=True)
-    manager = checkpoints.make_manager(checkpoint, workdir, strategy, config.keep_checkpoints)
-    start = checkpoints.restore_latest(manager, checkpoint, workdir)
-    if start:
+    manager, start = checkpoints.restore_latest(checkpoint, workdir, strategy, config.keep_checkpoints, log)
+    if chief:
+        _check_progress(workdir, start, total_steps)
+    if 0 < start < total_steps:
         log(f"resuming {workdir} at step {start} of {total_steps}")
-    chief = distribute.is_chief(strategy)
     # Saved only now that the networks are built and the checkpoint fits them: a run refused
     # before this point leaves the work directory's config.json as it was.
-    if chief:
+    if chief and start < total_steps:
         config.save(os.path.join(workdir, "config.json"))
     log(_describe(config, splits, train_pairs, checkpoint, total_steps, decay_steps))
     sample_batch = (None, None)
@@ -425,10 +478,11 @@ def _set_up(config, workdir, log):
     return _Run(
         config=config, workdir=workdir, strategy=strategy, chief=chief, train_pairs=train_pairs,
         sample_batch=sample_batch, total_steps=total_steps, checkpoint=checkpoint,
-        manager=manager, log=log,
+        manager=manager, log=log, start=start,
         train_step=make_train_step(generator, discriminator, checkpoint.generator_optimizer,
                                    checkpoint.discriminator_optimizer, config, strategy),
-        writer=tf.summary.create_file_writer(logs) if chief else tf.summary.create_noop_writer(),
+        # A finished run writes nothing, not even an empty event file.
+        writer=tf.summary.create_file_writer(logs) if chief and start < total_steps else tf.summary.create_noop_writer(),
     )  # fmt: skip
 
 
@@ -454,7 +508,8 @@ def _write_samples(run, step):
         outputs = translate(run.checkpoint.generator, inputs, mode="paper")
     image = sample_grid(inputs, outputs, targets)
     os.makedirs(os.path.join(run.workdir, "samples"), exist_ok=True)
-    tf.io.write_file(os.path.join(run.workdir, "samples", f"step_{step:07d}.png"), tf.io.encode_png(image))
+    path = os.path.join(run.workdir, "samples", f"step_{step:07d}.png")
+    files.write_atomically(path, tf.io.encode_png(image).numpy())
     with run.writer.as_default(step=step):
         tf.summary.image("samples", image[None], max_outputs=1)
         tf.summary.scalar("validation/l1_samples", tf.reduce_mean(tf.abs(outputs - targets)))
@@ -478,7 +533,12 @@ def _report(run, step, step_losses, progress):
             tf.summary.scalar("images_per_second", images_per_second)
 
 
-def _roll_back(run, step, step_losses):
+# Rollbacks in a row (no step saved between them) after which --on-nan skip gives up: a loss that
+# is non-finite batch after batch means the networks diverged, and skipping would go on forever.
+MOST_SKIPS_IN_A_ROW = 10
+
+
+def _roll_back(run, step, step_losses, skips_in_a_row):
     """The non-finite-loss policy: stop, or roll back to the last checkpoint past the bad batch.
 
     Returns:
@@ -491,6 +551,11 @@ def _roll_back(run, step, step_losses):
             f"non-finite loss at step {step} ({values}); the last good checkpoint, {latest or 'none'}, is "
             "untouched (--on-nan skip rolls back to it and goes on with the next batch)"
         )
+    if skips_in_a_row >= MOST_SKIPS_IN_A_ROW:
+        raise NonFiniteLossError(
+            f"non-finite loss {skips_in_a_row + 1} times since {latest}, rolled back each time (the last: {values}): "
+            "the networks have diverged; the checkpoint is untouched: lower --learning-rate, or check the data"
+        )
     skipped = run.checkpoint.skipped_batches
     bad_batch = step - 1 + int(skipped.numpy())
     run.checkpoint.restore(latest).assert_existing_objects_matched()
@@ -500,36 +565,51 @@ def _roll_back(run, step, step_losses):
     return restored
 
 
-def _train_loop(run, verbose):
-    """Steps from the restored step to the last, with samples, reports and checkpoints on their intervals."""
+def _interrupted(run, stop, current):
+    """Saves the step reached and says how to go on, for a stop requested by a signal."""
+    checkpoints.save(run.manager, current)
+    run.writer.flush()
+    return TrainingInterrupted(
+        f"{stop[0]}: saved a checkpoint at step {current} of {run.total_steps} in {run.workdir}; "
+        "run the same command to resume",
+        step=current,
+    )
+
+
+def _train_loop(run, stop, verbose):
+    """Steps from the restored step to the last, with samples, reports and checkpoints on their intervals.
+
+    Args:
+        run: the _Run.
+        stop: the signals' requests (a list that SIGTERM or SIGINT appends to).
+        verbose: show the progress line.
+    """
     config, total = run.config, run.total_steps
     current = int(run.checkpoint.step.numpy())
     progress = Progress(total, "step", items_per_unit=config.batch_size, start=current) if verbose else None
     batches = _batches_from(run, current)
-    with _stop_on_signals() as stop:
-        while current < total:
-            current += 1
-            step_losses = run.train_step(*next(batches))
-            if not bool(step_losses["finite"]):
-                current = _roll_back(run, current, step_losses)
-                batches = _batches_from(run, current)
-                continue
-            run.checkpoint.step.assign(current)
-            last = current == total
-            if current % config.log_every == 0 or last:
-                _report(run, current, step_losses, progress)
-            if current % config.sample_every == 0 or last:
-                _write_samples(run, current)
-            if current % config.save_every == 0 or last:
-                checkpoints.save(run.manager, current)
-            if stop and not last:
-                checkpoints.save(run.manager, current)
-                run.writer.flush()
-                raise TrainingInterrupted(
-                    f"{stop[0]}: saved a checkpoint at step {current} of {total} in {run.workdir}; "
-                    "run the same command to resume",
-                    step=current,
-                )
+    skips_in_a_row = 0
+    while current < total:
+        current += 1
+        step_losses = run.train_step(*next(batches))
+        if not bool(step_losses["finite"]):
+            current = _roll_back(run, current, step_losses, skips_in_a_row)
+            skips_in_a_row += 1
+            if stop:  # a stop asked for during a run of rollbacks is honoured too
+                raise _interrupted(run, stop, current)
+            batches = _batches_from(run, current)
+            continue
+        run.checkpoint.step.assign(current)
+        last = current == total
+        if current % config.log_every == 0 or last:
+            _report(run, current, step_losses, progress)
+        if current % config.sample_every == 0 or last:
+            _write_samples(run, current)
+        if current % config.save_every == 0 or last:
+            checkpoints.save(run.manager, current)
+            skips_in_a_row = 0
+        if stop and not last:
+            raise _interrupted(run, stop, current)
     run.writer.flush()
 
 
@@ -543,10 +623,17 @@ def _save_generator(run):
         shutil.rmtree(run.manager.directory, ignore_errors=True)
         return generator
     path = os.path.join(run.workdir, "generator.keras")
-    with replacing(path) as temporary:
+    with files.replacing(path) as temporary:
         generator.save(temporary)
     run.log(f"saved {path}")
     return generator
+
+
+def _generator_is_current(run):
+    """Whether generator.keras was written after the last checkpoint (a failed or killed save leaves it older)."""
+    path = os.path.join(run.workdir, "generator.keras")
+    latest = run.manager.latest_checkpoint
+    return os.path.exists(path) and os.path.getmtime(path) >= os.path.getmtime(latest + ".index")
 
 
 def train_with(config, workdir, verbose=True):
@@ -560,6 +647,12 @@ def train_with(config, workdir, verbose=True):
     Returns:
         The trained generator, in stock form.
     """
-    run = _set_up(config, workdir, _printer(verbose))
-    _train_loop(run, verbose)
-    return _save_generator(run)
+    log = _printer(verbose)
+    with _stop_on_signals() as signals, contextlib.ExitStack() as held:
+        run = _set_up(config, workdir, log, held)
+        signals.immediate = False  # from here, a signal asks the loop to stop after a checkpoint
+        if run.start == run.total_steps and _generator_is_current(run):
+            log(f"{workdir} is finished (step {run.start} of {run.total_steps}, generator.keras written): nothing to do")
+            return fast.clone_as(run.checkpoint.generator, "keras")
+        _train_loop(run, signals.requested, verbose)
+        return _save_generator(run)

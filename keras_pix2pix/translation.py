@@ -5,21 +5,74 @@ and resized back to its own size.
 """
 
 import os
+import sys
+import zipfile
 
 import keras
 import tensorflow as tf
 
 from keras_pix2pix import data, datasets, fast
-from keras_pix2pix.checkpoints import restore_generator
-from keras_pix2pix.config import Config, UsageError, check_choice
-from keras_pix2pix.files import write_atomically
+from keras_pix2pix.checkpoints import has_checkpoint, restore_generator
+from keras_pix2pix.config import MAX_PIXELS, Config, UsageError, check_choice
+from keras_pix2pix.files import is_inside, make_folder, sweep_leftovers, write_atomically
 from keras_pix2pix.modes import MODES, prepare, translate
 
 
 def _load_keras_file(path):
-    # Files written before the networks were stock hold keras_pix2pix's training layers
-    # (registered by keras_pix2pix.fast): they load, and run in stock form.
-    return fast.clone_as(keras.models.load_model(path), "keras")
+    """A generator from a .keras file, in stock form; one UsageError for a file that is not one.
+
+    Keras' safe mode stays on: a file holding Python code (a Lambda layer) is refused, not run.
+    Files written before the networks were stock hold keras_pix2pix's training layers
+    (registered by keras_pix2pix.fast): they load, and run in stock form.
+    """
+    if not zipfile.is_zipfile(path):
+        raise UsageError(f"{path} is damaged or not a .keras file (a .keras file is a zip archive)")
+    try:
+        model = keras.models.load_model(path)
+    except Exception as error:  # noqa: BLE001 - Keras raises many kinds for a bad file; each means: not loadable
+        reason = _first_line(error)
+        if "Lambda" in reason or "safe_mode" in reason:
+            reason = "it holds Python code (a Lambda layer), which keras-pix2pix does not run"
+        raise UsageError(f"{path} cannot be loaded as a Keras model: {reason}") from None
+    if not _is_generator(model):
+        raise UsageError(
+            f"{path} is not an image-to-image generator: it maps {model.input_shape} to {model.output_shape}, "
+            "not one image batch to another of the same size"
+        )
+    return fast.clone_as(model, "keras")
+
+
+def _first_line(error):
+    return (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
+
+
+def _is_generator(model):
+    shapes = (getattr(model, "input_shape", None), getattr(model, "output_shape", None))
+    if not all(isinstance(shape, tuple) and len(shape) == 4 for shape in shapes):
+        return False
+    (_, *input_size, input_channels), (_, *output_size, output_channels) = shapes
+    return input_size == output_size and None not in input_size and input_channels in (1, 3) and output_channels in (1, 3)
+
+
+def _from_workdir(model):
+    """The generator and Config of a work directory: generator.keras, else (or when it is damaged) the latest checkpoint."""
+    config_path = os.path.join(model, "config.json")
+    config = Config.load(config_path) if os.path.exists(config_path) else None
+    generator_path = os.path.join(model, "generator.keras")
+    damaged = None
+    if os.path.exists(generator_path):
+        try:
+            return _load_keras_file(generator_path), config
+        except UsageError as error:
+            damaged = error
+    if config is None or not has_checkpoint(model):
+        if damaged:
+            raise damaged
+        raise UsageError(f"{model} holds neither generator.keras nor a checkpoint with its config.json")
+    generator = restore_generator(model, config)
+    if damaged:
+        print(f"warning: {damaged}; using the generator of the latest checkpoint instead", file=sys.stderr)
+    return generator, config
 
 
 def load_generator(model):
@@ -27,7 +80,7 @@ def load_generator(model):
 
     Args:
         model: a work directory (its generator.keras, or its latest checkpoint when training
-            stopped before writing generator.keras) or a .keras file.
+            stopped before writing generator.keras or the file is damaged) or a .keras file.
 
     Example:
     >>> generator, config = load_generator(workdir)
@@ -35,14 +88,7 @@ def load_generator(model):
     ((None, 32, 32, 3), (32, 32))
     """
     if os.path.isdir(model):
-        config_path = os.path.join(model, "config.json")
-        config = Config.load(config_path) if os.path.exists(config_path) else None
-        generator_path = os.path.join(model, "generator.keras")
-        if os.path.exists(generator_path):
-            return _load_keras_file(generator_path), config
-        if config is not None and tf.train.latest_checkpoint(os.path.join(model, "checkpoints")):
-            return restore_generator(model, config), config
-        raise UsageError(f"{model} holds neither generator.keras nor a checkpoint with its config.json")
+        return _from_workdir(model)
     if os.path.isfile(model):
         if not model.endswith(".keras"):
             raise UsageError(f"model must be a work directory or a .keras file; got {model}")
@@ -69,22 +115,53 @@ def _input_files(inputs):
     return files
 
 
-def _read_input(path, pairs, direction, channels):
+def _destinations(files, inputs, output_dir, overwrite):
+    """OUTPUT/NAME.png for each input, refusing any that would overwrite an input, each other, or (unasked) a file."""
+    for item in inputs:
+        if os.path.isdir(item) and is_inside(output_dir, item):
+            raise UsageError(f"--output {output_dir} is the input folder {item} or inside it: pass another --output")
+    inputs_by_path = {os.path.realpath(path): path for path in files}
+    destinations, sources = [], {}
+    for path in files:
+        destination = os.path.join(output_dir, os.path.splitext(os.path.basename(path))[0] + ".png")
+        if os.path.realpath(destination) in inputs_by_path:
+            raise UsageError(f"translating {path} would overwrite the input {destination}: pass another --output")
+        if destination in sources:
+            raise UsageError(
+                f"{sources[destination]} and {path} would both be written to {destination}: translate them into "
+                "separate --output folders"
+            )
+        sources[destination] = path
+        destinations.append(destination)
+    existing = [path for path in destinations if os.path.lexists(path)]
+    if existing and not overwrite:
+        raise UsageError(
+            f"{existing[0]} exists already ({len(existing)} of the {len(destinations)} outputs do): pass "
+            "--overwrite to replace them, or another --output"
+        )
+    return destinations
+
+
+def _read_input(path, pairs, direction, channels, max_pixels):
     """An input image in [0, 1] with the model's channels: the whole file, or its input half."""
-    try:
-        image = data.decode_image(tf.io.read_file(path))
-    except tf.errors.InvalidArgumentError:
-        raise UsageError(f"{path} is not a readable JPEG or PNG image") from None
+    image = data.read_image(path, max_pixels)
     if pairs:
+        if image.shape[1] < 2 or image.shape[1] % 2:
+            raise UsageError(f"{path} is {image.shape[1]} px wide: an AB pair image needs an even width (--pairs)")
         return data.split_pair(image, direction, channels, channels)[0]
     return data.to_channels(image, channels)
 
 
-def predict(model, inputs, output_dir, *, pairs=False, direction=None, mode="paper", seed=None):
+def predict(
+    model, inputs, output_dir, *, pairs=False, direction=None, mode="paper", seed=None, overwrite=False,
+    skip_bad=False, max_pixels=MAX_PIXELS, log=print,
+):  # fmt: skip
     """Translates image files and folders, writing one PNG per input into output_dir.
 
     Each output has the size of its input: the input is resized to the model's size and the
-    output resized back.
+    output resized back. Nothing is written over an input, over another output of the same
+    call, or over an existing file unless overwrite is set; every destination is checked
+    before the first image is translated.
 
     Args:
         model: a work directory or a .keras file (see load_generator).
@@ -94,6 +171,10 @@ def predict(model, inputs, output_dir, *, pairs=False, direction=None, mode="pap
         direction: which half is the input with pairs; None takes the run's direction.
         mode: "paper", "inference" or "export" (see keras_pix2pix.modes).
         seed: makes paper mode's dropout repeatable.
+        overwrite: replace outputs that exist already.
+        skip_bad: go on past an unreadable or oversized input (and say how many), instead of stopping.
+        max_pixels: the largest input accepted, in pixels, checked from its header.
+        log: where the note about skipped inputs goes.
 
     Returns:
         The paths written.
@@ -104,6 +185,7 @@ def predict(model, inputs, output_dir, *, pairs=False, direction=None, mode="pap
     """
     check_choice("mode", mode, MODES)
     files = _input_files(inputs)
+    destinations = _destinations(files, inputs, output_dir, overwrite)
     if seed is not None:
         keras.utils.set_random_seed(seed)
     generator, config = load_generator(model)
@@ -111,15 +193,22 @@ def predict(model, inputs, output_dir, *, pairs=False, direction=None, mode="pap
     if pairs and direction is None:
         direction = config.direction if config is not None and config.direction else "AtoB"
     height, width, channels = generator.input_shape[1:]
-    os.makedirs(output_dir, exist_ok=True)
-    written = []
-    for path in files:
-        image = _read_input(path, pairs, direction, channels)
+    make_folder(output_dir, "--output")
+    sweep_leftovers(output_dir)
+    written, skipped = [], []
+    for path, destination in zip(files, destinations):
+        try:
+            image = _read_input(path, pairs, direction, channels, max_pixels)
+        except UsageError as problem:
+            if not skip_bad:
+                raise UsageError(f"{problem} ({len(written)} image(s) written before it; --skip-bad goes on past it)") from None
+            skipped.append(str(problem))
+            continue
         original_size = image.shape[:2]
         output = translate(runner, data.normalize(data.resize(image, (height, width)))[None], mode)[0]
         output = data.resize(output, original_size, -1.0, 1.0)
-        name = os.path.splitext(os.path.basename(path))[0] + ".png"
-        destination = os.path.join(output_dir, name)
         write_atomically(destination, tf.io.encode_png(data.denormalize(output)).numpy())
         written.append(destination)
+    if skipped:
+        log(f"skipped {len(skipped)} bad input(s) of {len(files)}; the first: {skipped[0]}")
     return written

@@ -1,9 +1,16 @@
 import functools
+import gzip
+import hashlib
 import http.server
 import io
 import os
+import pathlib
+import re
 import tarfile
 import threading
+import tracemalloc
+import urllib.request
+import zlib
 
 import numpy as np
 import pytest
@@ -13,6 +20,7 @@ import tensorflow_datasets as tfds
 from conftest import SHARED_DATA, TINY, write_ab_folder
 from keras_pix2pix import data, datasets
 from keras_pix2pix.cli import main
+from keras_pix2pix.config import UsageError
 
 
 
@@ -294,3 +302,291 @@ def test_release_epochs_are_whole_permutations_read_in_windows(tmp_path, monkeyp
         assert names == [stored[index] for index in permutation]
         orders.append(names)
     assert sorted(orders[0]) == sorted(stored) and orders[0] != orders[1] and orders[0] != stored
+
+
+# --- downloads and damaged archives --------------------------------------------------------------
+
+
+def _png(seed):
+    """An 8x16 AB PNG of noise: the smallest image the builder accepts."""
+    return tf.io.encode_png(np.random.RandomState(seed).randint(0, 256, (8, 16, 3)).astype(np.uint8)).numpy()
+
+
+def make_png_archive(path, counts=(("train", 3), ("val", 1), ("test", 1)), extra=()):
+    """A tar.gz laid out as the facades release, of 8x16 PNGs; extra: more (name, bytes) members."""
+    with tarfile.open(path, "w:gz") as tar:
+        for split, count in counts:
+            for index in range(count):
+                _add(tar, f"facades/{split}/{index + 1}.png", _png(index))
+        for name, contents in extra:
+            _add(tar, name, contents)
+    return pathlib.Path(path)
+
+
+def _temporaries(folder):
+    """The temporary files files.replacing left in folder (.NAME.tmp-PID...)."""
+    return [name for name in os.listdir(folder) if name.startswith(".") and ".tmp-" in name]
+
+
+def _exactly(message):
+    return f"^{re.escape(message)}$"
+
+
+@pytest.fixture
+def archive_server(monkeypatch):
+    """An HTTP server on 127.0.0.1; .routes maps a path to (body, Content-Length or None, bytes to send).
+
+    It sends the first `bytes to send` of the body and closes the connection (HTTP/1.0), as a
+    server that fails part-way, or lies about the length, would.
+    """
+    routes, requests = {}, []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            requests.append(self.path)
+            if self.path not in routes:
+                self.send_error(404)
+                return
+            body, length, sent = routes[self.path]
+            self.send_response(200)
+            if length is not None:
+                self.send_header("Content-Length", str(length))
+            self.end_headers()
+            self.wfile.write(body[:sent])
+
+        def log_message(self, format, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    # A short poll, so that shutting it down takes a twentieth of a second, not half of one.
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    server.url = f"http://127.0.0.1:{server.server_address[1]}"
+    server.routes, server.requests = routes, requests
+    monkeypatch.setenv("KERAS_PIX2PIX_DATASETS_URL", server.url)
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def _serve(server, body, length="full", sent=None):
+    server.routes["/facades.tar.gz"] = (body, len(body) if length == "full" else length, len(body) if sent is None else sent)
+
+
+def _cut(body, kind):
+    """body as a failing server sends it, with the error the download must raise (after the URL)."""
+    half = len(body) // 2
+    if kind == "half of its Content-Length":
+        return (body, len(body), half), f"was cut short: got {half} of {len(body)} bytes"
+    if kind == "Content-Length past its end":
+        return (body, len(body) + 1000, len(body)), f"was cut short: got {len(body)} of {len(body) + 1000} bytes"
+    incomplete = "is not a complete tar.gz archive: "
+    if kind == "half, no Content-Length":
+        return (body, None, half), incomplete + "Compressed file ended before the end-of-stream marker was reached"
+    # The gzip CRC flipped: every tar member reads, and only the end of the stream tells.
+    corrupt = bytearray(body)
+    corrupt[-8] ^= 0xFF
+    stored = int.from_bytes(corrupt[-8:-4], "little")
+    actual = zlib.crc32(gzip.decompress(body))
+    return (bytes(corrupt), len(body), len(body)), incomplete + f"CRC check failed {hex(stored)} != {hex(actual)}"
+
+
+@pytest.mark.parametrize(
+    "kind", ["half of its Content-Length", "Content-Length past its end", "half, no Content-Length", "corrupt CRC"]
+)
+def test_a_short_or_corrupt_download_is_not_cached(tmp_path, archive_server, kind):
+    good = make_png_archive(tmp_path / "facades.tar.gz").read_bytes()
+    archive_server.routes["/facades.tar.gz"], problem = _cut(good, kind)
+    url = f"{archive_server.url}/facades.tar.gz"
+    data_dir = tmp_path / "tfds"
+    with pytest.raises(UsageError, match=_exactly(f"the download of {url} {problem}; nothing was kept: {datasets.RETRY}")):
+        datasets.find_dataset("facades", str(data_dir))
+    # Nothing cached, no temporary file, no digest recorded (TFDS's own extracted/ folder aside).
+    assert [name for name in os.listdir(data_dir / "downloads") if "facades" in name] == []
+    _serve(archive_server, good)
+    splits = datasets.find_dataset("facades", str(data_dir))
+    assert (len(splits.train), len(splits.validation)) == (3, 1)
+    assert sorted(name for name in os.listdir(data_dir / "downloads") if "facades" in name) == [
+        "facades.tar.gz",
+        "facades.tar.gz.sha256",
+    ]
+    assert archive_server.requests == ["/facades.tar.gz"] * 2
+
+
+class _Interrupted:
+    """A response that gives the first half of the body, then fails as Ctrl-C or a reset would."""
+
+    def __init__(self, response, error, seen, folder):
+        self.response, self.error, self.seen, self.folder, self.reads = response, error, seen, folder, 0
+        self.headers = response.headers
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exception):
+        self.response.close()
+
+    def read(self, size):
+        self.reads += 1
+        if self.reads == 1:
+            return self.response.read(int(self.headers["Content-Length"]) // 2)
+        self.seen.extend(_temporaries(self.folder))  # the half received so far, written beside
+        raise self.error
+
+
+@pytest.mark.parametrize("error", [KeyboardInterrupt(), ConnectionResetError(104, "Connection reset by peer")])
+def test_an_interrupted_download_leaves_no_temporary_file(tmp_path, archive_server, monkeypatch, error):
+    good = make_png_archive(tmp_path / "facades.tar.gz").read_bytes()
+    _serve(archive_server, good)
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    destination, url, seen = cache / "facades.tar.gz", f"{archive_server.url}/facades.tar.gz", []
+    real_urlopen = urllib.request.urlopen
+    monkeypatch.setattr(
+        urllib.request, "urlopen", lambda *args, **kwargs: _Interrupted(real_urlopen(*args, **kwargs), error, seen, cache)
+    )
+    if isinstance(error, KeyboardInterrupt):
+        with pytest.raises(KeyboardInterrupt):
+            datasets.download(url, str(destination))
+    else:
+        message = f"could not download {url}: [Errno 104] Connection reset by peer ({datasets.RETRY})"
+        with pytest.raises(UsageError, match=_exactly(message)):
+            datasets.download(url, str(destination))
+    assert seen == [f".facades.tar.tmp-{os.getpid()}.gz"] and os.listdir(cache) == []
+    monkeypatch.setattr(urllib.request, "urlopen", real_urlopen)
+    assert datasets.download(url, str(destination)) == hashlib.sha256(good).hexdigest()
+    assert os.listdir(cache) == ["facades.tar.gz"]
+
+
+def _damage(path, kind):
+    """Damages the archive at path as kind says; returns the reason the reading gives."""
+    body = path.read_bytes()
+    if kind == "not a tar":
+        path.write_bytes(b"<html>Not Found</html>")
+        return (
+            "file could not be opened successfully: - method gz: ReadError('not a gzip file') - method bz2: "
+            "ReadError('not a bzip2 file') - method xz: ReadError('not an lzma file') - method tar: ReadError('truncated header')"
+        )
+    path.write_bytes(body[: len(body) // 2] if kind == "half" else body[:-4])
+    return "Compressed file ended before the end-of-stream marker was reached"
+
+
+@pytest.mark.parametrize(
+    "where, kind",
+    [("manual", "half"), ("manual", "trailer cut"), ("manual", "not a tar"), ("cached", "half"), ("cached and recorded", "trailer cut")],
+)
+def test_a_damaged_archive_is_one_line_error(tmp_path, archive_server, where, kind):
+    data_dir, manual = tmp_path / "tfds", tmp_path / "manual"
+    folder = manual if where == "manual" else data_dir / "downloads"
+    folder.mkdir(parents=True)
+    archive = make_png_archive(folder / "facades.tar.gz")
+    good = archive.read_bytes()
+    reason = _damage(archive, kind)
+    if where == "cached and recorded":  # found by the examples' reading, not by the first-use check
+        (folder / "facades.tar.gz.sha256").write_text(hashlib.sha256(archive.read_bytes()).hexdigest() + "\n")
+    message = _exactly(f"{archive} is damaged (truncated or corrupt: {reason}); delete it and download it again")
+    with pytest.raises(UsageError, match=message):
+        list(datasets.safe_archive_files(str(archive)))
+    with pytest.raises(UsageError, match=message):
+        datasets.find_dataset("facades", str(data_dir), manual_dir=str(manual) if where == "manual" else None)
+    assert not os.path.exists(data_dir / "downloads" / "manual-facades.tar.gz.sha256"), "a damaged archive is no reference"
+    if where == "manual":
+        archive.write_bytes(good)
+    else:
+        archive.unlink()  # as the message says; the server has the good one
+        _serve(archive_server, good)
+    splits = datasets.find_dataset("facades", str(data_dir), manual_dir=str(manual) if where == "manual" else None)
+    assert len(splits.train) == 3
+
+
+def test_members_are_streamed_and_oversized_images_refused(tmp_path, monkeypatch):
+    # 16 MB of zeros in a member that is no image: 16 KB in the archive, never read.
+    archive = make_png_archive(tmp_path / "facades.tar.gz", extra=[("facades/train/depth.bin", bytes(16 << 20))])
+    extracted = []
+    real_extractfile = tarfile.TarFile.extractfile
+    monkeypatch.setattr(
+        tarfile.TarFile, "extractfile", lambda tar, member: extracted.append(member.name) or real_extractfile(tar, member)
+    )
+
+    def in_train(name):
+        return name.startswith("facades/train/") and name.endswith(".png")
+
+    tracemalloc.start()
+    try:
+        names = [name for name, contents in datasets.safe_archive_files(str(archive), wanted=in_train)]
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert names == extracted == ["facades/train/1.png", "facades/train/2.png", "facades/train/3.png"]
+    assert peak < 4 << 20, f"{peak} bytes at the peak: a member was read whole"
+
+    monkeypatch.setattr(datasets, "MAX_IMAGE_BYTES", 100)
+    extracted.clear()
+    size = len(_png(0))
+    message = f"refusing {archive}: entry 'facades/train/1.png' is {size} bytes, over the 100-byte bound of an image (MAX_IMAGE_BYTES)"
+    with pytest.raises(UsageError, match=_exactly(message)):
+        list(datasets.safe_archive_files(str(archive), wanted=in_train))
+    assert extracted == [], "refused before it was read"
+
+    # Unsafe entries are refused whether wanted or not.
+    fifo = tarfile.TarInfo("facades/extra/pipe")
+    fifo.type = tarfile.FIFOTYPE
+    with tarfile.open(tmp_path / "fifo.tar.gz", "w:gz") as tar:
+        tar.addfile(fifo)
+    message = f"refusing {tmp_path / 'fifo.tar.gz'}: entry 'facades/extra/pipe' is not a regular file"
+    with pytest.raises(UsageError, match=_exactly(message)):
+        list(datasets.safe_archive_files(str(tmp_path / "fifo.tar.gz"), wanted=in_train))
+
+
+def _prepare(tmp_path, run, manual_dir=None):
+    """Prepares facades into a fresh data dir, with the download dir shared between runs."""
+    builder = datasets.pix2pix_builder("facades", str(tmp_path / f"tfds-{run}"))
+    config = tfds.download.DownloadConfig(manual_dir=str(manual_dir)) if manual_dir else None
+    builder.download_and_prepare(download_dir=str(tmp_path / "downloads"), download_config=config)
+    return builder.info.splits["train"].num_examples
+
+
+def _changed(archive, record, first, second):
+    return _exactly(
+        f"{archive} has changed since its first use: SHA-256 {second}, recorded {first} in {record}; "
+        f"if the new archive is the one you want, delete {record} to accept it"
+    )
+
+
+def test_the_first_digest_is_recorded_and_a_changed_archive_refused(tmp_path, archive_server, monkeypatch):
+    first = make_png_archive(tmp_path / "first.tar.gz").read_bytes()
+    second = make_png_archive(tmp_path / "second.tar.gz", counts=(("train", 2), ("val", 1), ("test", 1))).read_bytes()
+    first_digest, second_digest = hashlib.sha256(first).hexdigest(), hashlib.sha256(second).hexdigest()
+    _serve(archive_server, first)
+    assert _prepare(tmp_path, 1) == 3
+    cached, record = tmp_path / "downloads" / "facades.tar.gz", tmp_path / "downloads" / "facades.tar.gz.sha256"
+    assert record.read_text() == first_digest + "\n"
+    cached.write_bytes(second)  # the cached archive changed on disk
+    with pytest.raises(UsageError, match=_changed(cached, record, first_digest, second_digest)):
+        _prepare(tmp_path, 2)
+    monkeypatch.setitem(datasets.ARCHIVE_SHA256, "facades", "0" * 64)  # a pinned digest is checked first
+    with pytest.raises(UsageError, match=r"facades.tar.gz has SHA-256 [0-9a-f]{64}, not the known 0{64}"):
+        _prepare(tmp_path, 2)
+    monkeypatch.delitem(datasets.ARCHIVE_SHA256, "facades")
+    record.unlink()  # accepts the new archive
+    assert _prepare(tmp_path, 3) == 2 and record.read_text() == second_digest + "\n"
+    assert archive_server.requests == ["/facades.tar.gz"]
+
+    manual = tmp_path / "manual"
+    manual.mkdir()
+    (manual / "facades.tar.gz").write_bytes(first)
+    assert _prepare(tmp_path, 4, manual) == 3
+    assert os.listdir(manual) == ["facades.tar.gz"], "nothing written into the user's folder"
+    manual_record = tmp_path / "downloads" / "manual-facades.tar.gz.sha256"
+    assert manual_record.read_text() == first_digest + "\n"
+    (manual / "facades.tar.gz").write_bytes(second)
+    with pytest.raises(UsageError, match=_changed(manual / "facades.tar.gz", manual_record, first_digest, second_digest)):
+        _prepare(tmp_path, 5, manual)
+    manual_record.unlink()
+    assert _prepare(tmp_path, 6, manual) == 2
+    assert not _temporaries(tmp_path / "downloads")
+
+
+def test_the_release_is_fetched_over_https(monkeypatch):
+    monkeypatch.delenv("KERAS_PIX2PIX_DATASETS_URL", raising=False)
+    assert datasets.datasets_url() == "https://efrosgans.eecs.berkeley.edu/pix2pix/datasets"
