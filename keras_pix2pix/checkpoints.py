@@ -15,6 +15,7 @@ import tensorflow as tf
 
 from keras_pix2pix import distribute
 from keras_pix2pix.config import UsageError
+from keras_pix2pix.errors import first_line
 from keras_pix2pix.files import write_atomically
 from keras_pix2pix.models import generator_from_config
 from keras_pix2pix.modes import dropout_states
@@ -67,10 +68,6 @@ def _written(directory):
     return [os.path.join(directory, f"ckpt-{number}") for number in numbers]
 
 
-def _first_line(error):
-    return (str(error).splitlines() or [type(error).__name__])[0][:200]
-
-
 def _check_network_form(form, path, workdir):
     """Refuses a checkpoint whose networks are of another form than this version builds.
 
@@ -112,18 +109,18 @@ def _restore_newest_intact(checkpoint, prefixes, workdir):
         try:
             form = _network_form(prefix)
         except (*_DAMAGE, ValueError) as error:
-            damaged.append((prefix, _first_line(error)))
+            damaged.append((prefix, first_line(error)))
             continue
         _check_network_form(form, prefix, workdir)
         try:
             status = checkpoint.restore(prefix)
         except (tf.errors.InvalidArgumentError, ValueError) as error:
             if isinstance(error, tf.errors.InvalidArgumentError) and "dtype" not in str(error):
-                damaged.append((prefix, _first_line(error)))
+                damaged.append((prefix, first_line(error)))
                 continue
             raise _misfit(workdir, error) from None
         except _DAMAGE as error:
-            damaged.append((prefix, _first_line(error)))
+            damaged.append((prefix, first_line(error)))
             continue
         try:
             status.assert_existing_objects_matched()
@@ -137,7 +134,7 @@ def _restore_newest_intact(checkpoint, prefixes, workdir):
 def _misfit(workdir, error):
     return UsageError(
         f"the checkpoint in {workdir} does not fit this run's settings (was config.json edited, or did "
-        f"--precision change to or from mixed_float16?): {_first_line(error)}"
+        f"--precision change to or from mixed_float16?): {first_line(error)}"
     )
 
 
@@ -218,7 +215,7 @@ def save(manager, step):
         manager.save(checkpoint_number=step)
     except (OSError, tf.errors.OpError) as error:
         raise CheckpointWriteError(
-            f"could not write the checkpoint of step {step} ({str(error).splitlines()[0]}); "
+            f"could not write the checkpoint of step {step} ({first_line(error)}); "
             f"the last good one, {manager.latest_checkpoint or 'none'}, is untouched"
         ) from None
 

@@ -20,6 +20,7 @@ import sys
 from keras_pix2pix import datasets
 from keras_pix2pix.checkpoints import CheckpointWriteError
 from keras_pix2pix.config import DIRECTIONS, MAX_PIXELS, Config, UsageError, parse_size
+from keras_pix2pix.errors import first_line
 from keras_pix2pix.evaluation import evaluate
 from keras_pix2pix.exports import FORMATS, QUANTIZATIONS, export
 from keras_pix2pix.modes import MODES
@@ -306,9 +307,8 @@ def main(argv=None):
     except Exception as error:  # noqa: BLE001 - the last guard of "one line, no traceback"
         if os.environ.get("KERAS_PIX2PIX_TRACEBACK"):
             raise
-        line = (str(error).strip().splitlines() or [""])[0][:300]
         print(
-            f"keras-pix2pix: internal error: {type(error).__name__}: {line} (please report it; "
+            f"keras-pix2pix: internal error: {type(error).__name__}: {first_line(error, 300)} (please report it; "
             "KERAS_PIX2PIX_TRACEBACK=1 shows where it came from)",
             file=sys.stderr,
         )

@@ -27,6 +27,7 @@ import hashlib
 import http.client
 import os
 import pathlib
+import sys
 import tarfile
 import urllib.error
 import urllib.request
@@ -462,7 +463,8 @@ def pix2pix_builder(name, data_dir=None):
 
 def _encoded(paths):
     """Paths as the file system's bytes: a name that is not valid UTF-8 still reaches TensorFlow intact."""
-    return [os.fsencode(path) for path in paths]
+    # str.encode, not os.fsencode: epoch() is traced by AutoGraph, which tries to convert the latter.
+    return [path.encode(sys.getfilesystemencoding(), "surrogateescape") for path in paths]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -745,8 +747,12 @@ def check_pairs(pairs, skip_bad=False, log=print, max_pixels=MAX_PIXELS):
     """
     if not isinstance(pairs, FilePairs):
         return pairs
-    with concurrent.futures.ThreadPoolExecutor(max_workers=min(8, (os.cpu_count() or 1) * 2)) as pool:
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=min(8, (os.cpu_count() or 1) * 2))
+    try:
         results = list(pool.map(_pair_problem, pairs.a, pairs.b, [max_pixels] * len(pairs)))
+    finally:
+        # A stop (SIGTERM at start-up raises here) must not wait for every file still queued.
+        pool.shutdown(wait=True, cancel_futures=True)
     bad = [index for index, (_, problem) in enumerate(results) if problem]
     if not bad:
         return pairs

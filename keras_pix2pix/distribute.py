@@ -15,6 +15,7 @@ import os
 import tensorflow as tf
 
 from keras_pix2pix.config import STRATEGIES, UsageError, check_choice
+from keras_pix2pix.errors import first_line
 
 
 def make_strategy(name="auto"):
@@ -49,7 +50,7 @@ def make_strategy(name="auto"):
         tf.config.experimental_connect_to_cluster(resolver)
         tf.tpu.experimental.initialize_tpu_system(resolver)
     except (ValueError, tf.errors.OpError) as error:
-        raise UsageError(f"strategy tpu: no TPU found ({str(error).splitlines()[0]})") from None
+        raise UsageError(f"strategy tpu: no TPU found ({first_line(error)})") from None
     return tf.distribute.TPUStrategy(resolver)
 
 

@@ -19,6 +19,7 @@ import tensorflow as tf
 
 from keras_pix2pix import data, datasets, demo
 from keras_pix2pix.config import MAX_PIXELS, Config, UsageError, check_choice
+from keras_pix2pix.errors import first_line
 from keras_pix2pix.files import is_inside, make_folder, sweep_leftovers, write_atomically
 from keras_pix2pix.metrics import (
     FID_NETWORK,
@@ -184,7 +185,7 @@ def _feature_distances(outputs, targets, inception_weights, log):
     except Exception as error:  # noqa: BLE001 - any failure to get the weights means: no FID
         log(
             f"FID and KID skipped: InceptionV3 weights ({inception_weights}) could not be loaded: "
-            f"{str(error).splitlines()[0]}; pass --inception-weights FILE with a local copy of Keras' "
+            f"{first_line(error)}; pass --inception-weights FILE with a local copy of Keras' "
             "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5"
         )
         return {}

@@ -26,7 +26,7 @@ from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
 
 from keras_pix2pix import data, datasets, fast
 from keras_pix2pix.config import MAX_PIXELS, Config, UsageError, check_choice
-from keras_pix2pix.files import make_folder, sweep_leftovers
+from keras_pix2pix.files import make_folder, sweep_leftovers, write_atomically
 from keras_pix2pix.metrics import parity
 from keras_pix2pix.modes import export_form
 from keras_pix2pix.translation import load_generator
@@ -255,8 +255,7 @@ def _export_tflite(form, kind, path, samples, checks, reference):
             f"{measured[limit_kind]:.3g}, limit {bound}): not kept"
         )
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "wb") as file:
-        file.write(content)
+    write_atomically(path, content)
     return len(content), measured
 
 

@@ -6,6 +6,7 @@ previous file as it was and at most a temporary file beside it.
 """
 
 import contextlib
+import errno
 import fcntl
 import os
 import re
@@ -13,6 +14,7 @@ import shutil
 
 from keras_pix2pix.errors import UsageError
 
+_DISK_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 # The temporary names `replacing` gives: .STEM.tmp-PID or .STEM.tmp-PID.EXT.
 _TEMPORARY = re.compile(r"\..+\.tmp-(\d+)(\.[^.]*)?")
 
@@ -41,6 +43,12 @@ def replacing(path):
     try:
         yield temporary
         os.replace(temporary, path)
+    except OSError as error:
+        # A failure of this file's own write (a full disk), named after the file the user knows
+        # rather than its temporary name (which is gone); other errors (a network's) pass as they are.
+        if error.filename not in (temporary, None) or (error.filename is None and error.errno not in _DISK_FULL):
+            raise
+        raise OSError(error.errno, error.strerror, path) from None
     finally:
         if os.path.isdir(temporary):
             shutil.rmtree(temporary, ignore_errors=True)

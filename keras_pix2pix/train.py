@@ -6,6 +6,7 @@ A work directory holds everything a run makes:
     generator.keras   the final generator, stock Keras layers (keras.models.load_model, no import needed)
     samples/          PNG grids input | output | target for fixed validation pairs (paper mode)
     logs/             TensorBoard scalars (losses, learning rate, images/s) and sample images
+    .lock             held by the running fit (flock), so that a second fit on the directory is refused
 Running `fit` again on the same work directory resumes from the latest checkpoint.
 
 The networks train in their fast form (keras_pix2pix.fast, "train"), which computes the same
@@ -427,7 +428,8 @@ def _claim_workdir(workdir, config, chief, stack, log):
     if not chief:
         return
     stack.enter_context(files.locked(workdir, "fit"))
-    files.sweep_leftovers(workdir, log)
+    for folder in (workdir, os.path.join(workdir, "samples")):
+        files.sweep_leftovers(folder, log)
     checkpoints.sweep(os.path.join(workdir, "checkpoints"), log)
 
 

@@ -14,6 +14,7 @@ import tensorflow as tf
 from keras_pix2pix import data, datasets, fast
 from keras_pix2pix.checkpoints import has_checkpoint, restore_generator
 from keras_pix2pix.config import MAX_PIXELS, Config, UsageError, check_choice
+from keras_pix2pix.errors import first_line
 from keras_pix2pix.files import is_inside, make_folder, sweep_leftovers, write_atomically
 from keras_pix2pix.modes import MODES, prepare, translate
 
@@ -30,7 +31,7 @@ def _load_keras_file(path):
     try:
         model = keras.models.load_model(path)
     except Exception as error:  # noqa: BLE001 - Keras raises many kinds for a bad file; each means: not loadable
-        reason = _first_line(error)
+        reason = first_line(error)
         if "Lambda" in reason or "safe_mode" in reason:
             reason = "it holds Python code (a Lambda layer), which keras-pix2pix does not run"
         raise UsageError(f"{path} cannot be loaded as a Keras model: {reason}") from None
@@ -40,10 +41,6 @@ def _load_keras_file(path):
             "not one image batch to another of the same size"
         )
     return fast.clone_as(model, "keras")
-
-
-def _first_line(error):
-    return (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
 
 
 def _is_generator(model):

@@ -1,4 +1,8 @@
+import hashlib
 import os
+import re
+import struct
+import zlib
 
 # Quiet TensorFlow's C++ start-up lines; set before TensorFlow is imported.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -8,7 +12,7 @@ import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import keras_pix2pix  # noqa: E402, F401  (sets the Keras backend)
-from keras_pix2pix import demo  # noqa: E402
+from keras_pix2pix import cli, demo  # noqa: E402
 from keras_pix2pix.config import Config  # noqa: E402
 
 SHARED_DATA = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data")
@@ -60,3 +64,64 @@ def write_ab_folder(folder, count, size=32, splits=("train", "val"), seed=0, ext
             encoded = tf.io.encode_png(image) if extension == "png" else tf.io.encode_jpeg(image)
             tf.io.write_file(os.path.join(folder, split, f"{index}.{extension}"), encoded)
     return str(folder)
+
+
+# --- the command line as a careless user meets it (tests/test_hostile.py, tests/test_stops.py) ---
+
+
+def snapshot(*folders):
+    """{path: SHA-256} of every file under the folders."""
+    digests = {}
+    for folder in folders:
+        for root, _, names in os.walk(folder):
+            for name in names:
+                path = os.path.join(root, name)
+                with open(path, "rb") as file:
+                    digests[path] = hashlib.sha256(file.read()).hexdigest()
+    return digests
+
+
+def run_command(capsys, *arguments):
+    """(status, stdout, stderr) of the command line, which must print no traceback."""
+    status = cli.main([str(argument) for argument in arguments])
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.out + captured.err, captured.err
+    return status, captured.out, captured.err
+
+
+def refused(capsys, pattern, *arguments, status=2):
+    """Runs a command that must fail with `status` and one error line matching pattern; returns the line."""
+    code, out, err = run_command(capsys, *arguments)
+    lines = [line for line in err.splitlines() if line.startswith("keras-pix2pix:")]
+    assert code == status, err
+    assert len(lines) == 1, err
+    assert re.search(pattern, lines[0]), lines[0]
+    return lines[0]
+
+
+def png(path, height=16, width=16, seed=0):
+    image = np.random.RandomState(seed).randint(0, 256, (height, width, 3)).astype(np.uint8)
+    with open(path, "wb") as file:
+        file.write(tf.io.encode_png(image).numpy())
+    return path
+
+
+def huge_png(path, width, height):
+    """A valid all-zero RGB PNG of width x height, written without holding the image (a few MB for 20000x20000)."""
+
+    def chunk(kind, body):
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    compressor = zlib.compressobj(1)
+    row = bytes(1 + width * 3)  # filter byte 0, then the row's zeros
+    rows_per_block = max(1, (16 << 20) // len(row))
+    parts, left = [], height
+    while left:
+        count = min(left, rows_per_block)
+        parts.append(compressor.compress(row * count))
+        left -= count
+    parts.append(compressor.flush())
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    with open(path, "wb") as file:
+        file.write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", b"".join(parts)) + chunk(b"IEND", b""))
+    return str(path)

@@ -6,81 +6,20 @@ byte-identical afterwards unless the command's purpose was to change it. Kills, 
 memory bounds are in tests/test_stops.py.
 """
 
-import hashlib
 import json
 import os
 import re
 import shutil
 import signal
-import struct
 import tarfile
-import zlib
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import TINY, tiny_config, write_ab_folder
+from conftest import TINY, huge_png, png, refused, run_command, snapshot, tiny_config, write_ab_folder
 
-from keras_pix2pix import cli, exports, files, train
-
-
-def snapshot(*folders):
-    """{path: SHA-256} of every file under the folders."""
-    digests = {}
-    for folder in folders:
-        for root, _, names in os.walk(folder):
-            for name in names:
-                path = os.path.join(root, name)
-                with open(path, "rb") as file:
-                    digests[path] = hashlib.sha256(file.read()).hexdigest()
-    return digests
-
-
-def run_command(capsys, *arguments):
-    """(status, stdout, stderr) of the command line, which must print no traceback."""
-    status = cli.main([str(argument) for argument in arguments])
-    captured = capsys.readouterr()
-    assert "Traceback" not in captured.out + captured.err, captured.err
-    return status, captured.out, captured.err
-
-
-def refused(capsys, pattern, *arguments, status=2):
-    """Runs a command that must fail with `status` and one error line matching pattern; returns the line."""
-    code, out, err = run_command(capsys, *arguments)
-    lines = [line for line in err.splitlines() if line.startswith("keras-pix2pix:")]
-    assert code == status, err
-    assert len(lines) == 1, err
-    assert re.search(pattern, lines[0]), lines[0]
-    return lines[0]
-
-
-def png(path, height=16, width=16, seed=0):
-    image = np.random.RandomState(seed).randint(0, 256, (height, width, 3)).astype(np.uint8)
-    with open(path, "wb") as file:
-        file.write(tf.io.encode_png(image).numpy())
-    return path
-
-
-def huge_png(path, width, height):
-    """A valid all-zero RGB PNG of width x height, written without holding the image (a few MB for 20000x20000)."""
-
-    def chunk(kind, body):
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
-
-    compressor = zlib.compressobj(1)
-    row = bytes(1 + width * 3)  # filter byte 0, then the row's zeros
-    rows_per_block = max(1, (16 << 20) // len(row))
-    parts, left = [], height
-    while left:
-        count = min(left, rows_per_block)
-        parts.append(compressor.compress(row * count))
-        left -= count
-    parts.append(compressor.flush())
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    with open(path, "wb") as file:
-        file.write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", b"".join(parts)) + chunk(b"IEND", b""))
-    return str(path)
+from keras_pix2pix import exports, files, train
 
 
 @pytest.fixture(scope="module")
@@ -385,6 +324,7 @@ def test_an_output_that_is_a_file_is_named(run, trained, tmp_path, capsys, comma
     "flags, pattern",
     [
         (["--image-size", "1", "--discriminator-layers", "0"], r"image_size must be at least 2 on each side"),
+        (["--image-size", "100"], r"image_size must be a multiple of 2\*\*depth = 64 on each side"),
         (["--steps", str(2**64)], r"steps must be an integer between 1 and 9007199254740992; got 18446744073709551616"),
         (["--epochs", "1e300"], r"epochs must be a number > 0\.0 and <= 9\.0072e\+15"),
     ],

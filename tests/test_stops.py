@@ -1,0 +1,325 @@
+"""Kills, full disks and huge images: the previous good state survives, nothing is left behind.
+
+Full-disk cases run on a small tmpfs that is filled just before the write under test (they need
+the right to mount, and skip without it); kill cases run a command in a child process that
+SIGKILLs itself in the middle of the write, then run the command again. Memory cases measure the
+peak RSS of a child process.
+"""
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import keras
+import pytest
+import tensorflow as tf
+from conftest import TINY, huge_png, png, refused, run_command, snapshot, tiny_config, write_ab_folder
+
+from keras_pix2pix import config, exports, train, translation
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A finished tiny run of 2 steps and its data folder."""
+    base = tmp_path_factory.mktemp("stops")
+    folder = write_ab_folder(base / "pairs", count=3)
+    workdir = str(base / "run")
+    train.fit(tiny_config(dataset=folder, steps=2, save_every=1, sample_every=2), workdir, verbose=False)
+    return folder, workdir
+
+
+def temporaries(folder):
+    """Temporary files and folders (files.replacing's, and export staging) anywhere under folder."""
+    found = []
+    for root, folders, names in os.walk(folder):
+        found += [os.path.join(root, name) for name in folders + names if ".tmp-" in name]
+    return found
+
+
+# --- a disk that fills ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def disk(tmp_path):
+    """A 48 MB tmpfs at tmp_path/disk, unmounted afterwards; skips where mounting is not allowed."""
+    folder = tmp_path / "disk"
+    folder.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=48m", "tmpfs", str(folder)], capture_output=True)
+    if mounted.returncode:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
+    yield folder
+    subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
+def fill(folder):
+    """Writes a filler file until the disk is full; returns its path (remove it to free the disk)."""
+    path = os.path.join(folder, "filler")
+    with open(path, "wb", buffering=0) as file:  # unbuffered: no flush at close to fail
+        for size in (1 << 20, 4096, 1):
+            try:
+                while file.write(b"\0" * size):
+                    pass
+            except OSError:
+                pass
+    return path
+
+
+def filling_before(monkeypatch, owner, name, folder):
+    """Makes owner.name fill the disk at folder before it runs; returns a list that gets the filler's path."""
+    real = getattr(owner, name)
+    filled = []
+
+    def wrapper(*arguments, **keywords):
+        filled.append(fill(folder))
+        return real(*arguments, **keywords)
+
+    monkeypatch.setattr(owner, name, wrapper)
+    return filled
+
+
+def full(name):
+    """The one line of a full disk while writing the file called name."""
+    return rf"could not read or write .*{re.escape(name)}: No space left on device; free some space and run the command again"
+
+
+def test_full_disk_while_writing_generator_keras(trained, disk, monkeypatch, capsys):
+    workdir = str(disk / "run")
+    subprocess.run(["cp", "-a", trained[1], workdir], check=True)
+    before = snapshot(workdir)["/".join([workdir, "generator.keras"])]
+    filled = filling_before(monkeypatch, keras.Model, "save", disk)
+    refused(capsys, full("run/generator.keras"), "fit", "--workdir", workdir, "--steps", "3", status=1)
+    assert snapshot(workdir)[os.path.join(workdir, "generator.keras")] == before
+    assert temporaries(disk) == []
+    monkeypatch.undo()
+    os.remove(filled[0])
+    status, out, err = run_command(capsys, "fit", "--workdir", workdir, "--steps", "3")
+    assert status == 0, err
+    assert "nothing to do" not in out  # generator.keras was older than the last checkpoint: written now
+    assert snapshot(workdir)[os.path.join(workdir, "generator.keras")] != before
+    assert keras.models.load_model(os.path.join(workdir, "generator.keras")).input_shape == (None, 32, 32, 3)
+    assert temporaries(disk) == []
+
+
+def test_full_disk_while_writing_config_json(trained, disk, monkeypatch, capsys):
+    workdir = str(disk / "run")
+    subprocess.run(["cp", "-a", trained[1], workdir], check=True)
+    before = snapshot(workdir)
+    filled = filling_before(monkeypatch, config.Config, "save", disk)
+    refused(capsys, full("run/config.json"), "fit", "--workdir", workdir, "--steps", "3", status=1)
+    assert snapshot(workdir) == before and temporaries(disk) == []
+    monkeypatch.undo()
+    os.remove(filled[0])
+    status, out, err = run_command(capsys, "fit", "--workdir", workdir, "--steps", "3")
+    assert status == 0 and f"resuming {workdir} at step 2 of 3" in out, err
+    assert temporaries(disk) == []
+
+
+def test_full_disk_while_writing_an_export(trained, disk, monkeypatch, capsys):
+    output = disk / "exports"
+    common = ["export", "--model", trained[1], "--output", output, "--format", "tflite", "--quantize", "none"]
+    assert run_command(capsys, *common)[0] == 0
+    before = snapshot(output)
+    filled = filling_before(monkeypatch, exports, "run_tflite", disk)
+    refused(capsys, full("generator_float32.tflite"), *common, "--version", "2", status=1)
+    assert snapshot(output) == before and temporaries(disk) == []
+    assert sorted(os.listdir(output / "run" / "tflite")) == ["1"]
+    monkeypatch.undo()
+    os.remove(filled[0])
+    assert run_command(capsys, *common, "--version", "2")[0] == 0
+    assert sorted(os.listdir(output / "run" / "tflite")) == ["1", "2"] and temporaries(disk) == []
+
+
+def test_full_disk_while_writing_a_prediction(trained, disk, monkeypatch, capsys, tmp_path):
+    png(tmp_path / "x.png")
+    output = disk / "out"
+    command = ["predict", "--model", trained[1], tmp_path / "x.png", "--output", output, "--overwrite"]
+    assert run_command(capsys, *command)[0] == 0
+    before = snapshot(output)
+    filled = filling_before(monkeypatch, tf.io, "encode_png", disk)
+    refused(capsys, full("out/x.png"), *command, "--seed", "3", status=1)
+    assert snapshot(output) == before and temporaries(disk) == []
+    monkeypatch.undo()
+    os.remove(filled[0])
+    assert run_command(capsys, *command, "--seed", "3")[0] == 0 and temporaries(disk) == []
+
+
+# --- a kill in the middle of a write -------------------------------------------------------------
+
+# Each child patches one writer to SIGKILL the process part-way, then runs the command line.
+KILLERS = {
+    "generator.keras": """
+        import keras
+        def save(self, path, *arguments, **keywords):
+            open(path, "wb").write(b"PK half a zip")
+            os.kill(os.getpid(), signal.SIGKILL)
+        keras.Model.save = save
+    """,
+    # config.json and predictions: killed once the temporary file is written, before its rename.
+    "config.json": """
+        os.fsync = lambda descriptor: os.kill(os.getpid(), signal.SIGKILL)
+    """,
+    "prediction": """
+        os.fsync = lambda descriptor: os.kill(os.getpid(), signal.SIGKILL)
+    """,
+    "export": """
+        real_replace = os.replace
+        def replace(source, destination):
+            if ".export-" in str(source):
+                os.kill(os.getpid(), signal.SIGKILL)
+            return real_replace(source, destination)
+        os.replace = replace
+    """,
+}
+
+
+def killed(what, arguments):
+    script = "import os, signal, sys\n" + textwrap.dedent(KILLERS[what]) + textwrap.dedent(f"""
+        from keras_pix2pix.cli import main
+        sys.exit(main({[str(argument) for argument in arguments]!r}))
+    """)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=300)
+    assert result.returncode == -signal.SIGKILL, result.stderr.decode()[-2000:]
+
+
+@pytest.mark.parametrize("what", ["generator.keras", "config.json"])
+def test_a_kill_while_writing_a_run_file_keeps_the_previous_one(trained, tmp_path, capsys, what):
+    workdir = str(tmp_path / "run")
+    subprocess.run(["cp", "-a", trained[1], workdir], check=True)
+    before = snapshot(workdir)
+    killed(what, ["fit", "--workdir", workdir, "--steps", "3"])
+    after = snapshot(workdir)
+    assert after[os.path.join(workdir, what)] == before[os.path.join(workdir, what)]
+    assert temporaries(workdir)  # the kill left its temporary file ...
+    status, out, err = run_command(capsys, "fit", "--workdir", workdir, "--steps", "3")
+    assert status == 0, err
+    assert temporaries(workdir) == []  # ... and the next run swept it
+    generator, saved = translation.load_generator(workdir)
+    assert saved.steps == 3 and generator.input_shape == (None, 32, 32, 3)
+
+
+def test_a_kill_while_writing_a_prediction_keeps_the_previous_one(trained, tmp_path, capsys):
+    png(tmp_path / "x.png")
+    output = tmp_path / "out"
+    command = ["predict", "--model", trained[1], tmp_path / "x.png", "--output", output, "--overwrite"]
+    assert run_command(capsys, *command)[0] == 0
+    before = snapshot(output)
+    killed("prediction", [*command, "--seed", "5"])
+    assert {path: digest for path, digest in snapshot(output).items() if ".tmp-" not in path} == before
+    assert temporaries(output)
+    assert run_command(capsys, *command, "--seed", "5")[0] == 0
+    assert temporaries(output) == []
+
+
+def test_a_kill_while_moving_an_export_into_place_keeps_the_previous_one(trained, tmp_path, capsys):
+    output = tmp_path / "exports"
+    command = ["export", "--model", trained[1], "--output", output, "--format", "tflite", "--quantize", "none"]
+    assert run_command(capsys, *command)[0] == 0
+    before = snapshot(output)
+    killed("export", [*command, "--version", "2"])
+    assert {path: digest for path, digest in snapshot(output).items() if ".tmp-" not in path} == before
+    assert temporaries(output)
+    assert run_command(capsys, *command, "--version", "2")[0] == 0
+    assert temporaries(output) == [] and sorted(os.listdir(output / "run" / "tflite")) == ["1", "2"]
+
+
+# --- SIGTERM at start-up, and two fits on one work directory ------------------------------------
+
+SLOW_START = textwrap.dedent("""
+    import sys, time
+    from keras_pix2pix import datasets
+    from keras_pix2pix.cli import main
+    real = datasets.check_pairs
+    def slow(*arguments, **keywords):
+        print("checking", flush=True)
+        time.sleep(120)
+        return real(*arguments, **keywords)
+    datasets.check_pairs = slow
+    sys.exit(main(sys.argv[1:]))
+""")
+
+
+def test_sigterm_during_start_up_exits_0_and_a_second_fit_is_refused_meanwhile(trained, tmp_path, capsys):
+    workdir = str(tmp_path / "run")
+    child = subprocess.Popen(
+        [sys.executable, "-c", SLOW_START, "fit", "--dataset", trained[0], "--workdir", workdir, *TINY, "--steps", "2"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert child.stdout.readline().strip() == "checking"  # in start-up, holding the lock
+        refused(capsys, rf"is in use by fit \(process {child.pid}\): wait for it", "fit", "--dataset", trained[0],
+                "--workdir", workdir, *TINY, "--steps", "2")  # fmt: skip
+        started = time.monotonic()
+        child.send_signal(signal.SIGTERM)
+        out, err = child.communicate(timeout=60)
+    finally:
+        child.kill()
+    assert child.returncode == 0, err
+    assert time.monotonic() - started < 10
+    assert "SIGTERM: stopped during start-up, before any step; nothing was lost" in err and "Traceback" not in err
+    assert sorted(os.listdir(workdir)) == [".lock"]
+    status, out, err = run_command(capsys, "fit", "--dataset", trained[0], "--workdir", workdir, *TINY, "--steps", "2")
+    assert status == 0, err  # the lock went with the process
+
+
+# --- memory: a huge image is refused from its header -------------------------------------------
+
+MEASURED = textwrap.dedent("""
+    import resource, subprocess, sys
+    result = subprocess.run(sys.argv[1:], capture_output=True, text=True)
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    print(result.returncode, round(peak), result.stderr.strip().splitlines()[-1] if result.stderr.strip() else "")
+""")
+
+
+def peak_megabytes(*arguments):
+    """(exit status, peak RSS in MB, last stderr line) of a command run in a fresh child process."""
+    result = subprocess.run([sys.executable, "-c", MEASURED, *map(str, arguments)], capture_output=True, text=True,
+                            timeout=300)  # fmt: skip
+    status, peak, line = result.stdout.strip().split(" ", 2)
+    return int(status), int(peak), line
+
+
+@pytest.fixture(scope="module")
+def huge(tmp_path_factory):
+    return huge_png(tmp_path_factory.mktemp("huge") / "huge.png", 20000, 20000)
+
+
+def test_fit_and_predict_refuse_a_20000_pixel_square_png_in_under_1_gb(trained, tmp_path, huge):
+    folder = tmp_path / "pairs"
+    folder.mkdir()
+    os.symlink(huge, folder / "huge.png")
+    command = [sys.executable, "-m", "keras_pix2pix"]
+    status, peak, line = peak_megabytes(*command, "fit", "--dataset", folder, "--workdir", tmp_path / "run", *TINY)
+    assert status == 2 and "huge.png is 20000x20000 (400 megapixels), over the limit of 50 megapixels" in line
+    assert peak < 1024, f"fit peaked at {peak} MB"
+    status, peak, line = peak_megabytes(*command, "predict", "--model", trained[1], huge, "--output", tmp_path / "out")
+    assert status == 2 and "huge.png is 20000x20000 (400 megapixels)" in line
+    assert peak < 1024, f"predict peaked at {peak} MB"
+
+
+SERVE = textwrap.dedent("""
+    import sys
+    import tensorflow as tf
+    serve = tf.saved_model.load(sys.argv[1]).signatures["serving_default"]
+    try:
+        serve(image_bytes=tf.constant([open(sys.argv[2], "rb").read()]))
+    except tf.errors.InvalidArgumentError as error:
+        lines = str(error).splitlines()
+        sys.stderr.write("refused: " + next((line for line in lines if "pixels" in line), lines[0]) + "\\n")
+        sys.exit(2)
+""")
+
+
+def test_the_serving_signature_refuses_a_10000_pixel_square_png_in_under_1_gb(trained, tmp_path):
+    image = huge_png(tmp_path / "large.png", 10000, 10000)
+    folder = str(tmp_path / "saved_model")
+    exports.write_saved_model(keras.models.load_model(os.path.join(trained[1], "generator.keras")), folder)
+    status, peak, line = peak_megabytes(sys.executable, "-c", SERVE, folder, image)
+    assert status == 2 and "larger than the limit of 50000000 pixels" in line, line
+    assert peak < 1024, f"the serving signature peaked at {peak} MB"
