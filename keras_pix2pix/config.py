@@ -368,5 +368,19 @@ class Config:
         return [(key, mine[key], theirs[key]) for key in mine if mine[key] != theirs[key]]
 
 
+def check_setting(name, value):
+    """Validates a value against the declaration of Config's field `name` (for the same setting outside a Config).
+
+    Example:
+    >>> check_setting("max_pixels", 0)
+    Traceback (most recent call last):
+    ...
+    keras_pix2pix.errors.UsageError: max_pixels must be an integer >= 1; got 0
+    """
+    field = next(field for field in dataclasses.fields(Config) if field.name == name)
+    _check_field(field, value)
+    return value
+
+
 # Settings that shape the networks: a checkpoint cannot be resumed with other values.
 ARCHITECTURE_FIELDS = tuple(field.name for field in dataclasses.fields(Config) if field.metadata["architecture"])

@@ -18,7 +18,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_pix2pix import data, datasets, demo
-from keras_pix2pix.config import MAX_PIXELS, Config, UsageError, check_choice
+from keras_pix2pix.config import MAX_PIXELS, Config, UsageError, check_choice, check_setting
 from keras_pix2pix.errors import first_line
 from keras_pix2pix.files import is_inside, make_folder, sweep_leftovers, write_atomically
 from keras_pix2pix.metrics import (
@@ -241,6 +241,7 @@ def evaluate(
     (2, 1.0)
     """
     check_choice("mode", mode, MODES)
+    check_setting("max_pixels", max_pixels)
     log = print if verbose else (lambda *arguments, **keywords: None)
     for name, folder in (("--predictions", predictions), ("--targets", targets), ("--inputs", inputs),
                          ("--dataset", dataset)):  # fmt: skip

@@ -25,7 +25,7 @@ from ai_edge_litert.interpreter import Interpreter
 from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
 
 from keras_pix2pix import data, datasets, fast
-from keras_pix2pix.config import MAX_PIXELS, Config, UsageError, check_choice
+from keras_pix2pix.config import MAX_PIXELS, Config, UsageError, check_choice, check_setting
 from keras_pix2pix.files import make_folder, sweep_leftovers, write_atomically
 from keras_pix2pix.metrics import parity
 from keras_pix2pix.modes import export_form
@@ -319,6 +319,7 @@ def export(
     >>> report["tflite_float32"]["parity"]["max_abs"] < 1e-3
     True
     """
+    check_setting("max_pixels", max_pixels)
     formats = _check_choices("format", formats, FORMATS)
     quantize = _check_choices("quantize", quantize, QUANTIZATIONS)
     quantize = quantize if "tflite" in formats else ()

@@ -381,7 +381,8 @@ def _read_data(config, log):
     """(splits, training pairs, sample pairs), every file decoded once so that a bad one stops the run now."""
     splits = datasets.find_dataset(config.dataset, config.data_dir, config.manual_dir)
     train_pairs = datasets.check_pairs(splits.train, config.skip_bad, log, config.max_pixels)
-    sample_pairs = datasets.check_pairs(splits.validation.take(config.sample_count), config.skip_bad, log, config.max_pixels)
+    sample_pairs = splits.validation.take(config.sample_count)
+    sample_pairs = datasets.check_pairs(sample_pairs, config.skip_bad, log, config.max_pixels)
     return splits, train_pairs, sample_pairs
 
 

@@ -13,7 +13,7 @@ import tensorflow as tf
 
 from keras_pix2pix import data, datasets, fast
 from keras_pix2pix.checkpoints import has_checkpoint, restore_generator
-from keras_pix2pix.config import MAX_PIXELS, Config, UsageError, check_choice
+from keras_pix2pix.config import MAX_PIXELS, Config, UsageError, check_choice, check_setting
 from keras_pix2pix.errors import first_line
 from keras_pix2pix.files import is_inside, make_folder, sweep_leftovers, write_atomically
 from keras_pix2pix.modes import MODES, prepare, translate
@@ -181,6 +181,7 @@ def predict(
     ['1.png']
     """
     check_choice("mode", mode, MODES)
+    check_setting("max_pixels", max_pixels)
     files = _input_files(inputs)
     destinations = _destinations(files, inputs, output_dir, overwrite)
     if seed is not None:

@@ -12,7 +12,7 @@ import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import keras_pix2pix  # noqa: E402, F401  (sets the Keras backend)
-from keras_pix2pix import cli, demo  # noqa: E402
+from keras_pix2pix import cli, demo, train  # noqa: E402
 from keras_pix2pix.config import Config  # noqa: E402
 
 SHARED_DATA = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data")
@@ -125,3 +125,19 @@ def huge_png(path, width, height):
     with open(path, "wb") as file:
         file.write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", b"".join(parts)) + chunk(b"IEND", b""))
     return str(path)
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory):
+    """(data folder, work directory) of a finished tiny run of 2 steps with a checkpoint after each; copy it to change it."""
+    base = tmp_path_factory.mktemp("trained")
+    folder = write_ab_folder(base / "pairs", count=3)
+    workdir = str(base / "run")
+    train.fit(tiny_config(dataset=folder, steps=2, save_every=1, sample_every=2), workdir, verbose=False)
+    return folder, workdir
+
+
+@pytest.fixture(scope="session")
+def huge(tmp_path_factory):
+    """A valid PNG of 20000x20000 zeros: 5 MB on disk, 1.2 GB decoded (4.8 GB as float32)."""
+    return huge_png(tmp_path_factory.mktemp("huge") / "huge.png", 20000, 20000)

@@ -17,19 +17,9 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import TINY, huge_png, png, refused, run_command, snapshot, tiny_config, write_ab_folder
+from conftest import TINY, huge_png, png, refused, run_command, snapshot, write_ab_folder
 
 from keras_pix2pix import exports, files, train
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    """A finished tiny run of 2 steps with a checkpoint after each, and its data folder."""
-    base = tmp_path_factory.mktemp("hostile")
-    folder = write_ab_folder(base / "pairs", count=3)
-    workdir = str(base / "run")
-    train.fit(tiny_config(dataset=folder, steps=2, save_every=1, sample_every=2), workdir, verbose=False)
-    return folder, workdir
 
 
 @pytest.fixture
@@ -240,12 +230,6 @@ def test_on_nan_skip_gives_up_when_the_loss_stays_non_finite(run, capsys, always
 
 
 # --- 4. memory is bounded by the header, before decoding -----------------------------------------
-
-
-@pytest.fixture(scope="module")
-def huge(tmp_path_factory):
-    """A 1.2 MB-per-1000-rows PNG of 20000x20000 zeros (it would decode to 1.2 GB, 4.8 GB as float32)."""
-    return huge_png(tmp_path_factory.mktemp("huge") / "huge.png", 20000, 20000)
 
 
 def test_fit_refuses_a_huge_image_from_its_header(tmp_path, capsys, huge):

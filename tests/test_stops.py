@@ -17,21 +17,11 @@ import time
 import keras
 import pytest
 import tensorflow as tf
-from conftest import TINY, huge_png, png, refused, run_command, snapshot, tiny_config, write_ab_folder
+from conftest import TINY, huge_png, png, refused, run_command, snapshot
 
-from keras_pix2pix import config, exports, train, translation
+from keras_pix2pix import config, exports, translation
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    """A finished tiny run of 2 steps and its data folder."""
-    base = tmp_path_factory.mktemp("stops")
-    folder = write_ab_folder(base / "pairs", count=3)
-    workdir = str(base / "run")
-    train.fit(tiny_config(dataset=folder, steps=2, save_every=1, sample_every=2), workdir, verbose=False)
-    return folder, workdir
 
 
 def temporaries(folder):
@@ -283,11 +273,6 @@ def peak_megabytes(*arguments):
                             timeout=300)  # fmt: skip
     status, peak, line = result.stdout.strip().split(" ", 2)
     return int(status), int(peak), line
-
-
-@pytest.fixture(scope="module")
-def huge(tmp_path_factory):
-    return huge_png(tmp_path_factory.mktemp("huge") / "huge.png", 20000, 20000)
 
 
 def test_fit_and_predict_refuse_a_20000_pixel_square_png_in_under_1_gb(trained, tmp_path, huge):
