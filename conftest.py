@@ -46,6 +46,8 @@ def _doctest_files(tmp_path_factory):
         "outputs_folder": str(root / "outputs"),
         "targets_folder": str(root / "targets"),
         "report_folder": str(root / "report"),
+        # A junyanz U-Net state_dict made by real PyTorch (tests/fixtures/pytorch/make_checkpoints.py).
+        "pytorch_checkpoint": os.path.join(os.path.dirname(__file__), "tests", "fixtures", "pytorch", "unet_batch_zip.pth"),
     }
 
 

@@ -1,6 +1,6 @@
 """keras-pix2pix: pix2pix image-to-image translation (Isola et al., CVPR 2017) in Keras 3.
 
-Every command of `keras-pix2pix` is a function here: fit, predict, evaluate, export.
+Every command of `keras-pix2pix` is a function here: fit, predict, evaluate, export, import_checkpoint.
 
 Example:
 >>> import keras_pix2pix
@@ -30,6 +30,7 @@ if keras.backend.backend() != "tensorflow":
 from keras_pix2pix.config import Config, UsageError  # noqa: E402
 from keras_pix2pix.evaluation import evaluate  # noqa: E402
 from keras_pix2pix.exports import export  # noqa: E402
+from keras_pix2pix.importing import import_checkpoint  # noqa: E402
 from keras_pix2pix.losses import discriminator_loss, generator_loss  # noqa: E402
 from keras_pix2pix.models import build_discriminator, build_generator, receptive_field  # noqa: E402
 from keras_pix2pix.modes import translate  # noqa: E402
@@ -48,6 +49,7 @@ __all__ = [
     "export",
     "fit",
     "generator_loss",
+    "import_checkpoint",
     "load_generator",
     "predict",
     "receptive_field",

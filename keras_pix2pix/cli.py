@@ -5,6 +5,8 @@
     keras-pix2pix evaluate --model runs/demo --split val --output report
     keras-pix2pix export --model runs/demo --output exports
     keras-pix2pix datasets
+    keras-pix2pix import facades_label2photo --workdir runs/facades_label2photo
+    keras-pix2pix pretrained
 
 `fit`'s flags are generated from Config's fields (their help, kinds, choices and defaults), so a
 setting is declared once, in keras_pix2pix.config. Mistakes a user can make (a bad flag value, a
@@ -23,6 +25,7 @@ from keras_pix2pix.config import DIRECTIONS, MAX_PIXELS, Config, UsageError, par
 from keras_pix2pix.errors import first_line
 from keras_pix2pix.evaluation import evaluate
 from keras_pix2pix.exports import FORMATS, QUANTIZATIONS, export
+from keras_pix2pix.importing import PRETRAINED, PRETRAINED_NAMES, import_checkpoint, models_url, pretrained_path
 from keras_pix2pix.modes import MODES
 from keras_pix2pix.train import NonFiniteLossError, TrainingInterrupted, fit
 from keras_pix2pix.translation import predict
@@ -251,6 +254,57 @@ def datasets_command(arguments):
     print(f"data dir: {datasets.resolve_data_dir(arguments.data_dir)}")
 
 
+def _add_import(commands):
+    parser = commands.add_parser(
+        "import",
+        help="turn an authors' pretrained pix2pix generator (.pth) into a work directory",
+        description="Read a junyanz/pytorch-CycleGAN-and-pix2pix U-Net generator (a PyTorch state_dict, read "
+        "without PyTorch and without running anything from the file) and write a work directory: config.json, "
+        "generator.keras and a checkpoint that fit fine-tunes. predict, evaluate and export work on it as on a "
+        "run trained here.",
+    )
+    parser.add_argument(
+        "checkpoint", metavar="CHECKPOINT", help=f"a .pth file, or one of {', '.join(PRETRAINED_NAMES)} (downloaded once)"
+    )
+    parser.add_argument("--workdir", help="the work directory to create (default: runs/NAME)")
+    parser.add_argument("--direction", choices=DIRECTIONS, help="the task's direction (default: the model's, else AtoB)")
+    parser.add_argument("--image-size", type=_size, help="the size the generator takes (default: 2**depth, 256)")
+    parser.add_argument("--dataset", help="the dataset config.json names, for fine-tuning and calibration")
+    parser.add_argument("--data-dir", help="where downloads are kept")
+    parser.add_argument("--manual-dir", help="a folder holding NAME.pth downloaded by hand")
+    parser.set_defaults(command=import_command)
+
+
+def import_command(arguments):
+    import_checkpoint(
+        arguments.checkpoint,
+        arguments.workdir,
+        direction=arguments.direction,
+        image_size=arguments.image_size,
+        dataset=arguments.dataset,
+        data_dir=arguments.data_dir,
+        manual_dir=arguments.manual_dir,
+    )
+
+
+def _add_pretrained(commands):
+    parser = commands.add_parser(
+        "pretrained",
+        help="list the authors' pretrained pix2pix generators that import knows",
+        description="List the pix2pix generators junyanz/pytorch-CycleGAN-and-pix2pix publishes, with their source, "
+        "dataset and direction, and which are downloaded here.",
+    )
+    parser.add_argument("--data-dir", help="where downloads are kept")
+    parser.set_defaults(command=pretrained_command)
+
+
+def pretrained_command(arguments):
+    for model in PRETRAINED:
+        downloaded = os.path.isfile(pretrained_path(model.name, arguments.data_dir))
+        print(f"{model.name:20s} {model.task:26s} {model.dataset:12s} {model.direction}  "
+              f"{'downloaded' if downloaded else models_url() + '/' + model.name + '.pth'}")  # fmt: skip
+
+
 def build_parser():
     parser = _Parser(prog="keras-pix2pix", description="pix2pix image-to-image translation in Keras 3.")
     commands = parser.add_subparsers(title="commands", required=True, parser_class=_Parser)
@@ -259,6 +313,8 @@ def build_parser():
     _add_evaluate(commands)
     _add_export(commands)
     _add_datasets(commands)
+    _add_import(commands)
+    _add_pretrained(commands)
     return parser
 
 

@@ -20,6 +20,8 @@ GAN_LOSSES = ("vanilla", "lsgan")
 ON_NAN = ("stop", "skip")
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 STRATEGIES = ("auto", "default", "mirrored", "multiworker", "tpu")
+BIAS_PLACEMENTS = ("normless", "all")
+DROPOUT_PLACEMENTS = ("paper", "authors")
 PREPROCESS_MODES = ("resize_and_crop", "scale_width", "crop", "none")
 # The largest image accepted by default, in pixels: a 50-megapixel photo decodes to 600 MB of
 # float32. Read from the file's header before decoding, so that a small file claiming a huge
@@ -229,8 +231,17 @@ class Config:
     )
     norm: str = setting("batch", "normalization in both networks", "choice", choices=NORMS, architecture=True)
     dropout: float = setting(
-        0.5, "dropout rate of the first three decoder blocks, in training and at paper test time", "number",
-        minimum=0.0, maximum=0.99,
+        0.5, "dropout rate of the decoder blocks --dropout-placement names, in training and at paper test time",
+        "number", minimum=0.0, maximum=0.99,
+    )  # fmt: skip
+    dropout_placement: str = setting(
+        "paper", "which decoder blocks have dropout: paper (the first three from the bottleneck) or authors "
+        "(junyanz's code: the 8x-filter blocks after the innermost one, three at depth 8)", "choice",
+        choices=DROPOUT_PLACEMENTS,
+    )  # fmt: skip
+    generator_biases: str = setting(
+        "normless", "which generator convolutions have a bias: normless (those no normalization follows) or all "
+        "(junyanz's networks with instance norm)", "choice", choices=BIAS_PLACEMENTS, architecture=True,
     )  # fmt: skip
 
     # --- objective ---

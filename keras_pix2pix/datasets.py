@@ -159,8 +159,8 @@ def _fetch(url, temporary):
     return digest.hexdigest(), received, expected
 
 
-def download(url, destination):
-    """Downloads a tar archive from url (http, https or file) to destination; returns its SHA-256.
+def download(url, destination, verify=None, kind="tar.gz archive"):
+    """Downloads a tar archive (or, with verify, another file) from url to destination; returns its SHA-256.
 
     The body goes to a temporary file beside destination, which is moved into place only when it
     holds every byte of the server's Content-Length and reads end to end as a tar archive (so
@@ -170,6 +170,8 @@ def download(url, destination):
     Args:
         url: the archive's address.
         destination: where to keep it.
+        verify: reads the downloaded file end to end, raising when it is incomplete; None: verify_archive.
+        kind: what the file is, for the message when verify fails.
 
     Raises:
         UsageError naming the url, what was wrong and what to do.
@@ -190,9 +192,9 @@ def download(url, destination):
                     f"the download of {url} was cut short: got {received} of {expected} bytes; nothing was kept: {RETRY}"
                 )
             try:
-                verify_archive(temporary)
-            except ARCHIVE_ERRORS as error:
-                problem = f"is not a complete tar.gz archive: {_reason(error)}"
+                (verify or verify_archive)(temporary)
+            except (*ARCHIVE_ERRORS, UsageError) as error:
+                problem = f"is not a complete {kind}: {_reason(error)}"
                 raise UsageError(f"the download of {url} {problem}; nothing was kept: {RETRY}") from None
     except (urllib.error.URLError, http.client.HTTPException, OSError) as error:
         reason = getattr(error, "reason", None) or _reason(error)

@@ -17,7 +17,7 @@ import math
 
 import keras
 
-from keras_pix2pix.config import NORMS, UsageError, check_choice, parse_size
+from keras_pix2pix.config import BIAS_PLACEMENTS, DROPOUT_PLACEMENTS, NORMS, UsageError, check_choice, parse_size
 
 
 def _weights():
@@ -73,7 +73,7 @@ def _down_block(x, filters, norm, name, dtype=None, synchronized=False, use_bias
     return _normalization(x, norm, name, dtype, synchronized)
 
 
-def _up_block(x, filters, norm, dropout, name, dtype=None, synchronized=False):
+def _up_block(x, filters, norm, dropout, name, dtype=None, synchronized=False, use_bias=False):
     """ReLU - ConvTranspose(4x4, stride 2) - norm - Dropout: doubles the height and width.
 
     The ReLU opens the block, as in the paper's code (d2_ = d1 - ReLU - FullConv - BN - Dropout):
@@ -86,7 +86,7 @@ def _up_block(x, filters, norm, dropout, name, dtype=None, synchronized=False):
         strides=2,
         padding="same",
         kernel_initializer=_weights(),
-        use_bias=norm == "none",
+        use_bias=use_bias,
         name=f"{name}_convtranspose",
         dtype=dtype,
     )(x)
@@ -96,15 +96,27 @@ def _up_block(x, filters, norm, dropout, name, dtype=None, synchronized=False):
     return x
 
 
+def _output_head(x, output_channels, dtype):
+    """ReLU - ConvTranspose (with a bias) - tanh: the U-Net's last up block, to the image."""
+    x = keras.layers.ReLU(name="output_relu", dtype=dtype)(x)
+    x = keras.layers.Conv2DTranspose(output_channels, 4, strides=2, padding="same", kernel_initializer=_weights(),
+                                     name="output_convtranspose", dtype=dtype)(x)  # fmt: skip
+    # tanh in float32 so that mixed precision never saturates the output range.
+    return keras.layers.Activation("tanh", dtype="float32", name="output_tanh")(x)
+
+
 def default_depth(image_size):
     """Downsamplings that bring the shorter side to 1: 256 -> 8, 128 -> 7, 512 -> 9."""
     return int(math.floor(math.log2(min(image_size))))
 
 
-def _checked_generator_arguments(image_size, input_channels, output_channels, depth, filters, norm, dropout):
+def _checked_generator_arguments(image_size, input_channels, output_channels, depth, filters, norm, dropout, biases,
+                                 dropout_placement):  # fmt: skip
     """(height, width, depth) of a U-Net, after checking every argument of build_generator."""
     height, width = parse_size(image_size)
     check_choice("norm", norm, NORMS)
+    check_choice("biases", biases, BIAS_PLACEMENTS)
+    check_choice("dropout_placement", dropout_placement, DROPOUT_PLACEMENTS)
     for argument, value in (("input_channels", input_channels), ("output_channels", output_channels)):
         if not isinstance(value, int) or value < 1:
             raise UsageError(f"{argument} must be a positive integer; got {value!r}")
@@ -139,6 +151,8 @@ def build_generator(
     skips=True,
     dtype=None,
     synchronized_batchnorm=False,
+    biases="normless",
+    dropout_placement="paper",
     name="generator",
 ):
     """The U-Net generator of the paper (or, with skips=False, its encoder-decoder baseline).
@@ -147,9 +161,8 @@ def build_generator(
     encoder blocks C64-C128-C256-C512-C512-..., each LeakyReLU(0.2) - Conv - BatchNorm, with no
     activation or normalization on the first block and no normalization on the innermost one (at
     batch size 1 a BatchNorm over a 1x1 map outputs a constant and the bottleneck would carry
-    nothing). Decoder blocks mirror them, each ReLU - ConvTranspose - BatchNorm - Dropout, with
-    dropout on the first three; each decoder block's output is concatenated after the encoder
-    block of the same size, so the next block's ReLU sees both. The head is ReLU -
+    nothing). Decoder blocks mirror them, each ReLU - ConvTranspose - BatchNorm - Dropout; each
+    one's output is concatenated after the encoder block of the same size. The head is ReLU -
     ConvTranspose - tanh. Trainable parameters at 256x256: 54,413,955 (junyanz's count).
 
     Args:
@@ -159,24 +172,28 @@ def build_generator(
         depth: number of downsamplings; None brings the shorter side to 1 (256 -> 8).
         filters: filters of the first encoder block; doubled per block up to 8 * filters.
         norm: "batch", "instance" or "none".
-        dropout: dropout rate of the first three decoder blocks; 0 for none.
+        dropout: dropout rate of the decoder blocks dropout_placement names; 0 for none.
         skips: True for the U-Net, False for the encoder-decoder without skip connections.
-        dtype: a Keras dtype policy for the layers, e.g. "mixed_bfloat16"; None: the global one.
-            The output stays float32.
+        dtype: a Keras dtype policy, e.g. "mixed_bfloat16" (the output stays float32); None: the global one.
         synchronized_batchnorm: BatchNorm over the global batch under a tf.distribute strategy.
+        biases: "normless" (a bias only where no normalization follows, which would cancel it)
+            or "all" (every convolution: junyanz's networks with instance norm).
+        dropout_placement: "paper" (the first three decoder blocks) or "authors" (junyanz's: the
+            8x-filter decoder blocks after the innermost one, three at depth 8).
         name: the model's name.
 
     Returns:
-        A keras.Model from (batch, height, width, input_channels) in [-1, 1] to
-        (batch, height, width, output_channels) in [-1, 1].
+        A keras.Model from (batch, height, width, input_channels) to (..., output_channels), in [-1, 1].
 
     Example:
     >>> generator = build_generator(image_size=64, filters=8)
     >>> generator(keras.ops.zeros((1, 64, 64, 3))).shape
     TensorShape([1, 64, 64, 3])
     """
-    height, width, depth = _checked_generator_arguments(image_size, input_channels, output_channels, depth, filters, norm, dropout)
-
+    height, width, depth = _checked_generator_arguments(
+        image_size, input_channels, output_channels, depth, filters, norm, dropout, biases, dropout_placement
+    )
+    biased = norm == "none" or biases == "all"
     encoder_filters = [min(filters * 2**index, filters * 8) for index in range(depth)]
     x = inputs = keras.Input((height, width, input_channels), name="input_image")
     encoder_outputs = []
@@ -184,7 +201,7 @@ def build_generator(
         innermost = index == depth - 1
         block_norm = "none" if index == 0 or innermost else norm
         x = _down_block(x, block_filters, block_norm, f"down{index + 1}", dtype, synchronized_batchnorm,
-                        use_bias=norm == "none", activation=index > 0)  # fmt: skip
+                        use_bias=biased, activation=index > 0)  # fmt: skip
         # (height / 2**(index+1), width / 2**(index+1), block_filters): 256 -> 128x128x64 ... 1x1x512
         encoder_outputs.append(x)
 
@@ -192,20 +209,14 @@ def build_generator(
     skip_list = list(reversed(encoder_outputs[:-1]))
     decoder_filters = list(reversed(encoder_filters[:-1]))
     for index, (block_filters, skip) in enumerate(zip(decoder_filters, skip_list)):
-        block_dropout = dropout if index < 3 else 0
-        x = _up_block(x, block_filters, norm, block_dropout, f"up{index + 1}", dtype, synchronized_batchnorm)
-        # (height / 2**(depth-1-index), width / 2**(depth-1-index), [skip's +] block_filters):
-        # 256 -> 2x2x(512+)512 ... 128x128x(64+)64. The skip's channels come first, as in
-        # junyanz's torch.cat([x, model(x)]), so that the authors' kernels fit as they are.
+        dropped = index < 3 if dropout_placement == "paper" else 1 <= index <= depth - 5
+        x = _up_block(x, block_filters, norm, dropout if dropped else 0, f"up{index + 1}", dtype, synchronized_batchnorm,
+                      use_bias=biased)  # fmt: skip
+        # 256 -> 2x2x(512+)512 ... 128x128x(64+)64. The skip's channels come first, as in junyanz's
+        # torch.cat([x, model(x)]), so that the authors' kernels fit as they are.
         if skips:
             x = keras.layers.Concatenate(name=f"skip{index + 1}", dtype=dtype)([skip, x])
-
-    x = keras.layers.ReLU(name="output_relu", dtype=dtype)(x)
-    x = keras.layers.Conv2DTranspose(output_channels, 4, strides=2, padding="same", kernel_initializer=_weights(),
-                                     name="output_convtranspose", dtype=dtype)(x)  # fmt: skip
-    # tanh in float32 so that mixed precision never saturates the output range.
-    outputs = keras.layers.Activation("tanh", dtype="float32", name="output_tanh")(x)
-    return keras.Model(inputs, outputs, name=name)
+    return keras.Model(inputs, _output_head(x, output_channels, dtype), name=name)
 
 
 def trainable_parameters(model):
@@ -362,6 +373,8 @@ def generator_from_config(config):
         skips=config.generator == "unet",
         dtype=config.precision,
         synchronized_batchnorm=config.sync_batchnorm,
+        biases=config.generator_biases,
+        dropout_placement=config.dropout_placement,
     )
 
 

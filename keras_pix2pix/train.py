@@ -434,14 +434,14 @@ def _claim_workdir(workdir, config, chief, stack, log):
     checkpoints.sweep(os.path.join(workdir, "checkpoints"), log)
 
 
-def _check_progress(workdir, start, total_steps):
+def _check_progress(workdir, start, total_steps, restored):
     """Refuses a run that would undo work: fewer steps than done, or a new run over a trained generator."""
     if start > total_steps:
         raise UsageError(
             f"{workdir} has trained {start} steps, more than the {total_steps} this run asks for: ask for more "
             f"(--steps above {start}) to train on, or use another --workdir"
         )
-    if start == 0 and os.path.exists(os.path.join(workdir, "generator.keras")):
+    if restored is None and os.path.exists(os.path.join(workdir, "generator.keras")):
         raise UsageError(
             f"{workdir} holds a generator.keras but no checkpoint to resume: a new run would replace it; use "
             "another --workdir (or move generator.keras away to train afresh here)"
@@ -466,8 +466,8 @@ def _set_up(config, workdir, log, stack):
     generator, discriminator, checkpoint = _build_networks(config, strategy, total_steps, decay_steps)
     manager, start = checkpoints.restore_latest(checkpoint, workdir, strategy, config.keep_checkpoints, log)
     if chief:
-        _check_progress(workdir, start, total_steps)
-    if 0 < start < total_steps:
+        _check_progress(workdir, start, total_steps, manager.latest_checkpoint)
+    if manager.latest_checkpoint and start < total_steps:
         log(f"resuming {workdir} at step {start} of {total_steps}")
     # Saved only now that the networks are built and the checkpoint fits them: a run refused
     # before this point leaves the work directory's config.json as it was.

@@ -1,0 +1,283 @@
+"""The authors' pretrained pix2pix generators as keras-pix2pix work directories: `keras-pix2pix import`.
+
+junyanz/pytorch-CycleGAN-and-pix2pix publishes five pix2pix generators (PRETRAINED), each a
+PyTorch state_dict of its UnetGenerator. `import_checkpoint` reads one without PyTorch
+(keras_pix2pix.state_dicts), infers the U-Net from its tensors (channels, base filters, depth,
+batch or instance norm, which convolutions have biases), builds the same network in stock Keras
+layers with the authors' dropout placement, copies every weight and writes a work directory:
+config.json, generator.keras and a checkpoint at step 0 from which `fit` fine-tunes (with a
+fresh discriminator: the authors did not publish theirs).
+
+Layout conversions: PyTorch's Conv2d kernels are (out, in, height, width) and ConvTranspose2d's
+(in, out, height, width); Keras' Conv2D kernels are (height, width, in, out) and
+Conv2DTranspose's (height, width, out, in): both are transposed by (2, 3, 1, 0), without a flip,
+since both libraries' transposed convolutions are the adjoint of the same correlation. The skip
+concatenations need no reordering: the U-Net here concatenates [skip, decoder], as
+torch.cat([x, model(x)]).
+"""
+
+import dataclasses
+import os
+
+import numpy as np
+import tensorflow as tf
+
+from keras_pix2pix import checkpoints, datasets, files, models
+from keras_pix2pix.config import DIRECTIONS, Config, UsageError, check_choice
+from keras_pix2pix.state_dicts import read_state_dict
+from keras_pix2pix.train import make_optimizers
+
+DEFAULT_MODELS_URL = "https://efrosgans.eecs.berkeley.edu/pix2pix/models-pytorch"
+
+
+@dataclasses.dataclass(frozen=True)
+class Pretrained:
+    """One of the authors' pix2pix generators: its task, the dataset it was trained on and the direction."""
+
+    name: str
+    dataset: str
+    direction: str
+    task: str
+
+
+PRETRAINED = (
+    Pretrained("facades_label2photo", "facades", "BtoA", "facade label map -> photo"),
+    Pretrained("sat2map", "maps", "AtoB", "aerial photo -> map"),
+    Pretrained("map2sat", "maps", "BtoA", "map -> aerial photo"),
+    Pretrained("edges2shoes", "edges2shoes", "AtoB", "edges -> shoe photo"),
+    Pretrained("day2night", "night2day", "BtoA", "day -> night"),
+)
+PRETRAINED_NAMES = tuple(model.name for model in PRETRAINED)
+
+
+def models_url():
+    """The base URL of the pretrained generators: $KERAS_PIX2PIX_MODELS_URL (a mirror or file:// folder) or the authors'."""
+    return os.environ.get("KERAS_PIX2PIX_MODELS_URL", DEFAULT_MODELS_URL).rstrip("/")
+
+
+def pretrained_path(name, data_dir=None):
+    """Where a downloaded pretrained generator is kept: DATA_DIR/pix2pix_pretrained/NAME.pth."""
+    return os.path.join(datasets.resolve_data_dir(data_dir), "pix2pix_pretrained", f"{name}.pth")
+
+
+def fetch_pretrained(name, data_dir=None, manual_dir=None, log=print):
+    """The local .pth of a pretrained generator: from manual_dir, the cache, or downloaded (checked whole) into the cache."""
+    check_choice("pretrained model", name, PRETRAINED_NAMES)
+    if manual_dir:
+        path = os.path.join(manual_dir, f"{name}.pth")
+        if not os.path.isfile(path):
+            raise UsageError(f"--manual-dir {manual_dir} holds no {name}.pth")
+        return path
+    path = pretrained_path(name, data_dir)
+    if not os.path.isfile(path):
+        files.make_folder(os.path.dirname(path), "the data directory")
+        url = f"{models_url()}/{name}.pth"
+        log(f"downloading {url}")
+        digest = datasets.download(url, path, verify=read_state_dict, kind="PyTorch checkpoint")
+        log(f"downloaded {path} (SHA-256 {digest})")
+    return path
+
+
+@dataclasses.dataclass(frozen=True)
+class UnetLayout:
+    """A junyanz UnetGenerator read from its state_dict.
+
+    Args:
+        blocks: per U-Net level, outermost first: (down conv, down norm or None, up conv, up norm
+            or None), each the prefix of its tensors' names.
+        input_channels, output_channels, filters: the network's channels and base filters.
+        norm: "batch" or "instance".
+        biases: "normless" or "all" (see models.build_generator).
+    """
+
+    blocks: tuple
+    input_channels: int
+    output_channels: int
+    filters: int
+    norm: str
+    biases: str
+
+    @property
+    def depth(self):
+        return len(self.blocks)
+
+
+def _what_it_is(state):
+    """A guess of what a state_dict that is not a pix2pix U-Net holds, for the refusal."""
+    names = list(state)
+    if any(".conv_block." in name for name in names):
+        return "a ResNet generator (junyanz's resnet_*blocks: conv_block tensors)"
+    first = state.get("model.0.weight")
+    if first is not None and first.ndim == 4:
+        return f"a PatchGAN discriminator (its first convolution takes {first.shape[1]} channels)"
+    return f"{len(names)} tensors whose first are {', '.join(names[:3])}"
+
+
+def unet_layout(state, path="the checkpoint"):
+    """Reads the architecture of a junyanz UnetGenerator from its state_dict; refuses anything else in one line."""
+    prefix = "model.model."
+    if f"{prefix}0.weight" not in state or f"{prefix}3.weight" not in state:
+        raise UsageError(f"{path} is not a pix2pix U-Net generator: it holds {_what_it_is(state)}")
+    blocks = [(f"{prefix}0", None, f"{prefix}3", None)]
+    level = f"{prefix}1.model."
+    while any(name.startswith(f"{level}3.model.") for name in state):  # a middle block: it has a submodule
+        blocks.append((f"{level}1", f"{level}2", f"{level}5", f"{level}6"))
+        level = f"{level}3.model."
+    blocks.append((f"{level}1", None, f"{level}3", f"{level}4"))  # the innermost block
+    for down, _, up, _ in blocks:
+        if f"{down}.weight" not in state or f"{up}.weight" not in state:
+            raise UsageError(f"{path} is not a pix2pix U-Net generator: {down}.weight or {up}.weight is missing")
+    norm_names = [name for _, down_norm, _, up_norm in blocks for name in (down_norm, up_norm) if name]
+    if any(f"{name}.running_mean" in state for name in norm_names):
+        norm = "batch"
+    elif any(f"{name}.weight" in state for name in norm_names):
+        raise UsageError(f"{path} uses instance norm with affine parameters, which junyanz's pix2pix never trains")
+    else:
+        norm = "instance"
+    first = state[f"{prefix}0.weight"]
+    return UnetLayout(
+        blocks=tuple(blocks), input_channels=int(first.shape[1]), output_channels=int(state[f"{prefix}3.weight"].shape[1]),
+        filters=int(first.shape[0]), norm=norm, biases="all" if f"{blocks[1][0]}.bias" in state else "normless",
+    )  # fmt: skip
+
+
+def _kernel(weights):
+    """A PyTorch (out, in, h, w) or transposed (in, out, h, w) kernel in Keras' (h, w, in, out) / (h, w, out, in)."""
+    return np.ascontiguousarray(weights.transpose(2, 3, 1, 0))
+
+
+def _assign(layer, values, source, path):
+    shapes = [tuple(weight.shape) for weight in layer.weights]
+    if shapes != [tuple(value.shape) for value in values]:
+        raise UsageError(
+            f"{path} is not a pix2pix U-Net generator: {source} has shapes {[value.shape for value in values]}, "
+            f"where the U-Net it describes has {shapes}"
+        )
+    layer.set_weights([value.astype(np.float32) for value in values])
+
+
+def _copy_level(generator, state, layout, index, path):
+    """Copies one U-Net level's tensors (down conv and norm, up conv and norm) into the Keras generator."""
+    down, down_norm, up, up_norm = layout.blocks[index]
+    depth = layout.depth
+
+    def conv(layer_name, prefix):
+        values = [_kernel(state[f"{prefix}.weight"])]
+        if f"{prefix}.bias" in state:
+            values.append(state[f"{prefix}.bias"])
+        _assign(generator.get_layer(layer_name), values, prefix, path)
+
+    def batchnorm(layer_name, prefix):
+        names = ("weight", "bias", "running_mean", "running_var")
+        _assign(generator.get_layer(layer_name), [state[f"{prefix}.{name}"] for name in names], prefix, path)
+
+    conv(f"down{index + 1}_conv", down)
+    if layout.norm == "batch" and down_norm:
+        batchnorm(f"down{index + 1}_batchnorm", down_norm)
+    if index == 0:
+        conv("output_convtranspose", up)
+        return
+    decoder_index = depth - index  # the innermost level's up block is the decoder's first
+    conv(f"up{decoder_index}_convtranspose", up)
+    if layout.norm == "batch":
+        batchnorm(f"up{decoder_index}_batchnorm", up_norm)
+
+
+def generator_from_state_dict(state, image_size=None, dropout=0.5, path="the checkpoint"):
+    """The Keras generator (stock layers) of a junyanz UnetGenerator state_dict, and its layout.
+
+    Args:
+        state: name -> numpy array (see state_dicts.read_state_dict).
+        image_size: the size the generator takes; None: 2**depth (256 for the published models).
+        dropout: the rate of the authors' dropout blocks (0.5 in every published pix2pix model).
+        path: the file's name, for messages.
+
+    Example:
+    >>> generator, layout = generator_from_state_dict(read_state_dict(pytorch_checkpoint))
+    >>> generator.input_shape, layout.depth, layout.norm
+    ((None, 256, 256, 3), 8, 'batch')
+    """
+    layout = unet_layout(state, path)
+    side = 2**layout.depth
+    generator = models.build_generator(
+        image_size=image_size or side, input_channels=layout.input_channels, output_channels=layout.output_channels,
+        depth=layout.depth, filters=layout.filters, norm=layout.norm, dropout=dropout, biases=layout.biases,
+        dropout_placement="authors",
+    )  # fmt: skip
+    for index in range(layout.depth):
+        _copy_level(generator, state, layout, index, path)
+    return generator, layout
+
+
+def _config_for(layout, generator, dataset, direction):
+    height, width = generator.input_shape[1:3]
+    return Config(
+        dataset=dataset, direction=direction, image_size=(height, width), input_channels=layout.input_channels,
+        output_channels=layout.output_channels, depth=layout.depth, generator_filters=layout.filters,
+        norm=layout.norm, generator_biases=layout.biases, dropout_placement="authors",
+    )  # fmt: skip
+
+
+def _write_workdir(folder, generator, config):
+    """config.json, generator.keras and a checkpoint at step 0 (the generator, a fresh discriminator, fresh optimizers)."""
+    os.makedirs(folder)
+    training_generator, discriminator = models.build_models(config)
+    training_generator.set_weights(generator.get_weights())
+    generator_optimizer, discriminator_optimizer = make_optimizers(config, total_steps=1, decay_steps=0)
+    generator_optimizer.build(training_generator.trainable_variables)
+    discriminator_optimizer.build(discriminator.trainable_variables)
+    checkpoint = checkpoints.make_checkpoint(training_generator, discriminator, generator_optimizer, discriminator_optimizer)
+    manager = tf.train.CheckpointManager(checkpoint, os.path.join(folder, "checkpoints"), max_to_keep=config.keep_checkpoints)
+    checkpoints.save(manager, 0)
+    generator.save(os.path.join(folder, "generator.keras"))
+    config.save(os.path.join(folder, "config.json"))
+
+
+def import_checkpoint(checkpoint, workdir=None, *, direction=None, image_size=None, dataset=None, data_dir=None,
+                      manual_dir=None, log=print):  # fmt: skip
+    """Turns a junyanz pix2pix generator (.pth) into a keras-pix2pix work directory; returns the generator.
+
+    Args:
+        checkpoint: a .pth file, or one of PRETRAINED_NAMES (downloaded once, checked whole).
+        workdir: the work directory to create (it must not hold a run); None: runs/NAME.
+        direction: the direction of its task; default: the pretrained model's, else AtoB.
+        image_size: the size the generator takes; default: 2**depth (256).
+        dataset: the dataset config.json names, for `fit` (fine-tuning), `evaluate` and int8
+            calibration; default: the pretrained model's, else demo.
+        data_dir: where downloads are kept (see datasets.resolve_data_dir).
+        manual_dir: a folder holding NAME.pth downloaded by hand.
+        log: where the report goes.
+
+    Returns:
+        The imported generator (also WORKDIR/generator.keras).
+
+    Example:
+    >>> generator = import_checkpoint(pytorch_checkpoint, tmp + "/imported", dataset=pairs_folder, log=lambda line: None)
+    >>> sorted(os.listdir(tmp + "/imported"))
+    ['checkpoints', 'config.json', 'generator.keras']
+    """
+    known = next((model for model in PRETRAINED if model.name == checkpoint), None)
+    if known and not os.path.exists(checkpoint):
+        path = fetch_pretrained(checkpoint, data_dir, manual_dir, log)
+    elif os.path.isfile(checkpoint):
+        path = checkpoint
+    else:
+        raise UsageError(f"{checkpoint} is neither a .pth file nor one of {', '.join(PRETRAINED_NAMES)}")
+    direction = check_choice("direction", direction or (known.direction if known else "AtoB"), DIRECTIONS)
+    name = known.name if known else os.path.splitext(os.path.basename(path))[0]
+    workdir = workdir or os.path.join("runs", name)
+    if os.path.exists(workdir) and (not os.path.isdir(workdir) or os.listdir(workdir)):
+        raise UsageError(f"--workdir {workdir} exists and is not an empty folder: import into a new one")
+    generator, layout = generator_from_state_dict(read_state_dict(path), image_size, path=path)
+    config = _config_for(layout, generator, dataset or (known.dataset if known else "demo"), direction)
+    # Written whole beside, then renamed into place: a kill leaves no half work directory.
+    with files.replacing(workdir) as staging:  # renamed over an empty folder too
+        _write_workdir(staging, generator, config)
+    log(
+        f"imported {path}: U-Net {layout.depth} levels, {layout.filters} base filters, {layout.norm} norm, "
+        f"{models.trainable_parameters(generator):,} trainable parameters, {config.direction}, "
+        f"{config.image_size[0]}x{config.image_size[1]} -> {workdir}"
+    )
+    log(f"the discriminator starts fresh (the authors published none): fine-tune with "
+        f"keras-pix2pix fit --workdir {workdir} --dataset {config.dataset} --steps N")  # fmt: skip
+    return generator
