@@ -106,13 +106,8 @@ def _add_mode(parser):
     )
 
 
-def _add_max_pixels(parser):
-    parser.add_argument(
-        "--max-pixels",
-        type=int,
-        default=MAX_PIXELS,
-        help=f"largest image accepted, in pixels, read from its header (default: {MAX_PIXELS:,})",
-    )
+def _add_max_pixels(parser, what="largest image accepted, in pixels, read from its header"):
+    parser.add_argument("--max-pixels", type=int, default=MAX_PIXELS, help=f"{what} (default: {MAX_PIXELS:,})")
 
 
 def _add_predict(commands):
@@ -212,12 +207,7 @@ def _add_export(commands):
     parser.add_argument(
         "--calibration-dataset", help="data for int8 calibration and the checks (default: the run's dataset)"
     )
-    parser.add_argument(
-        "--max-pixels",
-        type=int,
-        default=MAX_PIXELS,
-        help=f"largest image the SavedModel's serving_default accepts, in pixels (default: {MAX_PIXELS:,})",
-    )
+    _add_max_pixels(parser, "largest image the SavedModel's serving_default accepts, in pixels")
     parser.set_defaults(command=export_command)
 
 

@@ -270,7 +270,9 @@ def import_checkpoint(checkpoint, workdir=None, *, direction=None, image_size=No
         raise UsageError(f"--workdir {workdir} exists and is not an empty folder: import into a new one")
     generator, layout = generator_from_state_dict(read_state_dict(path), image_size, path=path)
     config = _config_for(layout, generator, dataset or (known.dataset if known else "demo"), direction)
-    # Written whole beside, then renamed into place: a kill leaves no half work directory.
+    # Written whole beside, then renamed into place: a kill leaves no half work directory (and
+    # what a killed import left beside is swept here).
+    files.sweep_leftovers(os.path.dirname(os.path.abspath(workdir)))
     with files.replacing(workdir) as staging:  # renamed over an empty folder too
         _write_workdir(staging, generator, config)
     log(

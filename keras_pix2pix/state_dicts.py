@@ -14,6 +14,7 @@ Both of PyTorch's formats are read:
 """
 
 import collections
+import math
 import pickle
 import struct
 import zipfile
@@ -23,6 +24,9 @@ import numpy as np
 from keras_pix2pix.errors import UsageError, first_line
 
 LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
+# The largest storage read: the published pix2pix generators hold 208 MB in all, and a zip member
+# can claim any size (a few compressed kilobytes can inflate to gigabytes).
+MAX_STORAGE_BYTES = 2**31
 LEGACY_PROTOCOL = 1001
 # PyTorch's storage types and the values they hold.
 STORAGE_DTYPES = {
@@ -59,6 +63,8 @@ class _Tensor:
             raise ValueError(f"a tensor of size {size} and stride {stride} is malformed")
         if 0 in size:
             return np.zeros(size, values.dtype)
+        if math.prod(size) > len(values):  # a stride-0 view could claim gigabytes of a 4-byte storage
+            raise ValueError(f"a tensor of size {size} holds more values than its storage's {len(values)}")
         last = offset + sum((side - 1) * step for side, step in zip(size, stride))
         if last >= len(values):
             raise ValueError(f"a tensor reaches element {last} of a storage of {len(values)}")
@@ -122,6 +128,8 @@ def _read_zip(path, archive):
     def storage(key, dtype, count):
         def values():
             if key not in loaded:
+                if archive.getinfo(f"{prefix}data/{key}").file_size > MAX_STORAGE_BYTES:
+                    raise ValueError(f"storage {key} is larger than {MAX_STORAGE_BYTES} bytes")
                 raw = np.frombuffer(archive.read(f"{prefix}data/{key}"), dtype.newbyteorder(">" if big_endian else "<"))
                 if len(raw) < count:
                     raise ValueError(f"storage {key} holds {len(raw)} values of the {count} announced")

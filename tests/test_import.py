@@ -115,6 +115,37 @@ def test_a_malicious_checkpoint_is_refused_and_runs_nothing(tmp_path, capsys, le
     assert not marker.exists() and not (tmp_path / "run").exists()
 
 
+def _tensor_checkpoint(path, size, stride, storage_bytes=b"\0\0\0\0"):
+    """A zip-format checkpoint of one float tensor with the size and stride given, pickled opcode by opcode.
+
+    By hand, since pickling PyTorch's globals needs PyTorch.
+    """
+
+    def text(value):
+        return b"X" + len(value).to_bytes(4, "little") + value.encode()
+
+    def integers(values):
+        return b"(" + b"".join(b"J" + value.to_bytes(4, "little", signed=True) for value in values) + b"t"
+
+    storage = b"(" + text("storage") + b"ctorch\nFloatStorage\n" + text("0") + text("cpu") + b"K\x01tQ"
+    tensor = (b"ctorch._utils\n_rebuild_tensor_v2\n(" + storage + b"K\x00" + integers(size) + integers(stride)
+              + b"\x89ccollections\nOrderedDict\n)RtR")  # fmt: skip
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("archive/data.pkl", b"\x80\x02}" + text("model.model.0.weight") + tensor + b"s.")
+        archive.writestr("archive/data/0", storage_bytes)
+
+
+def test_a_tensor_that_claims_more_than_its_storage_is_refused(tmp_path):
+    _tensor_checkpoint(tmp_path / "fine.pth", [1], [1])
+    assert read_state_dict(str(tmp_path / "fine.pth"))["model.model.0.weight"].tolist() == [0.0]
+    _tensor_checkpoint(tmp_path / "broadcast.pth", [100_000, 100_000], [0, 0])  # 40 GB from 4 bytes
+    with pytest.raises(UsageError, match=r"holds more values than its storage's 1"):
+        read_state_dict(str(tmp_path / "broadcast.pth"))
+    _tensor_checkpoint(tmp_path / "outside.pth", [1], [1], storage_bytes=b"")
+    with pytest.raises(UsageError, match=r"storage 0 holds 0 values of the 1 announced"):
+        read_state_dict(str(tmp_path / "outside.pth"))
+
+
 @pytest.mark.parametrize(
     "make, pattern",
     [
