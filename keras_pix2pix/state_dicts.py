@@ -14,6 +14,7 @@ Both of PyTorch's formats are read:
 """
 
 import collections
+import functools
 import math
 import pickle
 import struct
@@ -80,16 +81,18 @@ def _from_type(function, new_type, arguments, state):
     return function(*arguments)
 
 
-# (module, name) -> what it unpickles to: everything a tensor state_dict holds, and nothing else.
+# (module, name) -> a maker of what it unpickles to: everything a tensor state_dict holds, and
+# nothing else. Each global is made afresh for each file, so that a pickle that sets attributes on
+# what it was handed (pickle's BUILD can) changes nothing beyond its own load.
 _ALLOWED = {
-    ("collections", "OrderedDict"): collections.OrderedDict,
-    ("torch._utils", "_rebuild_tensor"): _Tensor,
-    ("torch._utils", "_rebuild_tensor_v2"): _Tensor,
-    ("torch._utils", "_rebuild_parameter"): _parameter,
-    ("torch._utils", "_rebuild_parameter_with_state"): _parameter,
-    ("torch._tensor", "_rebuild_from_type_v2"): _from_type,
+    ("collections", "OrderedDict"): lambda: collections.OrderedDict,
+    ("torch._utils", "_rebuild_tensor"): lambda: functools.partial(_Tensor),
+    ("torch._utils", "_rebuild_tensor_v2"): lambda: functools.partial(_Tensor),
+    ("torch._utils", "_rebuild_parameter"): lambda: functools.partial(_parameter),
+    ("torch._utils", "_rebuild_parameter_with_state"): lambda: functools.partial(_parameter),
+    ("torch._tensor", "_rebuild_from_type_v2"): lambda: functools.partial(_from_type),
     ("torch.nn.parameter", "Parameter"): _Parameter,
-    **{("torch", name): _StorageType(dtype) for name, dtype in STORAGE_DTYPES.items()},
+    **{("torch", name): functools.partial(_StorageType, dtype) for name, dtype in STORAGE_DTYPES.items()},
 }
 
 
@@ -106,7 +109,7 @@ class _Unpickler(pickle.Unpickler):
 
     def find_class(self, module, name):
         if (module, name) in _ALLOWED:
-            return _ALLOWED[(module, name)]
+            return _ALLOWED[(module, name)]()
         raise RefusedGlobal(f"{module}.{name}")
 
     def persistent_load(self, pid):
