@@ -27,6 +27,7 @@ from keras_pix2pix.evaluation import evaluate
 from keras_pix2pix.exports import FORMATS, QUANTIZATIONS, export
 from keras_pix2pix.importing import PRETRAINED, PRETRAINED_NAMES, import_checkpoint, models_url, pretrained_path
 from keras_pix2pix.modes import MODES
+from keras_pix2pix.sizing import DEFAULT_OVERLAP, NATIVE_PIXELS, SIZINGS
 from keras_pix2pix.train import NonFiniteLossError, TrainingInterrupted, fit
 from keras_pix2pix.translation import predict
 
@@ -123,6 +124,19 @@ def _add_predict(commands):
     parser.add_argument("--direction", choices=DIRECTIONS, help="input half with --pairs (default: the run's)")
     _add_mode(parser)
     parser.add_argument("--seed", type=int, help="makes paper mode's dropout repeatable")
+    parser.add_argument(
+        "--sizing",
+        choices=SIZINGS,
+        default="auto",
+        help="how an image meets the model's size: resize (to it and back: cheap, loses detail finer than the "
+        "model's size), native (the whole image at its own resolution, padded to a multiple of 2**depth: memory "
+        f"grows with the image, up to {NATIVE_PIXELS / 1e6:g} megapixels), tiles (overlapping tiles of the model's "
+        "size, blended without seams: bounded memory at any size) or auto (the default: resize up to the model's "
+        "size, tiles above)",
+    )
+    parser.add_argument(
+        "--tile-overlap", type=float, default=DEFAULT_OVERLAP, help=f"overlap of tiles, a fraction of a tile (default: {DEFAULT_OVERLAP})"
+    )
     parser.add_argument("--overwrite", action="store_true", help="replace outputs that exist already")
     parser.add_argument("--skip-bad", action="store_true", help="go on past unreadable or oversized inputs")
     _add_max_pixels(parser)
@@ -141,6 +155,8 @@ def predict_command(arguments):
         overwrite=arguments.overwrite,
         skip_bad=arguments.skip_bad,
         max_pixels=arguments.max_pixels,
+        sizing=arguments.sizing,
+        tile_overlap=arguments.tile_overlap,
     )
     print(f"wrote {len(written)} image(s) to {arguments.output}")
 

@@ -16,7 +16,8 @@ from keras_pix2pix.checkpoints import has_checkpoint, restore_generator
 from keras_pix2pix.config import MAX_PIXELS, Config, UsageError, check_choice, check_setting
 from keras_pix2pix.errors import first_line
 from keras_pix2pix.files import is_inside, make_folder, sweep_leftovers, write_atomically
-from keras_pix2pix.modes import MODES, prepare, translate
+from keras_pix2pix.modes import MODES, prepare
+from keras_pix2pix.sizing import DEFAULT_OVERLAP, SIZINGS, translate_image
 
 
 def _load_keras_file(path):
@@ -151,12 +152,13 @@ def _read_input(path, pairs, direction, channels, max_pixels):
 
 def predict(
     model, inputs, output_dir, *, pairs=False, direction=None, mode="paper", seed=None, overwrite=False,
-    skip_bad=False, max_pixels=MAX_PIXELS, log=print,
+    skip_bad=False, max_pixels=MAX_PIXELS, sizing="auto", tile_overlap=DEFAULT_OVERLAP, log=print,
 ):  # fmt: skip
     """Translates image files and folders, writing one PNG per input into output_dir.
 
-    Each output has the size of its input: the input is resized to the model's size and the
-    output resized back. Nothing is written over an input, over another output of the same
+    Each output has the size of its input: by default an input no larger than the model's size is
+    resized to it and the output resized back, and a larger one is translated in overlapping tiles
+    at its own resolution (see keras_pix2pix.sizing). Nothing is written over an input, over another output of the same
     call, or over an existing file unless overwrite is set; every destination is checked
     before the first image is translated.
 
@@ -171,7 +173,9 @@ def predict(
         overwrite: replace outputs that exist already.
         skip_bad: go on past an unreadable or oversized input (and say how many), instead of stopping.
         max_pixels: the largest input accepted, in pixels, checked from its header.
-        log: where the note about skipped inputs goes.
+        sizing: "auto", "resize", "native" or "tiles" (see keras_pix2pix.sizing).
+        tile_overlap: the overlap of neighbouring tiles, as a fraction of a tile.
+        log: where the note about skipped inputs (and the progress of many-tile images) goes.
 
     Returns:
         The paths written.
@@ -182,6 +186,7 @@ def predict(
     """
     check_choice("mode", mode, MODES)
     check_setting("max_pixels", max_pixels)
+    check_choice("sizing", sizing, SIZINGS)
     files = _input_files(inputs)
     destinations = _destinations(files, inputs, output_dir, overwrite)
     if seed is not None:
@@ -190,7 +195,7 @@ def predict(
     runner = prepare(generator, mode)
     if pairs and direction is None:
         direction = config.direction if config is not None and config.direction else "AtoB"
-    height, width, channels = generator.input_shape[1:]
+    channels = generator.input_shape[-1]
     make_folder(output_dir, "--output")
     sweep_leftovers(output_dir)
     written, skipped = [], []
@@ -202,9 +207,7 @@ def predict(
                 raise UsageError(f"{problem} ({len(written)} image(s) written before it; --skip-bad goes on past it)") from None
             skipped.append(str(problem))
             continue
-        original_size = image.shape[:2]
-        output = translate(runner, data.normalize(data.resize(image, (height, width)))[None], mode)[0]
-        output = data.resize(output, original_size, -1.0, 1.0)
+        output = translate_image(runner, image, mode, sizing, tile_overlap, log)
         write_atomically(destination, tf.io.encode_png(data.denormalize(output)).numpy())
         written.append(destination)
     if skipped:

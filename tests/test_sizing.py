@@ -1,0 +1,116 @@
+"""Images of any size: resize, native (the whole image at its resolution) and tiles (blended)."""
+
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from conftest import png, refused, run_command
+
+from keras_pix2pix import sizing
+from keras_pix2pix.models import build_generator
+from keras_pix2pix.modes import translate
+
+
+@pytest.fixture(scope="module")
+def generator():
+    keras.utils.set_random_seed(3)
+    return build_generator(image_size=32, filters=4)
+
+
+def pointwise(path=None):
+    """A generator whose output at a pixel depends on that pixel alone: any seam would be the blending's."""
+    keras.utils.set_random_seed(4)
+    inputs = keras.Input((32, 32, 3))
+    model = keras.Model(inputs, keras.layers.Conv2D(3, 1, activation="tanh")(inputs))
+    if path:
+        model.save(path)
+    return model
+
+
+@pytest.mark.parametrize("height, width", [(300, 200), (257, 513), (5, 3)])
+def test_native_keeps_the_size_and_computes_the_padded_image(generator, height, width):
+    image = np.random.RandomState(0).uniform(-1, 1, (height, width, 3)).astype(np.float32)
+    output = sizing.native(generator, tf.constant(image), "inference").numpy()
+    assert output.shape == (height, width, 3)
+    # The same network built at the padded size, on the image padded by numpy: the same pixels.
+    padded_height, padded_width = -(-height // 32) * 32, -(-width // 32) * 32
+    padded = image
+    while padded.shape[:2] != (padded_height, padded_width):
+        down = min(padded_height - padded.shape[0], padded.shape[0] - 1)
+        right = min(padded_width - padded.shape[1], padded.shape[1] - 1)
+        padded = np.pad(padded, [(0, down), (0, right), (0, 0)], mode="reflect")
+    whole = build_generator(image_size=(padded_height, padded_width), depth=5, filters=4)
+    whole.set_weights(generator.get_weights())
+    expected = translate(whole, tf.constant(padded[None]), "inference")[0].numpy()[:height, :width]
+    assert np.abs(output - expected).max() < 1e-5
+
+
+def test_tiles_blend_without_seams():
+    model = pointwise()
+    image = np.random.RandomState(1).uniform(-1, 1, (100, 70, 3)).astype(np.float32)
+    tiled = sizing.tiles(model, tf.constant(image), "inference", overlap=0.25).numpy()
+    whole = sizing.at_size(model, 100, 70)(image[None])[0].numpy()
+    error = np.abs(tiled - whole)
+    assert error.max() < 1e-5
+    # Across the tile borders (columns 24-32, 48-56 ... of 32-pixel tiles every 24) no larger than inside.
+    borders = np.zeros(100, bool)
+    borders[[23, 24, 31, 32, 47, 48, 55, 56]] = True
+    assert error[borders].max() <= error[~borders].max() + 1e-6
+
+
+def test_predict_translates_a_large_image_in_tiles_at_its_size(tmp_path, capsys):
+    pointwise(tmp_path / "pointwise.keras")
+    image = np.random.RandomState(2).randint(0, 256, (90, 130, 3)).astype(np.uint8)
+    tf.io.write_file(str(tmp_path / "large.png"), tf.io.encode_png(image))
+    for choice in ("auto", "tiles", "native", "resize"):
+        status, out, err = run_command(capsys, "predict", "--model", tmp_path / "pointwise.keras", tmp_path / "large.png",
+                                       "--output", tmp_path / choice, "--sizing", choice, "--mode", "inference")  # fmt: skip
+        assert status == 0, err
+    outputs = {choice: tf.io.decode_png(open(tmp_path / choice / "large.png", "rb").read()).numpy().astype(int)
+               for choice in ("auto", "tiles", "native", "resize")}  # fmt: skip
+    assert all(output.shape == (90, 130, 3) for output in outputs.values())
+    # A pointwise model: tiles and native give the whole image's pixels; resize blurs them.
+    assert np.abs(outputs["tiles"] - outputs["native"]).max() <= 1 and np.array_equal(outputs["auto"], outputs["tiles"])
+    assert np.abs(outputs["resize"] - outputs["native"]).mean() > 5
+
+
+def test_sizing_limits_are_one_line(tmp_path, capsys, monkeypatch):
+    pointwise(tmp_path / "pointwise.keras")
+    png(tmp_path / "x.png", 40, 40)
+    monkeypatch.setattr(sizing, "NATIVE_PIXELS", 1000)
+    refused(capsys, r"--sizing native runs an image whole, and 40x40 is over its limit of 0\.001 megapixels: use "
+            r"--sizing tiles", "predict", "--model", tmp_path / "pointwise.keras", tmp_path / "x.png", "--output",
+            tmp_path / "out", "--sizing", "native")  # fmt: skip
+    refused(capsys, r"tile_overlap must be between 0 and 0\.5 of a tile; got 0\.9", "predict", "--model",
+            tmp_path / "pointwise.keras", tmp_path / "x.png", "--output", tmp_path / "out2", "--sizing", "tiles",
+            "--tile-overlap", "0.9")  # fmt: skip
+
+
+MEASURED = """
+import resource, subprocess, sys
+result = subprocess.run(sys.argv[1:], capture_output=True, text=True)
+print(result.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss // 1024, result.stderr[-300:].replace(chr(10), " "))
+"""
+
+
+@pytest.mark.slow
+def test_a_3000_by_2000_image_in_256_pixel_tiles_stays_under_2_5_gb(tmp_path):
+    keras.utils.set_random_seed(5)
+    build_generator(image_size=256, filters=16).save(tmp_path / "generator.keras")
+    image = np.random.RandomState(3).randint(0, 256, (2000, 3000, 3)).astype(np.uint8)
+    tf.io.write_file(str(tmp_path / "aerial.png"), tf.io.encode_png(image))
+    result = subprocess.run(
+        [sys.executable, "-c", MEASURED, sys.executable, "-m", "keras_pix2pix", "predict", "--model",
+         str(tmp_path / "generator.keras"), str(tmp_path / "aerial.png"), "--output", str(tmp_path / "out"),
+         "--sizing", "tiles", "--mode", "inference"],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    status, peak, tail = result.stdout.strip().split(" ", 2)
+    assert status == "0", tail
+    assert int(peak) < 2560, f"peak RSS {peak} MB"
+    assert tf.io.decode_png(open(tmp_path / "out" / "aerial.png", "rb").read()).shape == (2000, 3000, 3)
+    assert os.path.getsize(tmp_path / "out" / "aerial.png") > 0
