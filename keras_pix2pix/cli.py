@@ -188,6 +188,14 @@ def _add_evaluate(commands):
     parser.add_argument("--data-dir", help="where prepared datasets are kept")
     parser.add_argument("--seed", type=int, default=0, help="paper mode's dropout seed (default: 0)")
     _add_max_pixels(parser)
+    parser.add_argument(
+        "--sizing",
+        choices=SIZINGS,
+        default="resize",
+        help="resize (the default, the paper's protocol: every pair scored at the model's size), or native, "
+        "tiles or auto: each pair translated and scored at its own size (see predict --help)",
+    )
+    parser.add_argument("--tile-overlap", type=float, default=DEFAULT_OVERLAP, help="overlap of tiles, a fraction of a tile")
     parser.set_defaults(command=evaluate_command)
 
 

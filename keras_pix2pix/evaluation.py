@@ -33,6 +33,7 @@ from keras_pix2pix.metrics import (
 )
 from keras_pix2pix.modes import MODES, prepare, translate
 from keras_pix2pix.progress import Progress
+from keras_pix2pix.sizing import DEFAULT_OVERLAP, SIZINGS, translate_image
 from keras_pix2pix.translation import load_generator
 
 
@@ -120,8 +121,16 @@ def _folder_items(predictions, targets, inputs, palette, max_pixels):
     return _Items(items, len(items), f"{predictions} against {targets}", _resolve_palette(palette, None, None))
 
 
-def _model_items(model, dataset, split, direction, mode, palette, data_dir, seed, max_pixels):
-    """The pairs of a split translated by a model in a test-time mode."""
+def _own_size_items(pairs, config, direction, runner, mode, sizing, overlap):
+    """(output, target, input) arrays in [-1, 1] at each pair's own size: translated natively or in tiles."""
+    for _, a_bytes, b_bytes in pairs.ordered():
+        source, target = data.decode_pair(a_bytes, b_bytes, direction, config.input_channels, config.output_channels)
+        output = translate_image(runner, source, mode, sizing, overlap)
+        yield output, data.normalize(target), data.normalize(source)
+
+
+def _model_items(model, dataset, split, direction, mode, palette, data_dir, seed, max_pixels, sizing, overlap):
+    """The pairs of a split translated by a model in a test-time mode, at the model's size or their own (sizing)."""
     keras.utils.set_random_seed(seed)
     generator, saved = load_generator(model)
     dataset = dataset or (saved.dataset if saved else None)
@@ -140,13 +149,18 @@ def _model_items(model, dataset, split, direction, mode, palette, data_dir, seed
     names = pairs.names() if isinstance(pairs, datasets.FilePairs) else None
 
     def items():
-        for index, (source, target) in enumerate(data.eval_dataset(pairs, config, direction)):
-            output = translate(runner, source, mode)
+        if sizing == "resize":  # the paper's protocol: scored at the model's size
+            translated = ((translate(runner, source, mode)[0], target[0], source[0])
+                          for source, target in data.eval_dataset(pairs, config, direction))  # fmt: skip
+        else:
+            translated = _own_size_items(pairs, config, direction, runner, mode, sizing, overlap)
+        for index, (output, target, source) in enumerate(translated):
             name = os.path.splitext(os.path.basename(names[index]))[0] if names else f"{index + 1:05d}"
-            yield name, output[0].numpy(), target[0].numpy(), source[0].numpy()
+            yield name, np.asarray(output), np.asarray(target), np.asarray(source)
 
     label_palette = _resolve_palette(palette, os.path.basename(os.path.normpath(dataset)), direction)
-    return _Items(items(), len(pairs), f"{dataset} {split}, {direction}, {mode} mode", label_palette)
+    description = f"{dataset} {split}, {direction}, {mode} mode, sizing {sizing}"
+    return _Items(items(), len(pairs), description, label_palette)
 
 
 def _write_png(path, image):
@@ -193,25 +207,21 @@ def _feature_distances(outputs, targets, inception_weights, log):
     return {"fid_keras_inceptionv3": fid, "kid_keras_inceptionv3": kid, "fid_network": FID_NETWORK}
 
 
+def _prepare_output(output_dir, sources):
+    """Makes the report folder, refusing one that is (or is inside) a folder the report reads; sweeps leftovers."""
+    for name, folder in sources.items():
+        if folder and os.path.isdir(folder) and is_inside(output_dir, folder):
+            raise UsageError(f"--output {output_dir} is the {name} folder {folder} or inside it: pass another --output")
+    make_folder(output_dir, "--output")
+    for folder in (output_dir, os.path.join(output_dir, "images")):
+        sweep_leftovers(folder)
+
+
 def evaluate(
-    model=None,
-    output_dir="evaluation",
-    *,
-    dataset=None,
-    split="test",
-    direction=None,
-    mode="paper",
-    palette=None,
-    fid=False,
-    inception_weights="imagenet",
-    predictions=None,
-    targets=None,
-    inputs=None,
-    data_dir=None,
-    seed=0,
-    max_pixels=MAX_PIXELS,
-    verbose=True,
-):
+    model=None, output_dir="evaluation", *, dataset=None, split="test", direction=None, mode="paper", palette=None,
+    fid=False, inception_weights="imagenet", predictions=None, targets=None, inputs=None, data_dir=None, seed=0,
+    max_pixels=MAX_PIXELS, sizing="resize", tile_overlap=DEFAULT_OVERLAP, verbose=True,
+):  # fmt: skip
     """Scores a model on a split (or a folder of predictions against targets) and writes a report.
 
     Args:
@@ -230,6 +240,9 @@ def evaluate(
         data_dir: where prepared datasets are kept.
         seed: makes paper mode's dropout repeatable.
         max_pixels: the largest image accepted, in pixels, checked from its header.
+        sizing: "resize" (the default, the paper's protocol: every pair at the model's size),
+            "native", "tiles" or "auto": each pair at its own size (see keras_pix2pix.sizing).
+        tile_overlap: the tiles' overlap, as a fraction of a tile.
         verbose: print the progress and the summary.
 
     Returns:
@@ -242,16 +255,13 @@ def evaluate(
     """
     check_choice("mode", mode, MODES)
     check_setting("max_pixels", max_pixels)
+    check_choice("sizing", sizing, SIZINGS)
     log = print if verbose else (lambda *arguments, **keywords: None)
-    for name, folder in (("--predictions", predictions), ("--targets", targets), ("--inputs", inputs),
-                         ("--dataset", dataset)):  # fmt: skip
-        if folder and os.path.isdir(folder) and is_inside(output_dir, folder):
-            raise UsageError(f"--output {output_dir} is the {name} folder {folder} or inside it: pass another --output")
-    make_folder(output_dir, "--output")
-    for folder in (output_dir, os.path.join(output_dir, "images")):
-        sweep_leftovers(folder)
+    _prepare_output(output_dir, {"--predictions": predictions, "--targets": targets, "--inputs": inputs,
+                                 "--dataset": dataset})  # fmt: skip
     if model is not None:
-        source = _model_items(model, dataset, split, direction, mode, palette, data_dir, seed, max_pixels)
+        source = _model_items(model, dataset, split, direction, mode, palette, data_dir, seed, max_pixels, sizing,
+                              tile_overlap)  # fmt: skip
     elif predictions and targets:
         source = _folder_items(predictions, targets, inputs, palette, max_pixels)
     else:

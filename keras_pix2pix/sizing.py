@@ -115,30 +115,56 @@ def tiles(model, image, mode, overlap=DEFAULT_OVERLAP, log=None):
         overlap: the overlap of neighbouring tiles, as a fraction of the tile, in [0, 0.5].
         log: where progress lines go for images of many tiles; None: nowhere.
     """
+
+    def run(piece):
+        return translate(model, piece, mode)[0].numpy()
+
+    return tf.constant(blend_tiles(run, image, model.input_shape[1:3], model.output_shape[-1], overlap, log))
+
+
+def blend_tiles(run, image, tile_size, output_channels, overlap=DEFAULT_OVERLAP, log=None):
+    """Runs `run` on overlapping tiles of an image and blends them: the tiling of any fixed-size model.
+
+    Each tile's weights ramp from ~0 to 1 across its overlap with each neighbour (and stay 1 at
+    the image's edges), and the blend divides by the summed weights, so that neighbouring tiles
+    hand over smoothly and no seam shows. Memory holds the image, its output and one tile.
+
+    Args:
+        run: a function from one tile, float32 (1, tile height, tile width, channels) in [-1, 1],
+            to its output (tile height, tile width, output_channels): a Keras model, a TFLite
+            interpreter (export/tflite_tiles.py), anything of fixed size.
+        image: float (height, width, channels) in [-1, 1], any size (a smaller one is reflected up).
+        tile_size: (height, width) of a tile.
+        output_channels: channels of run's output.
+        overlap: the overlap of neighbouring tiles, as a fraction of a tile, in [0, 0.5].
+        log: where progress lines go for images of many tiles; None: nowhere.
+
+    Returns:
+        float32 numpy array (height, width, output_channels).
+    """
     if not 0 <= overlap <= 0.5:
         raise UsageError(f"tile_overlap must be between 0 and 0.5 of a tile; got {overlap!r}")
-    tile_height, tile_width = model.input_shape[1:3]
+    tile_height, tile_width = tile_size
     height, width = image.shape[:2]
-    padded = _reflect(image, max(height, tile_height), max(width, tile_width))
+    padded = _reflect(tf.convert_to_tensor(image, tf.float32), max(height, tile_height), max(width, tile_width))
     rows = _starts(padded.shape[0], tile_height, round(overlap * tile_height))
     columns = _starts(padded.shape[1], tile_width, round(overlap * tile_width))
     row_weights, column_weights = _ramps(rows, tile_height), _ramps(columns, tile_width)
-    total = np.zeros((*padded.shape[:2], model.output_shape[-1]), np.float32)
+    total = np.zeros((*padded.shape[:2], output_channels), np.float32)
     weight = np.zeros((*padded.shape[:2], 1), np.float32)
     count = len(rows) * len(columns)
     progress = Progress(count, "tiles", rate_unit="tiles", log_every=64) if log and count > 64 else None
     done = 0
     for row, row_weight in zip(rows, row_weights):
         for column, column_weight in zip(columns, column_weights):
-            piece = padded[row : row + tile_height, column : column + tile_width]
-            output = translate(model, piece[None], mode)[0].numpy()
+            output = np.asarray(run(padded[None, row : row + tile_height, column : column + tile_width]))
             window = (row_weight[:, None] * column_weight[None, :])[..., None]
             total[row : row + tile_height, column : column + tile_width] += output * window
             weight[row : row + tile_height, column : column + tile_width] += window
             done += 1
             if progress:
                 progress.update(done)
-    return tf.constant((total / weight)[:height, :width])
+    return (total / weight)[:height, :width]
 
 
 def translate_image(model, image, mode="paper", sizing="auto", overlap=DEFAULT_OVERLAP, log=None):

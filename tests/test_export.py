@@ -25,6 +25,7 @@ from keras_pix2pix.train import fit
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "export"))
 import grpc_client  # noqa: E402
 import rest_client  # noqa: E402
+import tflite_tiles  # noqa: E402
 
 
 def test_export_mode_is_paper_mode_without_dropout():
@@ -198,6 +199,24 @@ def test_tflite_files_run_with_litert(exported):
     assert np.abs(run_tflite(os.path.join(folder, "generator_float32.tflite"), images) - reference).max() <= 1e-4
     assert np.abs(run_tflite(os.path.join(folder, "generator_float16.tflite"), images) - reference).mean() <= 5e-3
     assert psnr(reference, run_tflite(os.path.join(folder, "generator_int8.tflite"), images)) >= 25
+
+
+@pytest.mark.slow
+def test_the_tflite_tiles_client_matches_predict_in_tiles(exported, tmp_path, capsys, monkeypatch):
+    workdir, output, _ = exported
+    image = np.random.RandomState(4).randint(0, 256, (70, 90, 3)).astype(np.uint8)
+    tf.io.write_file(str(tmp_path / "large.png"), tf.io.encode_png(image))
+    model = os.path.join(output, "shoes", "tflite", "1", "generator_float32.tflite")
+    monkeypatch.setattr(sys, "argv", ["tflite_tiles.py", model, str(tmp_path / "large.png"), "--output",
+                                      str(tmp_path / "tflite.png")])  # fmt: skip
+    tflite_tiles.main()
+    assert main(["predict", "--model", workdir, str(tmp_path / "large.png"), "--output", str(tmp_path / "keras"),
+                 "--sizing", "tiles", "--mode", "export"]) == 0  # fmt: skip
+    capsys.readouterr()
+    tiled = tf.io.decode_png(open(tmp_path / "tflite.png", "rb").read()).numpy().astype(int)
+    predicted = tf.io.decode_png(open(tmp_path / "keras" / "large.png", "rb").read()).numpy().astype(int)
+    assert tiled.shape == predicted.shape == (70, 90, 3)
+    assert np.abs(tiled - predicted).max() <= 1  # the float32 file's 1e-4, rounded to 8 bits
 
 
 @pytest.mark.slow

@@ -1,5 +1,6 @@
 """Images of any size: resize, native (the whole image at its resolution) and tiles (blended)."""
 
+import json
 import os
 import subprocess
 import sys
@@ -8,7 +9,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import png, refused, run_command
+from conftest import png, refused, run_command, write_ab_folder
 
 from keras_pix2pix import sizing
 from keras_pix2pix.models import build_generator
@@ -114,3 +115,21 @@ def test_a_3000_by_2000_image_in_256_pixel_tiles_stays_under_2_5_gb(tmp_path):
     assert int(peak) < 2560, f"peak RSS {peak} MB"
     assert tf.io.decode_png(open(tmp_path / "out" / "aerial.png", "rb").read()).shape == (2000, 3000, 3)
     assert os.path.getsize(tmp_path / "out" / "aerial.png") > 0
+
+
+def test_evaluate_scores_each_pair_at_its_own_size_when_asked(tmp_path, capsys):
+    pointwise(tmp_path / "pointwise.keras")
+    folder = write_ab_folder(tmp_path / "pairs", count=2, size=48, splits=("test",))
+    reports = {}
+    for choice in ("resize", "native", "tiles"):
+        status, out, err = run_command(capsys, "evaluate", "--model", tmp_path / "pointwise.keras", "--dataset", folder,
+                                       "--output", tmp_path / choice, "--sizing", choice, "--mode", "inference")  # fmt: skip
+        assert status == 0, err
+        reports[choice] = json.load(open(tmp_path / choice / "metrics.json"))
+        assert f"sizing {choice}" in reports[choice]["summary"]["source"]
+    # The thumbnails hold each output at its pair's size (48x48) or at the model's (32x32).
+    sizes = {choice: tf.io.decode_png(open(tmp_path / choice / "images" / "00001_output.png", "rb").read()).shape[:2]
+             for choice in reports}  # fmt: skip
+    assert sizes == {"resize": (32, 32), "native": (48, 48), "tiles": (48, 48)}
+    # A pointwise model: native and tiles score the same pixels.
+    assert abs(reports["native"]["summary"]["l1"] - reports["tiles"]["summary"]["l1"]) < 1e-4
