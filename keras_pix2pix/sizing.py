@@ -95,11 +95,10 @@ def _ramps(starts, tile):
     for index, start in enumerate(starts):
         ramp = np.ones(tile, np.float32)
         positions = np.arange(tile, dtype=np.float32)
-        if index > 0:
-            overlap = starts[index - 1] + tile - start
+        # Tiles that only touch (no overlap) keep their full weight.
+        if index > 0 and (overlap := starts[index - 1] + tile - start) > 0:
             ramp = np.minimum(ramp, (positions + 0.5) / overlap)
-        if index < len(starts) - 1:
-            overlap = start + tile - starts[index + 1]
+        if index < len(starts) - 1 and (overlap := start + tile - starts[index + 1]) > 0:
             ramp = np.minimum(ramp, (tile - positions - 0.5) / overlap)
         weights.append(ramp)
     return weights
