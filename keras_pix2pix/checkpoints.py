@@ -177,6 +177,11 @@ def _repair_state(directory, restored, prefixes):
     write_atomically(state_path, "\n".join(lines) + "\n")
 
 
+def make_manager(checkpoint, workdir, strategy, keep):
+    """The CheckpointManager of WORKDIR/checkpoints (a worker's own folder off the chief)."""
+    return tf.train.CheckpointManager(checkpoint, distribute.checkpoint_directory(workdir, strategy), max_to_keep=keep)
+
+
 def restore_latest(checkpoint, workdir, strategy, keep, log=print):
     """Restores the newest intact checkpoint of a run into `checkpoint` and makes its manager.
 
@@ -205,8 +210,7 @@ def restore_latest(checkpoint, workdir, strategy, keep, log=print):
         )
     _set_aside(damaged, directory, log)
     _repair_state(directory, restored, [prefix for prefix in prefixes if prefix not in dict(damaged)])
-    manager = tf.train.CheckpointManager(checkpoint, directory, max_to_keep=keep)
-    return manager, int(checkpoint.step.numpy()) if restored else 0
+    return make_manager(checkpoint, workdir, strategy, keep), int(checkpoint.step.numpy()) if restored else 0
 
 
 def save(manager, step):

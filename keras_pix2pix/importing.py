@@ -227,8 +227,7 @@ def _write_workdir(folder, generator, config):
     generator_optimizer.build(training_generator.trainable_variables)
     discriminator_optimizer.build(discriminator.trainable_variables)
     checkpoint = checkpoints.make_checkpoint(training_generator, discriminator, generator_optimizer, discriminator_optimizer)
-    manager = tf.train.CheckpointManager(checkpoint, os.path.join(folder, "checkpoints"), max_to_keep=config.keep_checkpoints)
-    checkpoints.save(manager, 0)
+    checkpoints.save(checkpoints.make_manager(checkpoint, folder, tf.distribute.get_strategy(), config.keep_checkpoints), 0)
     generator.save(os.path.join(folder, "generator.keras"))
     config.save(os.path.join(folder, "config.json"))
 
