@@ -12,12 +12,14 @@ import tensorflow as tf
 from tensorflow_serving.apis import predict_pb2
 
 
-def grpc_request(image_bytes, model_name):
-    """A PredictRequest for the serving_default signature with one encoded image."""
+def grpc_request(image_bytes, model_name, sizing=None):
+    """A PredictRequest with one encoded image: to serving_default, or to translate_bytes with a sizing."""
     request = predict_pb2.PredictRequest()
     request.model_spec.name = model_name
-    request.model_spec.signature_name = "serving_default"
+    request.model_spec.signature_name = "serving_default" if sizing is None else "translate_bytes"
     request.inputs["image_bytes"].CopyFrom(tf.make_tensor_proto([image_bytes], dtype=tf.string))
+    if sizing is not None:
+        request.inputs["sizing"].CopyFrom(tf.make_tensor_proto([sizing], dtype=tf.string))
     return request
 
 
@@ -35,9 +37,10 @@ def main():
     parser.add_argument("--model", required=True, help="the served model name")
     parser.add_argument("image", help="a JPEG or PNG image")
     parser.add_argument("--output", required=True, help="where to save the translated PNG")
+    parser.add_argument("--sizing", choices=("auto", "resize", "native", "tiles"), help="default: the server's (auto)")
     arguments = parser.parse_args()
     with open(arguments.image, "rb") as file:
-        request = grpc_request(file.read(), arguments.model)
+        request = grpc_request(file.read(), arguments.model, arguments.sizing)
     # Generated images are large: raise gRPC's 4 MB default message limit.
     options = [("grpc.max_receive_message_length", 64 << 20), ("grpc.max_send_message_length", 64 << 20)]
     with grpc.insecure_channel(arguments.server, options=options) as channel:

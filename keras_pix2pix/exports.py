@@ -24,11 +24,12 @@ import tensorflow as tf
 from ai_edge_litert.interpreter import Interpreter
 from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
 
-from keras_pix2pix import data, datasets, fast
+from keras_pix2pix import data, datasets, fast, sizing
 from keras_pix2pix.config import MAX_PIXELS, Config, UsageError, check_choice, check_setting
 from keras_pix2pix.files import make_folder, sweep_leftovers, write_atomically
 from keras_pix2pix.metrics import parity
 from keras_pix2pix.modes import export_form
+from keras_pix2pix.sizing import SIZINGS
 from keras_pix2pix.translation import load_generator
 
 FORMATS = ("saved_model", "tflite")
@@ -47,12 +48,37 @@ def _check_choices(name, values, allowed):
     return values
 
 
+def _sizing_index(choices):
+    """Each image's --sizing choice, a string, as its index in SIZINGS; an unknown one fails the request."""
+    matches = tf.equal(choices[:, None], tf.constant(SIZINGS)[None, :])
+    known = tf.debugging.assert_equal(
+        tf.reduce_all(tf.reduce_any(matches, axis=1)), True,
+        message=f"sizing must be one of {', '.join(SIZINGS)}",
+    )  # fmt: skip
+    with tf.control_dependencies([known]):
+        return tf.argmax(tf.cast(matches, tf.int32), axis=1, output_type=tf.int32)
+
+
 def _serving_functions(model, max_pixels=MAX_PIXELS):
     height, width, channels = model.input_shape[1:]
+    output_channels = model.output_shape[-1]
+    multiple = sizing.downsampling(model)
+    # The same network at any size, for native translation; it shares the model's variables.
+    any_size = sizing.at_size(model, None, None)
+
+    def run(images):
+        return tf.cast(any_size(images, training=False), tf.float32)
 
     def translate(images):
-        """float32 images in [-1, 1] at the model's size -> float32 in [-1, 1]."""
-        return {"images": tf.cast(model(images, training=False), tf.float32)}
+        """float32 images in [-1, 1], each side a multiple of 2**depth -> float32 in [-1, 1] (native)."""
+        shape = tf.shape(images)
+        sides = tf.debugging.assert_equal(
+            tf.stack([shape[1] % multiple, shape[2] % multiple]), 0,
+            message=f"translate takes images whose sides are multiples of {multiple}: pad them (reflect) and crop "
+            "the outputs, or send encoded images to translate_bytes",
+        )  # fmt: skip
+        with tf.control_dependencies([sides]):
+            return {"images": run(images)}
 
     def decode(contents):
         # The size is read from the header and checked before decoding: a small file can claim
@@ -63,31 +89,55 @@ def _serving_functions(model, max_pixels=MAX_PIXELS):
             message=f"an image is larger than the limit of {max_pixels} pixels (export --max-pixels)",
         )  # fmt: skip
         with tf.control_dependencies([within]):
-            image = tf.io.decode_image(contents, channels=channels, dtype=tf.float32, expand_animations=False)
-        return data.normalize(data.resize(image, (height, width))), tf.cast(size, tf.int32)
+            return tf.io.decode_image(contents, channels=channels, dtype=tf.float32, expand_animations=False)
 
-    def serve(image_bytes):
-        """Encoded JPEG or PNG images of any size -> PNG images of the same sizes."""
-        images, sizes = tf.map_fn(
-            decode,
-            image_bytes,
-            fn_output_signature=(tf.TensorSpec([height, width, channels], tf.float32), tf.TensorSpec([2], tf.int32)),
+    def translate_one(arguments):
+        contents, choice = arguments
+        image = decode(contents)
+        image_height, image_width = tf.shape(image)[0], tf.shape(image)[1]
+        # auto: resize an image no larger than the model's size, tile a larger one (as predict does).
+        small = tf.logical_and(image_height <= height, image_width <= width)
+        choice = tf.where(tf.equal(choice, SIZINGS.index("auto")),
+                          tf.where(small, SIZINGS.index("resize"), SIZINGS.index("tiles")), choice)  # fmt: skip
+
+        def native():
+            within = tf.debugging.assert_less_equal(
+                image_height * image_width, sizing.NATIVE_PIXELS,
+                message=f"sizing native runs an image whole, and this one is over its limit of "
+                f"{sizing.NATIVE_PIXELS / 1e6:g} megapixels: use tiles",
+            )  # fmt: skip
+            with tf.control_dependencies([within]):
+                return sizing.run_padded(run, data.normalize(image), multiple)
+
+        branches = {
+            "resize": lambda: sizing.resized(run, image, (height, width)),
+            "native": native,
+            "tiles": lambda: sizing.blend_tiles(
+                lambda tile: run(tile)[0], data.normalize(image), (height, width), output_channels
+            ),
+        }  # fmt: skip
+        # Indexed from 0: SIZINGS[0] is auto, resolved above.
+        output = tf.switch_case(choice - 1, [branches[name] for name in SIZINGS[1:]])
+        return tf.io.encode_png(data.denormalize(tf.ensure_shape(output, [None, None, output_channels])))
+
+    def translate_bytes(image_bytes, sizings):
+        """Encoded JPEG or PNG images of any size, each with its sizing -> PNG images of the same sizes."""
+        same = tf.debugging.assert_equal(
+            tf.size(sizings), tf.size(image_bytes), message="sizing needs one choice per image"
         )
-
-        def encode(arguments):
-            output, size = arguments
-            return tf.io.encode_png(data.denormalize(data.resize(output, size, -1.0, 1.0)))
-
-        def translated():
-            outputs = tf.cast(model(images, training=False), tf.float32)
-            return tf.map_fn(encode, (outputs, sizes), fn_output_signature=tf.string)
-
-        # An empty request gets an empty answer (the convolutions refuse a batch of none).
-        output_bytes = tf.cond(tf.size(image_bytes) > 0, translated, lambda: tf.zeros([0], tf.string))
+        with tf.control_dependencies([same]):
+            choices = _sizing_index(sizings)
+        # One image at a time: each may be of its own size and sizing, and memory stays that of one.
+        output_bytes = tf.map_fn(translate_one, (image_bytes, choices), fn_output_signature=tf.string,
+                                 parallel_iterations=1)  # fmt: skip
         # The _bytes suffix makes TF Serving's REST API return the PNGs base64-encoded.
         return {"output_bytes": output_bytes}
 
-    return translate, serve, (height, width, channels)
+    def serve(image_bytes):
+        """Encoded JPEG or PNG images of any size -> PNG images of the same sizes (sizing auto)."""
+        return translate_bytes(image_bytes, tf.fill(tf.shape(image_bytes), "auto"))
+
+    return translate, serve, translate_bytes, (height, width, channels)
 
 
 def _warmup_records(path, model_name, sample_png):
@@ -103,7 +153,7 @@ def _warmup_records(path, model_name, sample_png):
 
 
 def write_saved_model(model, path, model_name="pix2pix", max_pixels=MAX_PIXELS):
-    """Writes the SavedModel (ExportArchive) with its two signatures and the warmup records.
+    """Writes the SavedModel (ExportArchive) with its three signatures and the warmup records.
 
     Args:
         model: the export-mode generator.
@@ -111,18 +161,22 @@ def write_saved_model(model, path, model_name="pix2pix", max_pixels=MAX_PIXELS):
         model_name: the name TF Serving serves it under (used in the warmup requests).
         max_pixels: the largest image serving_default decodes; a larger one fails the request.
     """
-    translate, serve, (height, width, channels) = _serving_functions(model, max_pixels)
+    translate, serve, translate_bytes, (height, width, channels) = _serving_functions(model, max_pixels)
     # Not archive.track(model): the archive saves the variables its endpoints use in any case,
     # and tracking the model saves each of them a second time (as its Keras variable), which
     # doubled variables/ (435.8 MB instead of 217.7 MB at 256x256) for TF Serving to download.
     archive = keras.export.ExportArchive()
+    image_bytes = tf.TensorSpec([None], tf.string, name="image_bytes")
+    archive.add_endpoint(name="serving_default", fn=serve, input_signature=[image_bytes])
     archive.add_endpoint(
-        name="serving_default", fn=serve, input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")]
+        name="translate_bytes",
+        fn=translate_bytes,
+        input_signature=[image_bytes, tf.TensorSpec([None], tf.string, name="sizing")],
     )
     archive.add_endpoint(
         name="translate",
         fn=translate,
-        input_signature=[tf.TensorSpec([None, height, width, channels], tf.float32, name="images")],
+        input_signature=[tf.TensorSpec([None, None, None, channels], tf.float32, name="images")],
     )
     archive.write_out(path, verbose=False)
     sample = tf.io.encode_png(tf.fill([height, width, channels], tf.constant(128, tf.uint8))).numpy()
@@ -238,8 +292,11 @@ def _export_saved_model(exported, folder, model_name, checks, reference, max_pix
         raise UsageError(f"the SavedModel differs from the Keras model by {measured['max_abs']:.2g}: not kept")
     sample = tf.io.encode_jpeg(data.denormalize(tf.constant(checks[0]))).numpy()
     served = loaded.signatures["serving_default"](image_bytes=tf.constant([sample]))["output_bytes"]
-    if tf.io.decode_png(served[0]).shape[:2] != checks[0].shape[:2]:
-        raise UsageError("the SavedModel's serving_default answered an image of the wrong size: not kept")
+    sized = loaded.signatures["translate_bytes"](
+        image_bytes=tf.constant([sample] * 3), sizing=tf.constant(["resize", "native", "tiles"])
+    )["output_bytes"]  # fmt: skip
+    if any(tf.io.decode_png(png).shape[:2] != checks[0].shape[:2] for png in [served[0], *sized]):
+        raise UsageError("the SavedModel's serving signatures answered an image of the wrong size: not kept")
     return measured
 
 

@@ -11,10 +11,8 @@
 - auto (the default): resize for an image no larger than the model's size, tiles above it.
 """
 
-import math
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 from keras_pix2pix import data
@@ -55,15 +53,38 @@ def at_size(model, height, width):
     return resized
 
 
+def _round_up(length, multiple):
+    return (length + multiple - 1) // multiple * multiple
+
+
 def _reflect(image, height, width):
-    """image (h, w, c) padded at the bottom and right to (height, width) by reflection, repeated if it is small."""
-    while image.shape[0] < height or image.shape[1] < width:
-        down = min(height - image.shape[0], max(image.shape[0] - 1, 0))
-        right = min(width - image.shape[1], max(image.shape[1] - 1, 0))
-        if down == 0 and right == 0:  # a 1-pixel side cannot be reflected: repeat it
-            return tf.pad(image, [[0, height - image.shape[0]], [0, width - image.shape[1]], [0, 0]], mode="SYMMETRIC")
-        image = tf.pad(image, [[0, down], [0, right], [0, 0]], mode="REFLECT")
-    return image
+    """image (h, w, c) extended at the bottom and right to (height, width) by reflection, repeated if it is small.
+
+    Plain TensorFlow ops on dynamic sizes, so that the SavedModel's signatures run it too. A side
+    of one pixel cannot be reflected and is repeated.
+    """
+
+    def indices(length, target):
+        # Reflection repeated is periodic: 0 1 .. n-1 n-2 .. 1 0 1 .., of period 2n - 2.
+        period = tf.maximum(2 * length - 2, 1)
+        position = tf.range(target) % period
+        return tf.where(position < length, position, period - position)
+
+    shape = tf.shape(image)
+    return tf.gather(tf.gather(image, indices(shape[0], height), axis=0), indices(shape[1], width), axis=1)
+
+
+def run_padded(run, image, multiple):
+    """Runs `run` on an image (h, w, c) reflected up to a multiple of `multiple` on each side; crops the output back.
+
+    Args:
+        run: a function from a batch of one image to a batch of one output of the same size.
+        image: float (height, width, channels) in [-1, 1].
+        multiple: what each side must be a multiple of (downsampling(model)).
+    """
+    height, width = tf.shape(image)[0], tf.shape(image)[1]
+    padded = _reflect(image, _round_up(height, multiple), _round_up(width, multiple))
+    return run(padded[None])[0, :height, :width]
 
 
 def native(model, image, mode):
@@ -74,34 +95,40 @@ def native(model, image, mode):
             f"--sizing native runs an image whole, and {width}x{height} is over its limit of "
             f"{NATIVE_PIXELS / 1e6:g} megapixels: use --sizing tiles"
         )
-    multiple = downsampling(model)
-    padded = _reflect(image, math.ceil(height / multiple) * multiple, math.ceil(width / multiple) * multiple)
-    sized = at_size(model, *padded.shape[:2])
-    return translate(sized, padded[None], mode)[0, :height, :width]
+
+    def run(batch):
+        return translate(at_size(model, *batch.shape[1:3]), batch, mode)
+
+    return run_padded(run, image, downsampling(model))
 
 
 def _starts(length, tile, overlap):
     """Tile starts along one side: every `tile - overlap`, the last aligned with the end."""
-    if length <= tile:
-        return [0]
-    step = max(1, tile - overlap)
-    starts = list(range(0, length - tile, step))
-    return starts + [length - tile]
+    last = tf.maximum(length - tile, 0)
+    return tf.concat([tf.range(0, last, max(1, tile - overlap)), [last]], axis=0)
 
 
-def _ramps(starts, tile):
-    """Per tile, its weights along one side: 1, ramping down to ~0 across the overlap with each neighbour."""
-    weights = []
-    for index, start in enumerate(starts):
-        ramp = np.ones(tile, np.float32)
-        positions = np.arange(tile, dtype=np.float32)
-        # Tiles that only touch (no overlap) keep their full weight.
-        if index > 0 and (overlap := starts[index - 1] + tile - start) > 0:
-            ramp = np.minimum(ramp, (positions + 0.5) / overlap)
-        if index < len(starts) - 1 and (overlap := start + tile - starts[index + 1]) > 0:
-            ramp = np.minimum(ramp, (tile - positions - 0.5) / overlap)
-        weights.append(ramp)
-    return weights
+def _ramp(starts, index, tile):
+    """The weights along one side of tile `index`: 1, ramping down to ~0 across its overlap with each neighbour."""
+    positions = tf.range(tile, dtype=tf.float32) + 0.5
+    last = tf.size(starts) - 1
+    start = starts[index]
+    before = tf.where(index > 0, starts[tf.maximum(index - 1, 0)] + tile - start, 0)
+    after = tf.where(index < last, start + tile - starts[tf.minimum(index + 1, last)], 0)
+    ramp = tf.ones([tile])
+    # Tiles that only touch (no overlap) keep their full weight.
+    ramp = tf.where(before > 0, tf.minimum(ramp, positions / tf.cast(tf.maximum(before, 1), tf.float32)), ramp)
+    return tf.where(after > 0, tf.minimum(ramp, (tile - positions) / tf.cast(tf.maximum(after, 1), tf.float32)), ramp)
+
+
+def _coverage(starts, tile, length):
+    """The summed weights of all tiles along one side: the blend's divisor is its outer product."""
+
+    def add(index, total):
+        placed = tf.pad(_ramp(starts, index, tile), [[starts[index], length - starts[index] - tile]])
+        return index + 1, total + placed
+
+    return tf.while_loop(lambda index, _: index < tf.size(starts), add, (0, tf.zeros([length])))[1]
 
 
 def tiles(model, image, mode, overlap=DEFAULT_OVERLAP, log=None):
@@ -116,9 +143,9 @@ def tiles(model, image, mode, overlap=DEFAULT_OVERLAP, log=None):
     """
 
     def run(piece):
-        return translate(model, piece, mode)[0].numpy()
+        return translate(model, piece, mode)[0]
 
-    return tf.constant(blend_tiles(run, image, model.input_shape[1:3], model.output_shape[-1], overlap, log))
+    return blend_tiles(run, image, model.input_shape[1:3], model.output_shape[-1], overlap, log)
 
 
 def blend_tiles(run, image, tile_size, output_channels, overlap=DEFAULT_OVERLAP, log=None):
@@ -126,7 +153,9 @@ def blend_tiles(run, image, tile_size, output_channels, overlap=DEFAULT_OVERLAP,
 
     Each tile's weights ramp from ~0 to 1 across its overlap with each neighbour (and stay 1 at
     the image's edges), and the blend divides by the summed weights, so that neighbouring tiles
-    hand over smoothly and no seam shows. Memory holds the image, its output and one tile.
+    hand over smoothly and no seam shows. Memory holds the image, its output, one row of tiles
+    and one tile. Plain TensorFlow ops and tf.while_loop: eagerly it is a Python loop (`run` may
+    be a TFLite interpreter), and in a graph it is the SavedModel's tiling.
 
     Args:
         run: a function from one tile, float32 (1, tile height, tile width, channels) in [-1, 1],
@@ -136,34 +165,59 @@ def blend_tiles(run, image, tile_size, output_channels, overlap=DEFAULT_OVERLAP,
         tile_size: (height, width) of a tile.
         output_channels: channels of run's output.
         overlap: the overlap of neighbouring tiles, as a fraction of a tile, in [0, 0.5].
-        log: where progress lines go for images of many tiles; None: nowhere.
+        log: where progress lines go for images of many tiles (eagerly); None: nowhere.
 
     Returns:
-        float32 numpy array (height, width, output_channels).
+        float32 tensor (height, width, output_channels).
+
+    Example:
+    >>> blended = blend_tiles(lambda tile: tile[0] * 0.5, tf.ones((40, 70, 3)), (32, 32), 3)
+    >>> blended.shape, round(float(tf.reduce_min(blended)), 4), round(float(tf.reduce_max(blended)), 4)
+    (TensorShape([40, 70, 3]), 0.5, 0.5)
     """
     if not 0 <= overlap <= 0.5:
         raise UsageError(f"tile_overlap must be between 0 and 0.5 of a tile; got {overlap!r}")
-    tile_height, tile_width = tile_size
-    height, width = image.shape[:2]
-    padded = _reflect(tf.convert_to_tensor(image, tf.float32), max(height, tile_height), max(width, tile_width))
-    rows = _starts(padded.shape[0], tile_height, round(overlap * tile_height))
-    columns = _starts(padded.shape[1], tile_width, round(overlap * tile_width))
-    row_weights, column_weights = _ramps(rows, tile_height), _ramps(columns, tile_width)
-    total = np.zeros((*padded.shape[:2], output_channels), np.float32)
-    weight = np.zeros((*padded.shape[:2], 1), np.float32)
-    count = len(rows) * len(columns)
+    tile_height, tile_width = (int(side) for side in tile_size)
+    image = tf.convert_to_tensor(image, tf.float32)
+    height, width = tf.shape(image)[0], tf.shape(image)[1]
+    padded = _reflect(image, tf.maximum(height, tile_height), tf.maximum(width, tile_width))
+    padded_height, padded_width = tf.shape(padded)[0], tf.shape(padded)[1]
+    rows = _starts(padded_height, tile_height, round(overlap * tile_height))
+    columns = _starts(padded_width, tile_width, round(overlap * tile_width))
+    count = int(tf.size(rows) * tf.size(columns)) if tf.executing_eagerly() else 0
     progress = Progress(count, "tiles", rate_unit="tiles", log_every=64) if log and count > 64 else None
-    done = 0
-    for row, row_weight in zip(rows, row_weights):
-        for column, column_weight in zip(columns, column_weights):
-            output = np.asarray(run(padded[None, row : row + tile_height, column : column + tile_width]))
-            window = (row_weight[:, None] * column_weight[None, :])[..., None]
-            total[row : row + tile_height, column : column + tile_width] += output * window
-            weight[row : row + tile_height, column : column + tile_width] += window
-            done += 1
-            if progress:
-                progress.update(done)
-    return (total / weight)[:height, :width]
+    done = [0]
+
+    def add_tile(row, row_ramp, column_index, strip):
+        column = columns[column_index]
+        piece = padded[None, row : row + tile_height, column : column + tile_width]
+        output = tf.reshape(tf.cast(run(piece), tf.float32), [tile_height, tile_width, output_channels])
+        window = row_ramp[:, None, None] * _ramp(columns, column_index, tile_width)[None, :, None]
+        placed = tf.pad(output * window, [[0, 0], [column, padded_width - column - tile_width], [0, 0]])
+        if progress:
+            done[0] += 1
+            progress.update(done[0])
+        return column_index + 1, strip + placed
+
+    def add_row(row_index, total):
+        # One row of tiles is blended into a strip first: a strip, not the whole image, per tile.
+        row = rows[row_index]
+        row_ramp = _ramp(rows, row_index, tile_height)
+        strip = tf.zeros([tile_height, padded_width, output_channels])
+        strip = tf.while_loop(lambda index, _: index < tf.size(columns),
+                              lambda index, strip: add_tile(row, row_ramp, index, strip), (0, strip))[1]  # fmt: skip
+        return row_index + 1, total + tf.pad(strip, [[row, padded_height - row - tile_height], [0, 0], [0, 0]])
+
+    total = tf.zeros([padded_height, padded_width, output_channels])
+    total = tf.while_loop(lambda index, _: index < tf.size(rows), add_row, (0, total))[1]
+    weight = _coverage(rows, tile_height, padded_height)[:, None] * _coverage(columns, tile_width, padded_width)[None, :]
+    return (total / weight[..., None])[:height, :width]
+
+
+def resized(run, image, size):
+    """Runs `run` on an image in [0, 1] resized to the model's size; returns its output resized back, in [-1, 1]."""
+    output = run(data.normalize(data.resize(image, size))[None])[0]
+    return data.resize(output, tf.shape(image)[:2], -1.0, 1.0)
 
 
 def translate_image(model, image, mode="paper", sizing="auto", overlap=DEFAULT_OVERLAP, log=None):
@@ -193,5 +247,4 @@ def translate_image(model, image, mode="paper", sizing="auto", overlap=DEFAULT_O
         return native(model, normalized, mode)
     if sizing == "tiles":
         return tiles(model, normalized, mode, overlap, log)
-    output = translate(model, data.normalize(data.resize(image, (model_height, model_width)))[None], mode)[0]
-    return data.resize(output, (height, width), -1.0, 1.0)
+    return resized(lambda batch: translate(model, batch, mode), image, (model_height, model_width))

@@ -167,8 +167,9 @@ def test_predict_and_the_saved_model_shrink_without_aliasing(tmp_path):
     assert output.std() / 255 <= bound
 
     write_saved_model(identity, str(tmp_path / "saved_model"))
-    serve = tf.saved_model.load(str(tmp_path / "saved_model")).signatures["serving_default"]
-    served = serve(image_bytes=tf.constant([tf.io.read_file(str(path)).numpy()]))["output_bytes"][0]
+    serve = tf.saved_model.load(str(tmp_path / "saved_model")).signatures["translate_bytes"]
+    contents = tf.io.read_file(str(path)).numpy()
+    served = serve(image_bytes=tf.constant([contents]), sizing=tf.constant(["resize"]))["output_bytes"][0]
     output = tf.io.decode_png(served).numpy()
     assert output.shape == (600, 600, 3)
     assert output.std() / 255 <= bound

@@ -92,25 +92,51 @@ def test_saved_model_stores_each_weight_once(exported):
 
 
 @pytest.mark.slow
-def test_saved_model_serves_any_size_in_a_fresh_process(exported, tmp_path):
-    _, output, _ = exported
-    image = np.random.RandomState(1).randint(0, 256, (200, 300, 3)).astype(np.uint8)
-    tf.io.write_file(str(tmp_path / "input.jpg"), tf.io.encode_jpeg(image))
+def test_saved_model_serves_every_sizing_in_a_fresh_process_as_predict_does(exported, tmp_path, capsys):
+    workdir, output, _ = exported
+    image = np.random.RandomState(1).randint(0, 256, (70, 100, 3)).astype(np.uint8)
+    tf.io.write_file(str(tmp_path / "input.png"), tf.io.encode_png(image))
+    choices = ["auto", "resize", "native", "tiles"]
     script = textwrap.dedent(
         f"""
         import sys
+        import numpy as np
         import tensorflow as tf
         model = tf.saved_model.load({os.path.join(output, "shoes", "1")!r})
-        jpeg = tf.io.read_file({str(tmp_path / "input.jpg")!r})
-        png = model.signatures["serving_default"](image_bytes=tf.stack([jpeg]))["output_bytes"][0]
-        print("shape", tuple(tf.io.decode_png(png).shape))
+        png = tf.io.read_file({str(tmp_path / "input.png")!r})
+        default = model.signatures["serving_default"](image_bytes=tf.stack([png]))["output_bytes"]
+        sized = model.signatures["translate_bytes"](image_bytes=tf.stack([png] * 4), sizing=tf.constant({choices!r}))
+        for name, answer in zip(["default"] + {choices!r}, [default[0], *sized["output_bytes"]]):
+            tf.io.write_file({str(tmp_path)!r} + "/served_" + name + ".png", answer)
+        floats = model.signatures["translate"](images=tf.zeros((2, 64, 96, 3)))["images"]
+        print("translate", tuple(floats.shape))
+        try:
+            model.signatures["translate"](images=tf.zeros((1, 40, 32, 3)))
+        except tf.errors.InvalidArgumentError as error:
+            print("refused:", "multiples of 32" in str(error))
         print("keras_pix2pix imported:", "keras_pix2pix" in sys.modules)
         """
     )
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=str(tmp_path))
     assert result.returncode == 0, result.stderr[-2000:]
-    assert "shape (200, 300, 3)" in result.stdout
+    assert "translate (2, 64, 96, 3)" in result.stdout and "refused: True" in result.stdout
     assert "keras_pix2pix imported: False" in result.stdout
+
+    def read(path):
+        return tf.io.decode_png(open(path, "rb").read()).numpy().astype(int)
+
+    for choice in choices:
+        assert main(["predict", "--model", workdir, str(tmp_path / "input.png"), "--output", str(tmp_path / choice),
+                     "--sizing", choice, "--mode", "export"]) == 0  # fmt: skip
+        predicted, served = read(tmp_path / choice / "input.png"), read(tmp_path / f"served_{choice}.png")
+        assert served.shape == predicted.shape == (70, 100, 3), choice
+        assert np.abs(served - predicted).max() <= 1, choice  # float32 both; 8-bit rounding
+    capsys.readouterr()
+    assert (read(tmp_path / "served_default.png") == read(tmp_path / "served_auto.png")).all()
+    # Three of the four differ from each other: the choice reached the graph (auto is tiles here).
+    assert (read(tmp_path / "served_tiles.png") == read(tmp_path / "served_auto.png")).all()
+    assert np.abs(read(tmp_path / "served_resize.png") - read(tmp_path / "served_native.png")).max() > 8
+    assert np.abs(read(tmp_path / "served_native.png") - read(tmp_path / "served_tiles.png")).max() > 8
 
 
 def _saved_model_cli(directory, tmp_path):
@@ -175,6 +201,21 @@ def test_rest_and_grpc_payloads_and_warmup_run_through_the_saved_model(exported)
     response = predict_pb2.PredictResponse()
     response.outputs["output_bytes"].CopyFrom(tf.make_tensor_proto(answer["output_bytes"].numpy()))
     assert tf.io.decode_png(grpc_client.grpc_response_image(response)).shape == (48, 40, 3)
+
+    # With a sizing, both clients name translate_bytes and send the choice beside each image.
+    body = json.loads(json.dumps(rest_client.rest_request(jpeg, "native")))
+    assert body["signature_name"] == "translate_bytes"
+    columns = {name: [instance[name] for instance in body["instances"]] for name in ("image_bytes", "sizing")}
+    rest_answer = model.signatures[body["signature_name"]](
+        image_bytes=tf.constant([base64.b64decode(value["b64"]) for value in columns["image_bytes"]]),
+        sizing=tf.constant(columns["sizing"]),
+    )["output_bytes"]  # fmt: skip
+    request = grpc_client.grpc_request(jpeg, "shoes", "native")
+    grpc_answer = model.signatures[request.model_spec.signature_name](
+        **{name: tf.constant(tf.make_ndarray(tensor)) for name, tensor in request.inputs.items()}
+    )["output_bytes"]  # fmt: skip
+    assert rest_answer.numpy()[0] == grpc_answer.numpy()[0]
+    assert tf.io.decode_png(rest_answer[0]).shape == (48, 40, 3)
 
     # The warmup records replay against the signature they name.
     path = os.path.join(output, "shoes", "1", "assets.extra", "tf_serving_warmup_requests")
