@@ -131,8 +131,8 @@ def _add_predict(commands):
         help="how an image meets the model's size: resize (to it and back: cheap, loses detail finer than the "
         "model's size), native (the whole image at its own resolution, padded to a multiple of 2**depth: memory "
         f"grows with the image, up to {NATIVE_PIXELS / 1e6:g} megapixels), tiles (overlapping tiles of the model's "
-        "size, blended without seams: bounded memory at any size) or auto (the default: resize up to the model's "
-        "size, tiles above)",
+        "size, blended without seams: bounded memory at any size; paper mode normalizes each tile with its own "
+        "statistics) or auto (the default: resize up to the model's size, tiles above)",
     )
     parser.add_argument(
         "--tile-overlap", type=float, default=DEFAULT_OVERLAP, help=f"overlap of tiles, a fraction of a tile (default: {DEFAULT_OVERLAP})"
