@@ -15,7 +15,7 @@ import tensorflow as tf
 
 from keras_pix2pix import distribute
 from keras_pix2pix.config import UsageError
-from keras_pix2pix.errors import first_line
+from keras_pix2pix.errors import CheckpointWriteError, first_line
 from keras_pix2pix.files import write_atomically
 from keras_pix2pix.models import generator_from_config
 from keras_pix2pix.modes import dropout_states
@@ -25,10 +25,6 @@ from keras_pix2pix.modes import dropout_states
 NETWORK_FORM = 2
 _INDEX_NAME = re.compile(r"ckpt-(\d+)\.index")
 _LEFT_BY_A_KILL = re.compile(r"ckpt-\d+_temp.*|checkpoint\.tmp.*")
-
-
-class CheckpointWriteError(RuntimeError):
-    """A checkpoint could not be written; the last good checkpoint is untouched."""
 
 
 def make_checkpoint(generator, discriminator, generator_optimizer, discriminator_optimizer):

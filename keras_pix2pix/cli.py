@@ -14,22 +14,31 @@ missing path, an empty dataset) print one line and exit with status 2.
 """
 
 import argparse
+import contextlib
 import dataclasses
 import errno
+import importlib
+import logging
 import os
 import sys
+import time
+import warnings
 
-from keras_pix2pix import datasets
-from keras_pix2pix.checkpoints import CheckpointWriteError
-from keras_pix2pix.config import DIRECTIONS, MAX_PIXELS, Config, UsageError, parse_size
-from keras_pix2pix.errors import first_line
-from keras_pix2pix.evaluation import evaluate
-from keras_pix2pix.exports import FORMATS, QUANTIZATIONS, export
-from keras_pix2pix.importing import PRETRAINED, PRETRAINED_NAMES, import_checkpoint, models_url, pretrained_path
-from keras_pix2pix.modes import MODES
-from keras_pix2pix.sizing import DEFAULT_OVERLAP, NATIVE_PIXELS, SIZINGS
-from keras_pix2pix.train import NonFiniteLossError, TrainingInterrupted, fit
-from keras_pix2pix.translation import predict
+from keras_pix2pix import __version__
+from keras_pix2pix.config import (
+    DEFAULT_OVERLAP, DIRECTIONS, FORMATS, MAX_PIXELS, MODES, NATIVE_PIXELS, QUANTIZATIONS, SIZINGS, Config,
+    UsageError, parse_duration, parse_size,
+)  # fmt: skip
+from keras_pix2pix.errors import CheckpointWriteError, NonFiniteLossError, TrainingInterrupted, first_line
+
+
+def _library(module):
+    """A module of the package, imported when a command runs.
+
+    Only here (and in the package's lazy attributes) is TensorFlow imported on demand: the parser
+    needs none of it, so `--help` and `--version` answer at once.
+    """
+    return importlib.import_module(f"keras_pix2pix.{module}")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -41,6 +50,13 @@ class _Parser(argparse.ArgumentParser):
 def _size(text):
     try:
         return parse_size(text)
+    except UsageError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _duration(text):
+    try:
+        return parse_duration(text, "--time-limit")
     except UsageError as error:
         raise argparse.ArgumentTypeError(str(error)) from None
 
@@ -70,7 +86,7 @@ def add_setting(parser, field, groups):
         keywords["choices"] = spec["choices"]
         keywords["type"] = type(spec["choices"][0])
     else:
-        keywords["type"] = {"int": int, "number": float, "size": _size, "str": str}[spec["kind"]]
+        keywords["type"] = {"int": int, "number": float, "size": _size, "duration": _duration, "str": str}[spec["kind"]]
     parser.add_argument(flag, **keywords)
 
 
@@ -92,8 +108,8 @@ def _add_fit(commands):
 
 def fit_command(arguments):
     """`keras-pix2pix fit`: the flags given are the settings named (see train.resolve_config)."""
-    given = {key: value for key, value in vars(arguments).items() if key not in ("command", "workdir")}
-    fit(workdir=getattr(arguments, "workdir", None), **given)
+    given = {key: value for key, value in vars(arguments).items() if key not in ("command", "workdir", "verbose", "started")}
+    _library("train").fit(workdir=getattr(arguments, "workdir", None), started=arguments.started, **given)
 
 
 def _add_mode(parser):
@@ -144,7 +160,7 @@ def _add_predict(commands):
 
 
 def predict_command(arguments):
-    written = predict(
+    written = _library("translation").predict(
         arguments.model,
         arguments.inputs,
         arguments.output,
@@ -200,8 +216,8 @@ def _add_evaluate(commands):
 
 
 def evaluate_command(arguments):
-    options = {key: value for key, value in vars(arguments).items() if key not in ("command", "model", "output")}
-    evaluate(arguments.model, arguments.output, **options)
+    options = {key: value for key, value in vars(arguments).items() if key not in ("command", "model", "output", "verbose", "started")}
+    _library("evaluation").evaluate(arguments.model, arguments.output, **options)
 
 
 def _list(text):
@@ -236,7 +252,7 @@ def _add_export(commands):
 
 
 def export_command(arguments):
-    export(
+    _library("exports").export(
         arguments.model,
         arguments.output,
         formats=arguments.format,
@@ -259,6 +275,7 @@ def _add_datasets(commands):
 
 
 def datasets_command(arguments):
+    datasets = _library("datasets")
     rows = [("name", "size", "train pairs", "direction", "task", "prepared")]
     for name, size, pairs, direction, task, prepared in datasets.describe_catalog(arguments.data_dir):
         rows.append((name, size, pairs, direction, task, "yes" if prepared else "no"))
@@ -278,7 +295,7 @@ def _add_import(commands):
         "run trained here.",
     )
     parser.add_argument(
-        "checkpoint", metavar="CHECKPOINT", help=f"a .pth file, or one of {', '.join(PRETRAINED_NAMES)} (downloaded once)"
+        "checkpoint", metavar="CHECKPOINT", help="a .pth file, or a name that `keras-pix2pix pretrained` lists (downloaded once)"
     )
     parser.add_argument("--workdir", help="the work directory to create (default: runs/NAME)")
     parser.add_argument("--direction", choices=DIRECTIONS, help="the task's direction (default: the model's, else AtoB)")
@@ -290,7 +307,7 @@ def _add_import(commands):
 
 
 def import_command(arguments):
-    import_checkpoint(
+    _library("importing").import_checkpoint(
         arguments.checkpoint,
         arguments.workdir,
         direction=arguments.direction,
@@ -313,14 +330,16 @@ def _add_pretrained(commands):
 
 
 def pretrained_command(arguments):
-    for model in PRETRAINED:
-        downloaded = os.path.isfile(pretrained_path(model.name, arguments.data_dir))
+    importing = _library("importing")
+    for model in importing.PRETRAINED:
+        downloaded = os.path.isfile(importing.pretrained_path(model.name, arguments.data_dir))
         print(f"{model.name:20s} {model.task:26s} {model.dataset:12s} {model.direction}  "
-              f"{'downloaded' if downloaded else models_url() + '/' + model.name + '.pth'}")  # fmt: skip
+              f"{'downloaded' if downloaded else importing.models_url() + '/' + model.name + '.pth'}")  # fmt: skip
 
 
 def build_parser():
     parser = _Parser(prog="keras-pix2pix", description="pix2pix image-to-image translation in Keras 3.")
+    parser.add_argument("--version", action="version", version=f"keras-pix2pix {__version__}")
     commands = parser.add_subparsers(title="commands", required=True, parser_class=_Parser)
     _add_fit(commands)
     _add_predict(commands)
@@ -329,7 +348,48 @@ def build_parser():
     _add_datasets(commands)
     _add_import(commands)
     _add_pretrained(commands)
+    for command in commands.choices.values():
+        command.add_argument(
+            "--verbose", action="store_true", default=False, help="also show TensorFlow's own log lines and warnings"
+        )
     return parser
+
+
+@contextlib.contextmanager
+def _stderr_discarded():
+    """File descriptor 2 to /dev/null: C++ code writes there, past Python's sys.stderr."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    null = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, 2)
+    os.close(null)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def quiet_tensorflow():
+    """Keeps TensorFlow's log lines (and its libraries' warnings) off the terminal; --verbose skips this.
+
+    TensorFlow 2.21 writes its start-up lines (oneDNN, CUDA stubs, CPU features) through absl
+    before absl's logging is set up, which ignores TF_CPP_MIN_LOG_LEVEL: those are discarded by
+    importing TensorFlow with file descriptor 2 on /dev/null. Later C++ lines (a decoder's
+    warning, a failed cuInit) obey TF_CPP_MIN_LOG_LEVEL=3, set unless the user set it. Python's
+    absl and tensorflow loggers and the libraries' Python warnings go to errors only. Our own
+    lines, errors included, are printed by us and are not affected.
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    with _stderr_discarded():
+        importlib.import_module("tensorflow")
+    for name in ("absl", "tensorflow", "keras", "tensorflow_datasets"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    importlib.import_module("absl.logging").set_verbosity("error")
+    # AutoGraph's "could not transform" notes, printed as well as logged.
+    os.environ.setdefault("AUTOGRAPH_VERBOSITY", "0")
+    for module in ("tensorflow", "keras", "tensorflow_datasets", "absl", "tf_keras", "google"):
+        warnings.filterwarnings("ignore", module=module)
 
 
 # Faults of the machine, not of what the user gave: the command ends with status 1.
@@ -355,8 +415,12 @@ def main(argv=None):
     # File names are bytes that need not be UTF-8: print them escaped rather than fail.
     for stream in (sys.stdout, sys.stderr):
         stream.reconfigure(errors="backslashreplace")
+    started = time.monotonic()  # fit's --time-limit counts from here, TensorFlow's import included
     arguments = build_parser().parse_args(argv)
+    arguments.started = started
     try:
+        if not arguments.verbose:
+            quiet_tensorflow()
         arguments.command(arguments)
     except UsageError as error:
         print(f"keras-pix2pix: error: {error}", file=sys.stderr)

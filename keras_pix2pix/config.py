@@ -9,6 +9,7 @@ added in one place.
 import dataclasses
 import json
 import math
+import re
 
 from keras_pix2pix.errors import UsageError  # noqa: F401  (re-exported: keras_pix2pix.config.UsageError)
 from keras_pix2pix.files import write_atomically
@@ -29,6 +30,17 @@ PREPROCESS_MODES = ("resize_and_crop", "scale_width", "crop", "none")
 MAX_PIXELS = 50_000_000
 # The run length when neither steps nor epochs is given: junyanz's 100 + 100 epochs.
 DEFAULT_EPOCHS = 200
+
+# The choices of predict, evaluate and export, here (beside the settings' own) so that the command
+# line builds its help without importing TensorFlow.
+MODES = ("paper", "inference", "export")
+SIZINGS = ("auto", "resize", "native", "tiles")
+# The largest image `--sizing native` runs whole: a U-Net of 64 base filters holds about 1 KB of
+# activations per input pixel, so 4 megapixels take some 4 GB; beyond, tiles.
+NATIVE_PIXELS = 4_000_000
+DEFAULT_OVERLAP = 0.125
+FORMATS = ("saved_model", "tflite")
+QUANTIZATIONS = ("none", "float16", "dynamic", "int8")
 
 
 def check_choice(name, value, allowed):
@@ -76,6 +88,38 @@ def parse_size(value, name="image_size"):
     return numbers
 
 
+_DURATION_UNITS = {"d": 86400, "h": 3600, "m": 60, "s": 1}
+
+
+def parse_duration(value, name="time_limit"):
+    """Turns 90, "90", "90s", "2h30m", "1.5h" or "1d" into seconds (a float).
+
+    Example:
+    >>> parse_duration("2h30m"), parse_duration("45s"), parse_duration(600)
+    (9000.0, 45.0, 600.0)
+    """
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    text = str(value).strip().lower() if isinstance(value, str) else ""
+    parts = re.findall(r"(\d+(?:\.\d*)?|\.\d+)\s*([dhms]?)", text)
+    if not text or not parts or re.sub(r"(\d+(?:\.\d*)?|\.\d+)\s*([dhms]?)", "", text).strip():
+        raise UsageError(f"{name} must be a duration such as 2h30m, 45m, 90s or a number of seconds; got {value!r}")
+    return float(sum(float(number) * _DURATION_UNITS[unit or "s"] for number, unit in parts))
+
+
+def duration_text(seconds):
+    """A duration as the command line writes it.
+
+    Example:
+    >>> duration_text(9000), duration_text(45), duration_text(3601.5)
+    ('2h30m', '45s', '1h0m1.5s')
+    """
+    hours, rest = divmod(seconds, 3600)
+    minutes, seconds = divmod(rest, 60)
+    text = (f"{int(hours)}h" if hours else "") + (f"{int(minutes)}m" if minutes or hours and seconds else "")
+    return text + (f"{seconds:g}s" if seconds or not text else "")
+
+
 def default_load_size(image_size):
     """The paper's resize-before-crop size: 286 for 256, scaled for other sizes."""
     return tuple(int(round(side * 286 / 256)) for side in image_size)
@@ -88,7 +132,8 @@ def setting(default, help, kind, *, choices=None, minimum=None, maximum=None, op
     Args:
         default: the default value.
         help: what the setting does, shown by `keras-pix2pix fit --help`.
-        kind: "str", "bool", "int", "number", "size" or "choice".
+        kind: "str", "bool", "int", "number", "size", "duration" (seconds, or text such as 2h30m)
+            or "choice".
         choices: the allowed values of a "choice".
         minimum, maximum: bounds of an "int" or "number".
         open_low: the minimum itself is not allowed.
@@ -139,7 +184,7 @@ def _check_field(field, value):
         check_choice(field.name, value, spec["choices"])
     elif spec["kind"] == "bool" and not isinstance(value, bool):
         raise UsageError(f"{field.name} must be True or False; got {value!r}")
-    elif spec["kind"] in ("int", "number"):
+    elif spec["kind"] in ("int", "number", "duration"):
         _check_number(field.name, value, spec)
     elif spec["kind"] == "str" and (not isinstance(value, str) or not value):
         raise UsageError(f"{field.name} must be a non-empty string; got {value!r}")
@@ -289,6 +334,11 @@ class Config:
     )
 
     # --- bookkeeping ---
+    time_limit: float | None = setting(
+        None, "a budget for each fit command, such as 2h30m, 45m or 90s: training stops in time to save a "
+        "checkpoint before it runs out, and the same command resumes (for Colab's session limits); default: none",
+        "duration", minimum=0, open_low=True, optional=True,
+    )  # fmt: skip
     save_every: int = setting(1000, "checkpoint interval in steps (and always at the end)", "int", minimum=1)
     sample_every: int = setting(500, "sample grid interval in steps (and at the end)", "int", minimum=1)
     sample_count: int = setting(4, "validation pairs in the sample grid", "int", minimum=0)
@@ -312,6 +362,8 @@ class Config:
         object.__setattr__(self, "image_size", parse_size(self.image_size))
         if self.load_size is not None:
             object.__setattr__(self, "load_size", parse_size(self.load_size, "load_size"))
+        if self.time_limit is not None:
+            object.__setattr__(self, "time_limit", parse_duration(self.time_limit))
         for field in dataclasses.fields(self):
             _check_field(field, getattr(self, field.name))
         if any(load < crop for load, crop in zip(self.resolved_load_size, self.image_size)):

@@ -1,7 +1,8 @@
-"""The package's one error for mistakes a user can make or meet; every module raises it.
+"""The package's errors: UsageError for mistakes a user can make or meet, and how training ends early.
 
-Its own module, below every other, so that the lowest modules (keras_pix2pix.files) can raise
-it without importing the configuration.
+Their own module, below every other and without TensorFlow, so that the lowest modules
+(keras_pix2pix.files) can raise them and the command line can catch them before anything heavy
+is imported.
 """
 
 
@@ -11,6 +12,22 @@ class UsageError(ValueError):
     The command line prints it as one line and exits with status 2; Python callers get a
     ValueError whose message names the argument, the allowed values and the value received.
     """
+
+
+class TrainingInterrupted(Exception):
+    """Training stopped early after a checkpoint at `step` (SIGTERM, SIGINT or the time limit); the same command resumes."""
+
+    def __init__(self, message, step):
+        super().__init__(message)
+        self.step = step
+
+
+class NonFiniteLossError(RuntimeError):
+    """A loss became NaN or infinite; the last good checkpoint is untouched."""
+
+
+class CheckpointWriteError(RuntimeError):
+    """A checkpoint could not be written; the last good checkpoint is untouched."""
 
 
 def first_line(error, limit=200):

@@ -12,6 +12,7 @@ import html
 import json
 import math
 import os
+import re
 
 import keras
 import numpy as np
@@ -217,6 +218,16 @@ def _prepare_output(output_dir, sources):
         sweep_leftovers(folder)
 
 
+def _copy_curves(model, output_dir):
+    """The run's losses.png, copied beside the page; its name there, or None when the model has none."""
+    source = os.path.join(model, "losses.png") if model and os.path.isdir(model) else None
+    if source is None or not os.path.isfile(source):
+        return None
+    with open(source, "rb") as file:
+        write_atomically(os.path.join(output_dir, "losses.png"), file.read())
+    return "losses.png"
+
+
 def evaluate(
     model=None, output_dir="evaluation", *, dataset=None, split="test", direction=None, mode="paper", palette=None,
     fid=False, inception_weights="imagenet", predictions=None, targets=None, inputs=None, data_dir=None, seed=0,
@@ -277,7 +288,7 @@ def evaluate(
         summary.update(_feature_distances(outputs, reals, inception_weights, log))
     report = {"summary": summary, "images": rows}
     write_atomically(os.path.join(output_dir, "metrics.json"), json.dumps(report, indent=2))
-    write_html(report, os.path.join(output_dir, "index.html"))
+    write_html(report, os.path.join(output_dir, "index.html"), curves=_copy_curves(model, output_dir))
     log(
         "  ".join(f"{key} {value:.4f}" for key, value in summary.items() if isinstance(value, float))
         + f"  -> {os.path.join(output_dir, 'index.html')}"
@@ -301,6 +312,7 @@ img {{ width: {thumb}px; height: auto; image-rendering: auto; display: block; }}
 <p>{source}: {pairs} pairs. Click a column header to sort.</p>
 <table id="summary"><tr>{summary_head}</tr><tr>{summary_row}</tr></table>
 {notes}
+{curves}
 <h2>Images</h2>
 <table id="images"><thead><tr><th class="name">#</th><th class="name">name</th>
 <th class="name">input</th><th class="name">output</th><th class="name">target</th>{metric_head}</tr></thead>
@@ -318,7 +330,8 @@ document.querySelectorAll("#images th").forEach(function (header, column) {{
     rows.sort(function (a, b) {{
       var x = a.cells[column].dataset.value, y = b.cells[column].dataset.value;
       var nx = parseFloat(x), ny = parseFloat(y);
-      var order = isNaN(nx) || isNaN(ny) ? String(x).localeCompare(String(y)) : nx - ny;
+      // Names sort naturally (2 before 10), as the rows first appear.
+      var order = isNaN(nx) || isNaN(ny) ? String(x).localeCompare(String(y), undefined, {{numeric: true}}) : nx - ny;
       return up ? order : -order;
     }});
     rows.forEach(function (row) {{ body.appendChild(row); }});
@@ -329,13 +342,31 @@ document.querySelectorAll("#images th").forEach(function (header, column) {{
 """
 
 
-def write_html(report, path, thumbnail=160):
-    """A self-contained page: the summary, then one sortable row per image with its thumbnails."""
+def natural_key(name):
+    """Sorts names as people do: digits by their value.
+
+    Example:
+    >>> sorted(["10.jpg", "2.jpg", "1.jpg", "b1", "a10", "a9"], key=natural_key)
+    ['1.jpg', '2.jpg', '10.jpg', 'a9', 'a10', 'b1']
+    """
+    return [(0, int(part), "") if part.isdigit() else (1, 0, part.lower()) for part in re.split(r"(\d+)", name) if part]
+
+
+def write_html(report, path, thumbnail=160, curves=None):
+    """A self-contained page: the summary, the training curves if given, then one sortable row per image.
+
+    Args:
+        report: the report (metrics.json's content).
+        path: the page to write.
+        thumbnail: the width of the thumbnails, in pixels.
+        curves: the training curves' PNG, relative to the page (losses.png), or None.
+    """
     summary = report["summary"]
     numbers = {key: value for key, value in summary.items() if isinstance(value, float)}
     keys = list(report["images"][0]["metrics"]) if report["images"] else []
     rows = []
-    for index, row in enumerate(report["images"]):
+    # Rows in the natural order of their names (1, 2, 10, not 1, 10, 2); # numbers them so.
+    for index, row in enumerate(sorted(report["images"], key=lambda row: natural_key(row["name"]))):
         cells = [f'<td class="name" data-value="{index + 1}">{index + 1}</td>']
         cells.append(f'<td class="name" data-value="{html.escape(row["name"])}">{html.escape(row["name"])}</td>')
         for role in ("input", "output", "target"):
@@ -356,6 +387,8 @@ def write_html(report, path, thumbnail=160):
         summary_head="".join(f"<th>{html.escape(key)}</th>" for key in numbers),
         summary_row="".join(f"<td>{_format(key, value)}</td>" for key, value in numbers.items()),
         notes=f"<p>FID and KID: {html.escape(summary['fid_network'])}.</p>" if "fid_network" in summary else "",
+        curves=f'<h2>Training</h2><img src="{html.escape(curves)}" alt="training curves" style="width: 880px">'
+        if curves else "",
         metric_head="".join(f"<th>{html.escape(key)}</th>" for key in keys),
         rows="\n".join(rows),
     )

@@ -25,15 +25,14 @@ from ai_edge_litert.interpreter import Interpreter
 from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
 
 from keras_pix2pix import data, datasets, fast, sizing
-from keras_pix2pix.config import MAX_PIXELS, Config, UsageError, check_choice, check_setting
+from keras_pix2pix.config import (
+    FORMATS, MAX_PIXELS, QUANTIZATIONS, SIZINGS, Config, UsageError, check_choice, check_setting,
+)  # fmt: skip
 from keras_pix2pix.files import make_folder, sweep_leftovers, write_atomically
 from keras_pix2pix.metrics import parity
 from keras_pix2pix.modes import export_form
-from keras_pix2pix.sizing import SIZINGS
 from keras_pix2pix.translation import load_generator
 
-FORMATS = ("saved_model", "tflite")
-QUANTIZATIONS = ("none", "float16", "dynamic", "int8")
 TFLITE_NAMES = {"none": "float32", "float16": "float16", "dynamic": "dynamic", "int8": "int8"}
 # What each TFLite kind must match against the Keras export-mode model before it is kept.
 TFLITE_LIMITS = {"none": ("max_abs", 1e-3), "float16": ("mean_abs", 1e-2), "dynamic": ("psnr", 25.0), "int8": ("psnr", 25.0)}

@@ -19,10 +19,8 @@ import contextlib
 import keras
 import tensorflow as tf
 
-from keras_pix2pix.config import check_choice
+from keras_pix2pix.config import MODES, check_choice
 from keras_pix2pix.fast import clone_with
-
-MODES = ("paper", "inference", "export")
 
 
 def moving_statistics(model):

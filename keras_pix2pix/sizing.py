@@ -16,15 +16,9 @@ import keras
 import tensorflow as tf
 
 from keras_pix2pix import data
-from keras_pix2pix.config import UsageError, check_choice
+from keras_pix2pix.config import DEFAULT_OVERLAP, NATIVE_PIXELS, SIZINGS, UsageError, check_choice
 from keras_pix2pix.modes import translate
 from keras_pix2pix.progress import Progress
-
-SIZINGS = ("auto", "resize", "native", "tiles")
-# The largest image `native` runs whole: a U-Net of 64 base filters holds about 1 KB of
-# activations per input pixel, so 4 megapixels take some 4 GB; beyond, tiles.
-NATIVE_PIXELS = 4_000_000
-DEFAULT_OVERLAP = 0.125
 
 
 def downsampling(model):

@@ -6,6 +6,7 @@ A work directory holds everything a run makes:
     generator.keras   the final generator, stock Keras layers (keras.models.load_model, no import needed)
     samples/          PNG grids input | output | target for fixed validation pairs (paper mode)
     logs/             TensorBoard scalars (losses, learning rate, images/s) and sample images
+    losses.png        the losses, the learning rate and the sample pairs' L1 over steps (with each sample grid)
     .lock             held by the running fit (flock), so that a second fit on the directory is refused
 Running `fit` again on the same work directory resumes from the latest checkpoint.
 
@@ -21,13 +22,15 @@ import random
 import shutil
 import signal
 import threading
+import time
 
 import keras
 import tensorflow as tf
 
-from keras_pix2pix import checkpoints, data, datasets, distribute, fast, files, losses, models
-from keras_pix2pix.config import ARCHITECTURE_FIELDS, DEFAULT_EPOCHS, Config, UsageError
+from keras_pix2pix import checkpoints, data, datasets, distribute, fast, files, losses, models, plots
+from keras_pix2pix.config import ARCHITECTURE_FIELDS, DEFAULT_EPOCHS, Config, UsageError, duration_text
 from keras_pix2pix.modes import translate, unchanged
+from keras_pix2pix.errors import NonFiniteLossError, TrainingInterrupted
 from keras_pix2pix.progress import Progress
 
 
@@ -214,6 +217,13 @@ def default_workdir(dataset):
 _EXCLUSIVE_SETTINGS = (("steps", "epochs"), ("decay_steps", "decay_epochs"))
 
 
+def _shown(name, value):
+    """A setting's value as a note shows it: a duration as 2h30m, no value as "unset"."""
+    if value is None:
+        return "unset"
+    return duration_text(value) if name == "time_limit" else repr(value)
+
+
 def resolve_config(workdir, config=None, settings=None, log=print):
     """The Config a run in workdir trains with: one rule for the command line and for Python.
 
@@ -270,20 +280,8 @@ def resolve_config(workdir, config=None, settings=None, log=print):
             "or use another --workdir"
         )
     for name, new, old in changed:
-        log(f"note: {name} changed from {old!r} (saved config.json) to {new!r}")
+        log(f"note: {name} changed from {_shown(name, old)} (saved config.json) to {_shown(name, new)}")
     return resolved
-
-
-class TrainingInterrupted(Exception):
-    """SIGTERM or SIGINT stopped training after a checkpoint at `step`; the same command resumes."""
-
-    def __init__(self, message, step):
-        super().__init__(message)
-        self.step = step
-
-
-class NonFiniteLossError(RuntimeError):
-    """A loss became NaN or infinite; the last good checkpoint is untouched."""
 
 
 class _Signals:
@@ -326,7 +324,7 @@ def _printer(verbose):
     return (lambda message: print(message, flush=True)) if verbose else (lambda message: None)
 
 
-def fit(config=None, workdir=None, *, verbose=True, **settings):
+def fit(config=None, workdir=None, *, verbose=True, started=None, **settings):
     """Trains pix2pix as the paper does and returns the trained generator.
 
     Resumes from the latest checkpoint when workdir already holds a run: settings not named here
@@ -338,6 +336,8 @@ def fit(config=None, workdir=None, *, verbose=True, **settings):
             the defaults.
         workdir: the work directory (created if needed); None: runs/DATASET_NAME.
         verbose: print the summary and the progress line.
+        started: when the time limit's budget began, as time.monotonic(); default: now. The
+            command line passes its own start, so that importing TensorFlow counts too.
         **settings: Config fields to set over config (or over config.json, or the defaults).
 
     Returns:
@@ -348,13 +348,13 @@ def fit(config=None, workdir=None, *, verbose=True, **settings):
     >>> generator = fit(dataset=pairs_folder, steps=2, workdir=tmp + "/run", verbose=False, **tiny)
     >>> generator = fit(workdir=tmp + "/run", steps=3, verbose=False)  # resume: the saved settings, 1 step more
     >>> sorted(os.listdir(tmp + "/run"))
-    ['.lock', 'checkpoints', 'config.json', 'generator.keras', 'logs', 'samples']
+    ['.lock', 'checkpoints', 'config.json', 'generator.keras', 'logs', 'losses.png', 'samples']
     """
     log = _printer(verbose)
     if workdir is None:
         dataset = settings.get("dataset") or (config.dataset if isinstance(config, Config) else Config.dataset)
         workdir = default_workdir(dataset)
-    return train_with(resolve_config(workdir, config, settings, log), workdir, verbose=verbose)
+    return train_with(resolve_config(workdir, config, settings, log), workdir, verbose=verbose, started=started)
 
 
 
@@ -516,6 +516,9 @@ def _write_samples(run, step):
     with run.writer.as_default(step=step):
         tf.summary.image("samples", image[None], max_outputs=1)
         tf.summary.scalar("validation/l1_samples", tf.reduce_mean(tf.abs(outputs - targets)))
+    # The curves beside the grid: losses.png, drawn from the logs just written.
+    run.writer.flush()
+    plots.plot_losses(os.path.join(run.workdir, "logs"), os.path.join(run.workdir, "losses.png"))
 
 
 def _report(run, step, step_losses, progress):
@@ -568,38 +571,70 @@ def _roll_back(run, step, step_losses, skips_in_a_row):
     return restored
 
 
-def _interrupted(run, stop, current):
-    """Saves the step reached and says how to go on, for a stop requested by a signal."""
+def _interrupted(run, reason, current):
+    """Saves the step reached and says how to go on, for a stop asked by a signal or the time limit."""
     checkpoints.save(run.manager, current)
     run.writer.flush()
     return TrainingInterrupted(
-        f"{stop[0]}: saved a checkpoint at step {current} of {run.total_steps} in {run.workdir}; "
+        f"{reason}: saved a checkpoint at step {current} of {run.total_steps} in {run.workdir}; "
         "run the same command to resume",
         step=current,
     )
 
 
-def _train_loop(run, stop, verbose):
+# Kept back from the time limit for the process to end after its last checkpoint: TensorFlow's
+# teardown took 1.2 s after a 64 px run on the 2-core CPU of bench/README.md.
+EXIT_SECONDS = 2.0
+
+
+class _Clock:
+    """The time limit: whether one more step, a checkpoint and the exit still fit in it."""
+
+    def __init__(self, started, limit):
+        self.deadline = started + limit - EXIT_SECONDS if limit else None
+        self.limit = limit
+        self.step_seconds = self.save_seconds = 0.0
+
+    def timed(self, kind, work, *arguments):
+        """Runs work(*arguments), keeping its duration as the estimate of the next one of its kind."""
+        start = time.monotonic()
+        result = work(*arguments)
+        setattr(self, f"{kind}_seconds", time.monotonic() - start)
+        return result
+
+    def stop_reason(self, signals):
+        """Why the loop must stop now (a signal's name, or the time limit), or None."""
+        if signals:
+            return signals[0]
+        if self.deadline and time.monotonic() + self.step_seconds + self.save_seconds >= self.deadline:
+            return f"time limit of {duration_text(self.limit)} reached"
+        return None
+
+
+def _train_loop(run, stop, clock, verbose):
     """Steps from the restored step to the last, with samples, reports and checkpoints on their intervals.
 
     Args:
         run: the _Run.
         stop: the signals' requests (a list that SIGTERM or SIGINT appends to).
+        clock: the _Clock of the time limit.
         verbose: show the progress line.
     """
     config, total = run.config, run.total_steps
     current = int(run.checkpoint.step.numpy())
     progress = Progress(total, "step", items_per_unit=config.batch_size, start=current) if verbose else None
     batches = _batches_from(run, current)
-    skips_in_a_row = 0
+    skips_in_a_row, first = 0, True
     while current < total:
         current += 1
-        step_losses = run.train_step(*next(batches))
+        step_losses = clock.timed("step", run.train_step, *next(batches))
+        if first:  # the first step traces the graph: no estimate of the next ones
+            clock.step_seconds, first = 0.0, False
         if not bool(step_losses["finite"]):
             current = _roll_back(run, current, step_losses, skips_in_a_row)
             skips_in_a_row += 1
-            if stop:  # a stop asked for during a run of rollbacks is honoured too
-                raise _interrupted(run, stop, current)
+            if reason := clock.stop_reason(stop):  # a stop during a run of rollbacks is honoured too
+                raise _interrupted(run, reason, current)
             batches = _batches_from(run, current)
             continue
         run.checkpoint.step.assign(current)
@@ -609,10 +644,10 @@ def _train_loop(run, stop, verbose):
         if current % config.sample_every == 0 or last:
             _write_samples(run, current)
         if current % config.save_every == 0 or last:
-            checkpoints.save(run.manager, current)
+            clock.timed("save", checkpoints.save, run.manager, current)
             skips_in_a_row = 0
-        if stop and not last:
-            raise _interrupted(run, stop, current)
+        if not last and (reason := clock.stop_reason(stop)):
+            raise _interrupted(run, reason, current)
     run.writer.flush()
 
 
@@ -639,23 +674,29 @@ def _generator_is_current(run):
     return os.path.exists(path) and os.path.getmtime(path) >= os.path.getmtime(latest + ".index")
 
 
-def train_with(config, workdir, verbose=True):
+def train_with(config, workdir, verbose=True, started=None):
     """Trains with exactly this Config in workdir (fit resolves it first), resuming a checkpoint there.
 
     Args:
         config: the resolved Config (see resolve_config).
         workdir: the work directory.
         verbose: print the summary and the progress line.
+        started: when the time limit's budget began (time.monotonic()); default: now.
 
     Returns:
         The trained generator, in stock form.
     """
     log = _printer(verbose)
+    # Start-up (reading and checking the data, tracing the step) uses the budget too.
+    clock = _Clock(time.monotonic() if started is None else started, config.time_limit)
     with _stop_on_signals() as signals, contextlib.ExitStack() as held:
         run = _set_up(config, workdir, log, held)
         signals.immediate = False  # from here, a signal asks the loop to stop after a checkpoint
         if run.start == run.total_steps and _generator_is_current(run):
-            log(f"{workdir} is finished (step {run.start} of {run.total_steps}, generator.keras written): nothing to do")
+            log(
+                f"{workdir} is finished (step {run.start} of {run.total_steps}, generator.keras written): nothing "
+                "to do; to train longer, run it again with more --steps or --epochs"
+            )
             return fast.clone_as(run.checkpoint.generator, "keras")
-        _train_loop(run, signals.requested, verbose)
+        _train_loop(run, signals.requested, clock, verbose)
         return _save_generator(run)
