@@ -14,13 +14,14 @@ missing path, an empty dataset) print one line and exit with status 2.
 """
 
 import argparse
-import contextlib
 import dataclasses
 import errno
 import importlib
 import logging
 import os
+import re
 import sys
+import threading
 import time
 import warnings
 
@@ -355,34 +356,55 @@ def build_parser():
     return parser
 
 
-@contextlib.contextmanager
-def _stderr_discarded():
-    """File descriptor 2 to /dev/null: C++ code writes there, past Python's sys.stderr."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    null = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(null, 2)
-    os.close(null)
-    try:
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
+# Lines that TensorFlow, LiteRT and the TFLite converter write from C++, past Python's sys.stderr:
+# absl's log lines below FATAL (I0000 ..., W0000 ..., E0000 ...), the start-up notes and the
+# converter's and interpreter's chatter. Anything else (a FATAL line, a crash report) goes through.
+NATIVE_NOISE = re.compile(
+    r"^([IWE]\d{4} \d\d:\d\d:\d+\.\d+\s|WARNING: All log messages before absl::InitializeLog|To enable the following "
+    r"instructions: |INFO: Created TensorFlow Lite |INFO: Initialized TensorFlow Lite |fully_quantize: \d)"
+)
+
+
+class _NativeFilter:
+    """File descriptor 2 through a pipe whose lines are passed on unless they are TensorFlow's noise.
+
+    TensorFlow 2.21 writes its start-up lines through absl before absl's logging is set up, which
+    ignores TF_CPP_MIN_LOG_LEVEL, and LiteRT and the converter print from C++: no setting reaches
+    them all. Python's own writes to sys.stderr (our error lines) pass through unchanged.
+    """
+
+    def __init__(self):
+        sys.stderr.flush()
+        self.real = os.dup(2)
+        read_end, write_end = os.pipe()
+        os.dup2(write_end, 2)
+        os.close(write_end)
+        self.thread = threading.Thread(target=self._pump, args=(read_end,), daemon=True)
+        self.thread.start()
+
+    def _pump(self, read_end):
+        with os.fdopen(read_end, "rb") as lines:
+            for line in lines:
+                if not NATIVE_NOISE.match(line.decode("utf-8", "replace")):
+                    os.write(self.real, line)
+
+    def close(self):
+        """Puts file descriptor 2 back and waits for the lines still in the pipe."""
+        sys.stderr.flush()
+        os.dup2(self.real, 2)  # the pipe's last writer closes: the pump reads to its end
+        self.thread.join(timeout=5)
+        os.close(self.real)
 
 
 def quiet_tensorflow():
     """Keeps TensorFlow's log lines (and its libraries' warnings) off the terminal; --verbose skips this.
 
-    TensorFlow 2.21 writes its start-up lines (oneDNN, CUDA stubs, CPU features) through absl
-    before absl's logging is set up, which ignores TF_CPP_MIN_LOG_LEVEL: those are discarded by
-    importing TensorFlow with file descriptor 2 on /dev/null. Later C++ lines (a decoder's
-    warning, a failed cuInit) obey TF_CPP_MIN_LOG_LEVEL=3, set unless the user set it. Python's
-    absl and tensorflow loggers and the libraries' Python warnings go to errors only. Our own
-    lines, errors included, are printed by us and are not affected.
+    Returns:
+        The _NativeFilter to close when the command ends.
     """
+    native = _NativeFilter()
+    # Fewer lines to filter, and a quiet TensorFlow where the filter cannot reach (its children).
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    with _stderr_discarded():
-        importlib.import_module("tensorflow")
     for name in ("absl", "tensorflow", "keras", "tensorflow_datasets"):
         logging.getLogger(name).setLevel(logging.ERROR)
     importlib.import_module("absl.logging").set_verbosity("error")
@@ -390,6 +412,7 @@ def quiet_tensorflow():
     os.environ.setdefault("AUTOGRAPH_VERBOSITY", "0")
     for module in ("tensorflow", "keras", "tensorflow_datasets", "absl", "tf_keras", "google"):
         warnings.filterwarnings("ignore", module=module)
+    return native
 
 
 # Faults of the machine, not of what the user gave: the command ends with status 1.
@@ -418,9 +441,8 @@ def main(argv=None):
     started = time.monotonic()  # fit's --time-limit counts from here, TensorFlow's import included
     arguments = build_parser().parse_args(argv)
     arguments.started = started
+    native = None if arguments.verbose else quiet_tensorflow()
     try:
-        if not arguments.verbose:
-            quiet_tensorflow()
         arguments.command(arguments)
     except UsageError as error:
         print(f"keras-pix2pix: error: {error}", file=sys.stderr)
@@ -447,6 +469,9 @@ def main(argv=None):
             file=sys.stderr,
         )
         return 1
+    finally:
+        if native:
+            native.close()
     return 0
 
 

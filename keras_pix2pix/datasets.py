@@ -39,6 +39,7 @@ import tensorflow_datasets as tfds
 from keras_pix2pix import data, demo
 from keras_pix2pix.config import MAX_PIXELS, UsageError
 from keras_pix2pix.files import replacing, write_atomically
+from keras_pix2pix.progress import Progress
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
 DEFAULT_DATASETS_URL = "https://efrosgans.eecs.berkeley.edu/pix2pix/datasets"
@@ -146,16 +147,22 @@ def datasets_url():
 
 
 def _fetch(url, temporary):
-    """Writes url's body to temporary; returns (its SHA-256, bytes received, Content-Length or None)."""
+    """Writes url's body to temporary, showing its progress; returns (its SHA-256, bytes received, Content-Length or None)."""
     digest, received = hashlib.sha256(), 0
     with urllib.request.urlopen(url, timeout=60) as response, open(temporary, "wb") as file:
         announced = response.headers.get("Content-Length")
+        expected = int(announced) if announced and announced.strip().isdigit() else None
+        megabytes = expected // CHUNK_BYTES if expected else None
+        # In megabytes (CHUNK_BYTES); a line per tenth of the archive in a log.
+        progress = Progress(megabytes, "downloaded MB", rate_unit="MB", log_every=max(1, (megabytes or 500) // 10))
         while chunk := response.read(CHUNK_BYTES):
             digest.update(chunk)
             file.write(chunk)
             received += len(chunk)
+            if received // CHUNK_BYTES > progress.last_done:
+                progress.update(received // CHUNK_BYTES)
+        progress.close()
     # http.client ends a body cut short quietly (an empty read), so the count is compared here.
-    expected = int(announced) if announced and announced.strip().isdigit() else None
     return digest.hexdigest(), received, expected
 
 
@@ -429,12 +436,17 @@ class Pix2Pix(tfds.core.GeneratorBasedBuilder):
             return len(parts) >= 2 and parts[-2] == split and parts[-1].lower().endswith(IMAGE_EXTENSIONS)
 
         count = 0
+        total = self.builder_config.train_pairs if split == "train" else None
+        progress = Progress(total, f"prepared {split} pairs", rate_unit="pairs", log_every=1000)
         for member, contents in safe_archive_files(archive, wanted=in_split):
             problem = image_problem(contents, ab=True)
             if problem:
+                progress.close()
                 raise UsageError(f"{archive}: {member} {problem}")
             count += 1
+            progress.update(count)
             yield member, {"image": contents, "file_name": pathlib.PurePosixPath(member).name}
+        progress.close()
         if not count:
             raise UsageError(f"{archive} holds no images in a {split}/ folder")
 
@@ -677,6 +689,9 @@ def find_dataset(dataset, data_dir=None, manual_dir=None):
     if dataset in CATALOG_NAMES:
         builder = pix2pix_builder(dataset, data_dir)
         download_config = tfds.download.DownloadConfig(manual_dir=manual_dir) if manual_dir else None
+        # Our own progress lines (the download, the pairs of each split) replace tfds's bars,
+        # which write escape codes and "Unknown size" into logs.
+        tfds.disable_progress_bar()
         builder.download_and_prepare(download_config=download_config)
         entry = catalog_entry(dataset)
         held_out = "val" if "val" in entry.splits else entry.splits[-1]

@@ -17,6 +17,7 @@ Layout of an export to DIR:
 import os
 import shutil
 import tempfile
+import time
 
 import keras
 import numpy as np
@@ -31,6 +32,7 @@ from keras_pix2pix.config import (
 from keras_pix2pix.files import make_folder, sweep_leftovers, write_atomically
 from keras_pix2pix.metrics import parity
 from keras_pix2pix.modes import export_form
+from keras_pix2pix.progress import Progress
 from keras_pix2pix.translation import load_generator
 
 TFLITE_NAMES = {"none": "float32", "float16": "float16", "dynamic": "dynamic", "int8": "int8"}
@@ -212,9 +214,18 @@ def tflite_model(model, quantize="none", representative=None):
         elif quantize == "int8":
             if representative is None or not len(representative):
                 raise UsageError("int8 quantization needs calibration images (a --calibration-dataset)")
-            converter.representative_dataset = lambda: ([image[None]] for image in representative)
+            converter.representative_dataset = lambda: _calibration_feed(representative)
             converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         return converter.convert()
+
+
+def _calibration_feed(images):
+    """The int8 converter's representative dataset, one image at a time, with its progress (the slow part)."""
+    progress = Progress(len(images), "calibrated", log_every=max(1, len(images) // 4))
+    for index, image in enumerate(images):
+        yield [image[None]]
+        progress.update(index + 1)
+    progress.close()
 
 
 def run_tflite(model_content, images, threads=None):
@@ -315,12 +326,20 @@ def _export_tflite(form, kind, path, samples, checks, reference):
     return len(content), measured
 
 
-def _export_all(exported, staging, destinations, samples, model_name, quantize, max_pixels):
+def _export_all(exported, staging, destinations, samples, model_name, quantize, max_pixels, log):
     """Writes and checks every requested export in staging; returns the report (with final paths)."""
     checks = samples[:4]
     reference = exported(checks, training=False).numpy()
     report = {}
+    stages = ["the SavedModel"] * ("saved_model" in destinations) + [f"TFLite {TFLITE_NAMES[kind]}" for kind in quantize]
+    started = time.monotonic()
+
+    def stage(name):
+        done = len(report)
+        log(f"export {done + 1}/{len(stages)}: {name} (writing, reloading, checking){_elapsed(started) if done else ''}")
+
     if "saved_model" in destinations:
+        stage(stages[0])
         folder = os.path.join(staging, "saved_model")
         measured = _export_saved_model(exported, folder, model_name, checks, reference, max_pixels)
         report["saved_model"] = {"path": destinations["saved_model"], "bytes": _folder_size(folder), "parity": measured}
@@ -328,6 +347,7 @@ def _export_all(exported, staging, destinations, samples, model_name, quantize, 
     targets = {kind: "tflite_int8" if kind == "int8" else "tflite" for kind in quantize}
     forms = {target: fast.clone_as(exported, target) for target in set(targets.values())}
     for kind in quantize:
+        stage(f"TFLite {TFLITE_NAMES[kind]}")
         name = f"generator_{TFLITE_NAMES[kind]}.tflite"
         size, measured = _export_tflite(
             forms[targets[kind]], kind, os.path.join(staging, "tflite", name), samples, checks, reference
@@ -403,7 +423,7 @@ def export(
     staging = os.path.join(output_dir, f".export-{model_name}.tmp-{os.getpid()}")
     shutil.rmtree(staging, ignore_errors=True)
     try:
-        report = _export_all(exported, staging, destinations, samples, model_name, quantize, max_pixels)
+        report = _export_all(exported, staging, destinations, samples, model_name, quantize, max_pixels, log)
         # Every export is checked: move them into place, each with one rename.
         for name, destination in destinations.items():
             os.makedirs(os.path.dirname(destination), exist_ok=True)
@@ -417,6 +437,10 @@ def export(
             f"{measured['max_abs']:.2g}, mean abs {measured['mean_abs']:.2g}, PSNR {measured['psnr']:.1f} dB"
         )
     return report
+
+
+def _elapsed(started):
+    return f"; {time.monotonic() - started:.0f} s so far"
 
 
 def _folder_size(path):

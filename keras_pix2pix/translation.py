@@ -17,6 +17,7 @@ from keras_pix2pix.config import MAX_PIXELS, Config, UsageError, check_choice, c
 from keras_pix2pix.errors import first_line
 from keras_pix2pix.files import is_inside, make_folder, sweep_leftovers, write_atomically
 from keras_pix2pix.modes import MODES, prepare
+from keras_pix2pix.progress import Progress
 from keras_pix2pix.sizing import DEFAULT_OVERLAP, SIZINGS, translate_image
 
 
@@ -152,7 +153,7 @@ def _read_input(path, pairs, direction, channels, max_pixels):
 
 def predict(
     model, inputs, output_dir, *, pairs=False, direction=None, mode="paper", seed=None, overwrite=False,
-    skip_bad=False, max_pixels=MAX_PIXELS, sizing="auto", tile_overlap=DEFAULT_OVERLAP, log=print,
+    skip_bad=False, max_pixels=MAX_PIXELS, sizing="auto", tile_overlap=DEFAULT_OVERLAP, log=print, verbose=True,
 ):  # fmt: skip
     """Translates image files and folders, writing one PNG per input into output_dir.
 
@@ -176,6 +177,7 @@ def predict(
         sizing: "auto", "resize", "native" or "tiles" (see keras_pix2pix.sizing).
         tile_overlap: the overlap of neighbouring tiles, as a fraction of a tile.
         log: where the note about skipped inputs (and the progress of many-tile images) goes.
+        verbose: show the progress of several inputs (a bar on a terminal, lines in a log).
 
     Returns:
         The paths written.
@@ -199,17 +201,25 @@ def predict(
     make_folder(output_dir, "--output")
     sweep_leftovers(output_dir)
     written, skipped = [], []
-    for path, destination in zip(files, destinations):
+    many = verbose and len(files) > 1
+    progress = Progress(len(files), "translated", log_every=max(1, len(files) // 20)) if many else None
+    for index, (path, destination) in enumerate(zip(files, destinations)):
         try:
             image = _read_input(path, pairs, direction, channels, max_pixels)
         except UsageError as problem:
             if not skip_bad:
+                if progress:
+                    progress.close()
                 raise UsageError(f"{problem} ({len(written)} image(s) written before it; --skip-bad goes on past it)") from None
             skipped.append(str(problem))
             continue
         output = translate_image(runner, image, mode, sizing, tile_overlap, log)
         write_atomically(destination, tf.io.encode_png(data.denormalize(output)).numpy())
         written.append(destination)
+        if progress:
+            progress.update(index + 1)
+    if progress:
+        progress.close()
     if skipped:
         log(f"skipped {len(skipped)} bad input(s) of {len(files)}; the first: {skipped[0]}")
     return written

@@ -1,17 +1,20 @@
 """What a user meets around the work: quiet output, an instant --help, a time limit, progress."""
 
+import io
 import os
+import pty
 import re
 import subprocess
 import sys
 import time
 
 import pytest
-from conftest import TINY
+from conftest import TINY, png
 
 from keras_pix2pix import plots
 from keras_pix2pix.cli import main
 from keras_pix2pix.evaluation import write_html
+from keras_pix2pix.progress import Progress
 
 # TensorFlow's C++ log lines (I0000 00:00:... file.cc:12] ...) and absl's Python warnings.
 TENSORFLOW_LINE = re.compile(r"^([IWEF]\d{4} |WARNING:absl:|WARNING: All log messages before absl)", re.MULTILINE)
@@ -133,3 +136,50 @@ def test_the_page_lists_names_in_natural_order(tmp_path):
     write_html({"summary": {"pairs": 3}, "images": rows}, str(tmp_path / "index.html"))
     page = open(tmp_path / "index.html").read()
     assert page.index(">1.jpg<") < page.index(">2.jpg<") < page.index(">10.jpg<")
+
+
+def _on_a_terminal(arguments):
+    """(status, everything written) of `python -m keras_pix2pix ARGUMENTS` with a pseudo-terminal for its output."""
+    leader, follower = pty.openpty()
+    process = subprocess.Popen([sys.executable, "-m", "keras_pix2pix", *map(str, arguments)], stdout=follower,
+                               stderr=follower, close_fds=True)  # fmt: skip
+    os.close(follower)
+    output = b""
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # the terminal closes with the process
+            break
+        if not chunk:
+            break
+        output += chunk
+    os.close(leader)
+    return process.wait(timeout=300), output.decode()
+
+
+@pytest.mark.slow
+def test_predict_shows_a_bar_on_a_terminal_and_lines_in_a_log(trained, tmp_path):
+    _, workdir = trained
+    for index in range(3):
+        png(tmp_path / f"{index}.png", 40, 40, seed=index)
+    inputs = [tmp_path / f"{index}.png" for index in range(3)]
+    status, shown = _on_a_terminal(["predict", "--model", workdir, *inputs, "--output", tmp_path / "terminal"])
+    assert status == 0, shown
+    # One line rewritten in place (carriage returns, erase to the end), ended once.
+    assert "\rtranslated 1/3" in shown and "\rtranslated 3/3" in shown and "\x1b[K" in shown
+    logged = command("predict", "--model", workdir, *inputs, "--output", tmp_path / "log")
+    assert logged.returncode == 0, logged.stderr
+    lines = [line for line in logged.stdout.splitlines() if line.startswith("translated")]
+    assert [line.split()[1] for line in lines] == ["1/3", "2/3", "3/3"] and "\r" not in logged.stdout
+
+
+def test_progress_in_a_log_ends_with_the_last_count():
+    stream = io.StringIO()
+    progress = Progress(None, "prepared val pairs", rate_unit="pairs", log_every=40, stream=stream)
+    for done in range(1, 101):
+        progress.update(done)
+    progress.close()
+    assert [line.split("  ")[0] for line in stream.getvalue().splitlines()] == [
+        "prepared val pairs 40", "prepared val pairs 80", "prepared val pairs 100"
+    ]  # fmt: skip
+    assert "left" not in stream.getvalue()  # no total, no time left
