@@ -22,6 +22,7 @@ its .sha256 record and run again.
 """
 
 import concurrent.futures
+import contextlib
 import dataclasses
 import hashlib
 import http.client
@@ -421,6 +422,14 @@ class Pix2Pix(tfds.core.GeneratorBasedBuilder):
         check_recorded(path, record, digest)
         return path
 
+    # tfds prints these two in bold escape codes, with "Unknown size" for archives it does not
+    # know the size of: plain lines instead, fit for a terminal and a log alike.
+    def _log_download_bytes(self):
+        print(f"preparing the pix2pix {self.builder_config.name} release in {self.data_dir}", flush=True)
+
+    def _log_download_done(self):
+        print(f"prepared {self.builder_config.name} in {self.data_dir}; later runs read it from there", flush=True)
+
     def _split_generators(self, dl_manager):
         archive = self._archive(dl_manager)
         return {split: self._generate_examples(archive, split) for split in self.builder_config.splits}
@@ -674,6 +683,19 @@ def local_splits(folder):
     return Splits(name=name, train=train, validation=validation, direction=usual_direction(folder))
 
 
+def _folders(root):
+    """Every folder under root (root included), to tell later which ones an attempt created."""
+    return {folder for folder, _, _ in os.walk(root)}
+
+
+def _remove_new_empty_folders(root, before):
+    """Removes the folders under root that are empty and were not in `before`, deepest first."""
+    for folder, _, _ in sorted(os.walk(root, topdown=False), key=lambda entry: -entry[0].count(os.sep)):
+        if folder not in before:
+            with contextlib.suppress(OSError):  # not empty: something was kept there
+                os.rmdir(folder)
+
+
 def find_dataset(dataset, data_dir=None, manual_dir=None):
     """Resolves a --dataset value to its Splits, downloading or generating what is missing.
 
@@ -687,12 +709,24 @@ def find_dataset(dataset, data_dir=None, manual_dir=None):
         splits = local_splits(demo.prepare(resolve_data_dir(data_dir)))
         return dataclasses.replace(splits, name="demo", direction=demo.DIRECTION)
     if dataset in CATALOG_NAMES:
+        if os.path.isdir(dataset):
+            print(f"note: --dataset {dataset} is the pix2pix release; the folder {dataset} here is not read "
+                  f"(write ./{dataset} for it)", flush=True)  # fmt: skip
+        root = resolve_data_dir(data_dir)
+        before = _folders(root)
         builder = pix2pix_builder(dataset, data_dir)
         download_config = tfds.download.DownloadConfig(manual_dir=manual_dir) if manual_dir else None
         # Our own progress lines (the download, the pairs of each split) replace tfds's bars,
         # which write escape codes and "Unknown size" into logs.
         tfds.disable_progress_bar()
-        builder.download_and_prepare(download_config=download_config)
+        try:
+            builder.download_and_prepare(download_config=download_config)
+        except BaseException as error:
+            # A failed attempt leaves the data directory as it found it: no empty folders.
+            _remove_new_empty_folders(root, before)
+            if isinstance(error, UsageError) and os.path.isdir(dataset):
+                raise UsageError(f"{error} (to train on the folder {dataset} here, write --dataset ./{dataset})") from None
+            raise
         entry = catalog_entry(dataset)
         held_out = "val" if "val" in entry.splits else entry.splits[-1]
         return Splits(

@@ -401,8 +401,10 @@ def test_a_short_or_corrupt_download_is_not_cached(tmp_path, archive_server, kin
     data_dir = tmp_path / "tfds"
     with pytest.raises(UsageError, match=_exactly(f"the download of {url} {problem}; nothing was kept: {datasets.RETRY}")):
         datasets.find_dataset("facades", str(data_dir))
-    # Nothing cached, no temporary file, no digest recorded (TFDS's own extracted/ folder aside).
-    assert [name for name in os.listdir(data_dir / "downloads") if "facades" in name] == []
+    # Nothing cached, no temporary file, no digest recorded, no empty folder left behind.
+    assert not (data_dir / "downloads").exists() or [name for name in os.listdir(data_dir / "downloads")
+                                                     if "facades" in name] == []  # fmt: skip
+    assert [folder for folder, subfolders, names in os.walk(data_dir) if not subfolders and not names] == []
     _serve(archive_server, good)
     splits = datasets.find_dataset("facades", str(data_dir))
     assert (len(splits.train), len(splits.validation)) == (3, 1)
@@ -590,3 +592,15 @@ def test_the_first_digest_is_recorded_and_a_changed_archive_refused(tmp_path, ar
 def test_the_release_is_fetched_over_https(monkeypatch):
     monkeypatch.delenv("KERAS_PIX2PIX_DATASETS_URL", raising=False)
     assert datasets.datasets_url() == "https://efrosgans.eecs.berkeley.edu/pix2pix/datasets"
+
+
+def test_a_local_folder_named_as_a_release_is_named_in_the_failure(tmp_path, archive_server, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    os.makedirs(tmp_path / "facades" / "train")
+    data_dir = tmp_path / "tfds"
+    with pytest.raises(UsageError, match=r"could not download .*/facades\.tar\.gz: Not Found .*\(to train on the "
+                       r"folder facades here, write --dataset \./facades\)$"):  # fmt: skip
+        datasets.find_dataset("facades", str(data_dir))
+    assert "the folder facades here is not read (write ./facades for it)" in capsys.readouterr().out
+    # The failed attempt left no empty folders (tfds's note of the builder, .config/, aside).
+    assert [folder for folder, subfolders, names in os.walk(data_dir) if not subfolders and not names] == []
