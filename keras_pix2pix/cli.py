@@ -240,8 +240,9 @@ def _add_export(commands):
         "--quantize",
         type=_list,
         default=("none", "float16", "int8"),
-        help=f"TFLite kinds, some of {','.join(QUANTIZATIONS)} (default: none,float16,int8); "
-        "dynamic runs ~100x slower than int8 on x86 CPUs: prefer int8",
+        help=f"TFLite kinds, some of {','.join(QUANTIZATIONS)} (default: none,float16,int8); int8_io is int8 "
+        "with int8 input and output tensors (integer-only devices, Edge TPU style); dynamic runs ~100x slower "
+        "than int8 on x86 CPUs: prefer int8",
     )
     parser.add_argument("--version", type=int, default=1, help="SavedModel version (default: 1)")
     parser.add_argument("--name", help="served model name (default: the work directory's name)")

@@ -40,7 +40,7 @@ SIZINGS = ("auto", "resize", "native", "tiles")
 NATIVE_PIXELS = 4_000_000
 DEFAULT_OVERLAP = 0.125
 FORMATS = ("saved_model", "tflite")
-QUANTIZATIONS = ("none", "float16", "dynamic", "int8")
+QUANTIZATIONS = ("none", "float16", "dynamic", "int8", "int8_io")
 
 
 def check_choice(name, value, allowed):

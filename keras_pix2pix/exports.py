@@ -35,9 +35,14 @@ from keras_pix2pix.modes import export_form
 from keras_pix2pix.progress import Progress
 from keras_pix2pix.translation import load_generator
 
-TFLITE_NAMES = {"none": "float32", "float16": "float16", "dynamic": "dynamic", "int8": "int8"}
+TFLITE_NAMES = {"none": "float32", "float16": "float16", "dynamic": "dynamic", "int8": "int8", "int8_io": "int8_io"}
 # What each TFLite kind must match against the Keras export-mode model before it is kept.
-TFLITE_LIMITS = {"none": ("max_abs", 1e-3), "float16": ("mean_abs", 1e-2), "dynamic": ("psnr", 25.0), "int8": ("psnr", 25.0)}
+TFLITE_LIMITS = {
+    "none": ("max_abs", 1e-3), "float16": ("mean_abs", 1e-2), "dynamic": ("psnr", 25.0), "int8": ("psnr", 25.0),
+    "int8_io": ("psnr", 25.0),
+}  # fmt: skip
+# The full-integer kinds: calibrated on training inputs.
+INTEGER_KINDS = ("int8", "int8_io")
 
 
 def _check_choices(name, values, allowed):
@@ -189,8 +194,10 @@ def tflite_model(model, quantize="none", representative=None):
 
     Args:
         model: the export-mode generator.
-        quantize: "none" (float32), "float16", "dynamic" (int8 weights, float activations) or
-            "int8" (full integer, calibrated on `representative`; float32 input and output).
+        quantize: "none" (float32), "float16", "dynamic" (int8 weights, float activations),
+            "int8" (full integer, calibrated on `representative`; float32 input and output) or
+            "int8_io" (the same with int8 input and output tensors, for integer-only devices:
+            each carries its scale and zero point, read by tflite_runner).
         representative: float32 inputs in [-1, 1] of shape (N, height, width, channels) for int8.
     """
     height, width, channels = model.input_shape[1:]
@@ -211,11 +218,13 @@ def tflite_model(model, quantize="none", representative=None):
             converter.optimizations = [tf.lite.Optimize.DEFAULT]
         if quantize == "float16":
             converter.target_spec.supported_types = [tf.float16]
-        elif quantize == "int8":
+        elif quantize in INTEGER_KINDS:
             if representative is None or not len(representative):
                 raise UsageError("int8 quantization needs calibration images (a --calibration-dataset)")
             converter.representative_dataset = lambda: _calibration_feed(representative)
             converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+            if quantize == "int8_io":
+                converter.inference_input_type = converter.inference_output_type = tf.int8
         return converter.convert()
 
 
@@ -228,6 +237,41 @@ def _calibration_feed(images):
     progress.close()
 
 
+def tflite_runner(model_content, threads=None):
+    """A function from one float32 image batch (1, H, W, C) in [-1, 1] to its float32 output (H, W, C), with LiteRT.
+
+    An int8_io file's int8 input and output are quantized and dequantized here with the scale and
+    zero point each tensor carries: real = scale * (integer - zero_point).
+
+    Args:
+        model_content: the flatbuffer bytes, or a path to a .tflite file.
+        threads: interpreter threads; None uses every core (XNNPACK runs float models).
+    """
+    if isinstance(model_content, (str, os.PathLike)):
+        with open(model_content, "rb") as file:
+            model_content = file.read()
+    interpreter = Interpreter(model_content=model_content, num_threads=threads or os.cpu_count())
+    interpreter.allocate_tensors()
+    source, result = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+
+    def run(batch):
+        batch = np.asarray(batch, np.float32)
+        if source["dtype"] == np.int8:
+            scale, zero_point = source["quantization"]
+            # Halves round up: with int8_io's calibrated scale of 2/255, integer = pixel - 128 exactly.
+            batch = np.clip(np.floor(batch / scale + zero_point + 0.5), -128, 127).astype(np.int8)
+        interpreter.set_tensor(source["index"], batch)
+        interpreter.invoke()
+        output = interpreter.get_tensor(result["index"])[0].copy()
+        if result["dtype"] == np.int8:
+            scale, zero_point = result["quantization"]
+            output = (output.astype(np.float32) - zero_point) * scale
+        return output
+
+    run.input_shape, run.output_channels = tuple(source["shape"]), int(result["shape"][-1])
+    return run
+
+
 def run_tflite(model_content, images, threads=None):
     """Runs a TFLite generator on float32 images (N, H, W, C) one by one with LiteRT; returns float32.
 
@@ -236,19 +280,8 @@ def run_tflite(model_content, images, threads=None):
         images: float32 inputs in [-1, 1].
         threads: interpreter threads; None uses every core (XNNPACK runs float models).
     """
-    if isinstance(model_content, (str, os.PathLike)):
-        with open(model_content, "rb") as file:
-            model_content = file.read()
-    interpreter = Interpreter(model_content=model_content, num_threads=threads or os.cpu_count())
-    interpreter.allocate_tensors()
-    input_index = interpreter.get_input_details()[0]["index"]
-    output_index = interpreter.get_output_details()[0]["index"]
-    outputs = []
-    for image in np.asarray(images, np.float32):
-        interpreter.set_tensor(input_index, image[None])
-        interpreter.invoke()
-        outputs.append(interpreter.get_tensor(output_index)[0].copy())
-    return np.stack(outputs)
+    run = tflite_runner(model_content, threads)
+    return np.stack([run(image[None]) for image in np.asarray(images, np.float32)])
 
 
 def calibration_images(dataset, config, count=100, data_dir=None, direction=None):
@@ -284,7 +317,7 @@ def _check_images(exported, config, calibration_dataset, calibration_count, quan
                 output_channels=exported.output_shape[-1],
             )  # fmt: skip
         return calibration_images(calibration_dataset, config, calibration_count)
-    if "int8" in quantize:
+    if set(INTEGER_KINDS) & set(quantize):
         raise UsageError(
             "int8 quantization needs calibration images: pass --calibration-dataset (a bare .keras file has "
             "no config.json naming its dataset)"
@@ -344,7 +377,7 @@ def _export_all(exported, staging, destinations, samples, model_name, quantize, 
         measured = _export_saved_model(exported, folder, model_name, checks, reference, max_pixels)
         report["saved_model"] = {"path": destinations["saved_model"], "bytes": _folder_size(folder), "parity": measured}
     # One TFLite form per target, shared by the files that use it.
-    targets = {kind: "tflite_int8" if kind == "int8" else "tflite" for kind in quantize}
+    targets = {kind: "tflite_int8" if kind in INTEGER_KINDS else "tflite" for kind in quantize}
     forms = {target: fast.clone_as(exported, target) for target in set(targets.values())}
     for kind in quantize:
         stage(f"TFLite {TFLITE_NAMES[kind]}")
@@ -377,7 +410,8 @@ def export(
         model: a work directory or a .keras file (see translation.load_generator).
         output_dir: where to write (see the module docstring for the layout).
         formats: "saved_model" and/or "tflite".
-        quantize: TFLite kinds: "none" (float32), "float16", "dynamic", "int8".
+        quantize: TFLite kinds: "none" (float32), "float16", "dynamic", "int8", "int8_io" (int8
+            input and output tensors, for integer-only devices).
         version: the SavedModel version number (a new one for each export TF Serving should load).
         model_name: the served model's name; default: the work directory's name, else "pix2pix".
         calibration_dataset: data for int8 calibration and the parity checks; default: the run's

@@ -9,6 +9,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from ai_edge_litert.interpreter import Interpreter
 
 from conftest import SHARED_DATA, tiny_config, write_ab_folder
 from keras_pix2pix import exports as export_module
@@ -16,11 +17,10 @@ from keras_pix2pix import fast
 from keras_pix2pix.cli import main
 from keras_pix2pix.exports import export, run_tflite
 from keras_pix2pix.metrics import psnr
-from keras_pix2pix.modes import export_form
 from keras_pix2pix.models import build_generator
-from keras_pix2pix.modes import translate
-from keras_pix2pix.translation import load_generator
+from keras_pix2pix.modes import export_form, translate
 from keras_pix2pix.train import fit
+from keras_pix2pix.translation import load_generator
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "export"))
 import grpc_client  # noqa: E402
@@ -60,7 +60,7 @@ def exported(tmp_path_factory):
     workdir = str(tmp_path_factory.mktemp("work") / "shoes")
     fit(tiny_config(dataset=folder, steps=2), workdir, verbose=False)
     output = str(tmp_path_factory.mktemp("exports"))
-    report = export(workdir, output, quantize=("none", "float16", "dynamic", "int8"), log=lambda message: None)
+    report = export(workdir, output, quantize=("none", "float16", "dynamic", "int8", "int8_io"), log=lambda message: None)
     return workdir, output, report
 
 
@@ -69,7 +69,7 @@ def test_layout_and_report(exported):
     _, output, report = exported
     assert os.path.isfile(os.path.join(output, "shoes", "1", "saved_model.pb"))
     assert os.path.isfile(os.path.join(output, "shoes", "1", "assets.extra", "tf_serving_warmup_requests"))
-    for kind in ("float32", "float16", "dynamic", "int8"):
+    for kind in ("float32", "float16", "dynamic", "int8", "int8_io"):
         assert os.path.isfile(os.path.join(output, "shoes", "tflite", "1", f"generator_{kind}.tflite"))
     assert report["saved_model"]["parity"]["max_abs"] <= 1e-5
     assert report["tflite_float32"]["parity"]["max_abs"] <= 1e-4
@@ -284,7 +284,7 @@ def test_export_command(exported, tmp_path, capsys):
     assert "saved_model:" in capsys.readouterr().out
     assert os.path.isdir(tmp_path / "shoes" / "3") and os.path.isfile(tmp_path / "shoes" / "tflite" / "3" / "generator_float32.tflite")
     assert main(["export", "--model", workdir, "--output", str(tmp_path), "--quantize", "int4"]) == 2
-    assert "quantize must be one of none, float16, dynamic, int8; got 'int4'" in capsys.readouterr().err
+    assert "quantize must be one of none, float16, dynamic, int8, int8_io; got 'int4'" in capsys.readouterr().err
 
 
 @pytest.mark.skipif(not os.path.isdir(os.path.join(SHARED_DATA, "facades")), reason="../shared/data/facades absent")
@@ -308,3 +308,28 @@ def test_parity_on_real_facades(tmp_path):
     assert np.abs(run_tflite(report["tflite_float32"]["path"], images) - reference).max() <= 1e-4
     assert np.abs(run_tflite(report["tflite_float16"]["path"], images) - reference).mean() <= 5e-3
     assert psnr(reference, run_tflite(report["tflite_int8"]["path"], images)) >= 30
+
+
+@pytest.mark.slow
+def test_the_int8_io_file_takes_and_gives_integers_with_their_scale(exported):
+    workdir, output, report = exported
+    path = os.path.join(output, "shoes", "tflite", "1", "generator_int8_io.tflite")
+    interpreter = Interpreter(model_path=path)
+    interpreter.allocate_tensors()
+    source, result = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+    assert source["dtype"] == result["dtype"] == np.int8
+    # Calibrated on inputs in [-1, 1]: a step of 2/255 per integer, so that q = pixel - 128.
+    scale, zero_point = source["quantization"]
+    assert abs(scale - 2 / 255) < 1e-6 and zero_point == -1
+    images = np.random.RandomState(5).uniform(-1, 1, (2, 32, 32, 3)).astype(np.float32)
+    reference = export_form(load_generator(workdir)[0])(images, training=False).numpy()
+    assert psnr(reference, run_tflite(path, images)) >= 25
+    assert report["tflite_int8_io"]["parity"]["psnr"] >= 25
+    # The integers a device feeds (pixel - 128) and what run_tflite makes of their real values agree.
+    integers = np.random.RandomState(6).randint(0, 256, (1, 32, 32, 3)) - 128
+    interpreter.set_tensor(source["index"], integers.astype(np.int8))
+    interpreter.invoke()
+    answer = interpreter.get_tensor(result["index"]).astype(np.float32)
+    out_scale, out_zero_point = result["quantization"]
+    floats = ((integers - zero_point) * scale).astype(np.float32)
+    assert np.abs((answer - out_zero_point) * out_scale - run_tflite(path, floats)).max() <= 1e-6
