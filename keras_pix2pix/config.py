@@ -23,6 +23,7 @@ PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 STRATEGIES = ("auto", "default", "mirrored", "multiworker", "tpu")
 BIAS_PLACEMENTS = ("normless", "all")
 DROPOUT_PLACEMENTS = ("paper", "authors")
+UPSAMPLINGS = ("transpose", "resize")
 PREPROCESS_MODES = ("resize_and_crop", "scale_width", "crop", "none")
 # The largest image accepted by default, in pixels: a 50-megapixel photo decodes to 600 MB of
 # float32. Read from the file's header before decoding, so that a small file claiming a huge
@@ -267,6 +268,11 @@ class Config:
     generator_filters: int = setting(
         64, "filters of the first generator block, doubled per block up to 8x", "int", minimum=1, architecture=True
     )
+    upsample: str = setting(
+        "transpose", "generator decoder: transpose (the paper's 4x4 transposed convolutions) or resize (bilinear "
+        "resize then 3x3 convolution: no checkerboard artifacts, no transposed convolution for quantizers and "
+        "GPU delegates)", "choice", choices=UPSAMPLINGS, architecture=True,
+    )  # fmt: skip
     discriminator_layers: int = setting(
         3, "PatchGAN depth: 0 = 1x1 PixelGAN, 1 = 16x16, 3 = 70x70 (the paper's), 5 = 286x286", "int",
         minimum=0, maximum=8, architecture=True,

@@ -238,6 +238,21 @@ class UnfusedLeakyReLU(keras.layers.LeakyReLU):
 
 
 @keras.saving.register_keras_serializable(package="keras_pix2pix")
+class DynamicUpSampling2D(keras.layers.UpSampling2D):
+    """UpSampling2D for inputs whose height and width are known only when the model runs.
+
+    Keras's own computes the new size with ops.image.resize, which cannot take a size that is a
+    tensor in a graph; tf.image.resize can, with the same result. keras_pix2pix.sizing.at_size
+    puts it in a model built for any size (the SavedModel's native translation).
+    """
+
+    def call(self, inputs):
+        factor = tf.constant(self.size, tf.int32)
+        resized = tf.image.resize(inputs, tf.shape(inputs)[1:3] * factor, method=self.interpolation)
+        return tf.cast(resized, inputs.dtype)
+
+
+@keras.saving.register_keras_serializable(package="keras_pix2pix")
 class PerImageNormalization(keras.layers.Layer):
     """Normalizes each image's channels with that image's own mean and variance, then scales and shifts.
 

@@ -17,7 +17,9 @@ import math
 
 import keras
 
-from keras_pix2pix.config import BIAS_PLACEMENTS, DROPOUT_PLACEMENTS, NORMS, UsageError, check_choice, parse_size
+from keras_pix2pix.config import (
+    BIAS_PLACEMENTS, DROPOUT_PLACEMENTS, NORMS, UPSAMPLINGS, UsageError, check_choice, parse_size,
+)  # fmt: skip
 
 
 def _weights():
@@ -73,34 +75,39 @@ def _down_block(x, filters, norm, name, dtype=None, synchronized=False, use_bias
     return _normalization(x, norm, name, dtype, synchronized)
 
 
-def _up_block(x, filters, norm, dropout, name, dtype=None, synchronized=False, use_bias=False):
-    """ReLU - ConvTranspose(4x4, stride 2) - norm - Dropout: doubles the height and width.
+def _upsampling(x, filters, upsample, name, dtype=None, use_bias=False):
+    """Doubles the height and width: ConvTranspose(4x4, stride 2), or a bilinear resize then Conv(3x3).
+
+    "resize" is the fix for checkerboard artifacts that the authors point to (Odena et al., 2016,
+    "Deconvolution and Checkerboard Artifacts"): every output pixel gets the same number of
+    contributions. It also leaves no transposed convolution for quantizers and GPU delegates.
+    """
+    if upsample == "transpose":
+        return keras.layers.Conv2DTranspose(filters, 4, strides=2, padding="same", kernel_initializer=_weights(),
+                                            use_bias=use_bias, name=f"{name}_convtranspose", dtype=dtype)(x)  # fmt: skip
+    x = keras.layers.UpSampling2D(2, interpolation="bilinear", name=f"{name}_upsample", dtype=dtype)(x)
+    return keras.layers.Conv2D(filters, 3, padding="same", kernel_initializer=_weights(), use_bias=use_bias,
+                               name=f"{name}_conv", dtype=dtype)(x)  # fmt: skip
+
+
+def _up_block(x, filters, norm, dropout, name, dtype=None, synchronized=False, use_bias=False, upsample="transpose"):
+    """ReLU - ConvTranspose(4x4, stride 2) (or resize - Conv) - norm - Dropout: doubles the height and width.
 
     The ReLU opens the block, as in the paper's code (d2_ = d1 - ReLU - FullConv - BN - Dropout):
     it acts on the whole decoder input, the previous block's output and the skip features alike.
     """
     x = keras.layers.ReLU(name=f"{name}_relu", dtype=dtype)(x)
-    x = keras.layers.Conv2DTranspose(
-        filters,
-        4,
-        strides=2,
-        padding="same",
-        kernel_initializer=_weights(),
-        use_bias=use_bias,
-        name=f"{name}_convtranspose",
-        dtype=dtype,
-    )(x)
+    x = _upsampling(x, filters, upsample, name, dtype, use_bias)
     x = _normalization(x, norm, name, dtype, synchronized)
     if dropout:
         x = keras.layers.Dropout(dropout, name=f"{name}_dropout", dtype=dtype)(x)
     return x
 
 
-def _output_head(x, output_channels, dtype):
-    """ReLU - ConvTranspose (with a bias) - tanh: the U-Net's last up block, to the image."""
+def _output_head(x, output_channels, dtype, upsample="transpose"):
+    """ReLU - ConvTranspose (or resize - Conv; with a bias) - tanh: the U-Net's last up block, to the image."""
     x = keras.layers.ReLU(name="output_relu", dtype=dtype)(x)
-    x = keras.layers.Conv2DTranspose(output_channels, 4, strides=2, padding="same", kernel_initializer=_weights(),
-                                     name="output_convtranspose", dtype=dtype)(x)  # fmt: skip
+    x = _upsampling(x, output_channels, upsample, "output", dtype, use_bias=True)
     # tanh in float32 so that mixed precision never saturates the output range.
     return keras.layers.Activation("tanh", dtype="float32", name="output_tanh")(x)
 
@@ -111,10 +118,11 @@ def default_depth(image_size):
 
 
 def _checked_generator_arguments(image_size, input_channels, output_channels, depth, filters, norm, dropout, biases,
-                                 dropout_placement):  # fmt: skip
+                                 dropout_placement, upsample):  # fmt: skip
     """(height, width, depth) of a U-Net, after checking every argument of build_generator."""
     height, width = parse_size(image_size)
     check_choice("norm", norm, NORMS)
+    check_choice("upsample", upsample, UPSAMPLINGS)
     check_choice("biases", biases, BIAS_PLACEMENTS)
     check_choice("dropout_placement", dropout_placement, DROPOUT_PLACEMENTS)
     for argument, value in (("input_channels", input_channels), ("output_channels", output_channels)):
@@ -153,6 +161,7 @@ def build_generator(
     synchronized_batchnorm=False,
     biases="normless",
     dropout_placement="paper",
+    upsample="transpose",
     name="generator",
 ):
     """The U-Net generator of the paper (or, with skips=False, its encoder-decoder baseline).
@@ -180,6 +189,7 @@ def build_generator(
             or "all" (every convolution: junyanz's networks with instance norm).
         dropout_placement: "paper" (the first three decoder blocks) or "authors" (junyanz's: the
             8x-filter decoder blocks after the innermost one, three at depth 8).
+        upsample: "transpose" (the paper's 4x4 transposed convolutions) or "resize" (bilinear, then 3x3 conv).
         name: the model's name.
 
     Returns:
@@ -191,7 +201,7 @@ def build_generator(
     TensorShape([1, 64, 64, 3])
     """
     height, width, depth = _checked_generator_arguments(
-        image_size, input_channels, output_channels, depth, filters, norm, dropout, biases, dropout_placement
+        image_size, input_channels, output_channels, depth, filters, norm, dropout, biases, dropout_placement, upsample
     )
     biased = norm == "none" or biases == "all"
     encoder_filters = [min(filters * 2**index, filters * 8) for index in range(depth)]
@@ -211,12 +221,12 @@ def build_generator(
     for index, (block_filters, skip) in enumerate(zip(decoder_filters, skip_list)):
         dropped = index < 3 if dropout_placement == "paper" else 1 <= index <= depth - 5
         x = _up_block(x, block_filters, norm, dropout if dropped else 0, f"up{index + 1}", dtype, synchronized_batchnorm,
-                      use_bias=biased)  # fmt: skip
+                      use_bias=biased, upsample=upsample)  # fmt: skip
         # 256 -> 2x2x(512+)512 ... 128x128x(64+)64. The skip's channels come first, as in junyanz's
         # torch.cat([x, model(x)]), so that the authors' kernels fit as they are.
         if skips:
             x = keras.layers.Concatenate(name=f"skip{index + 1}", dtype=dtype)([skip, x])
-    return keras.Model(inputs, _output_head(x, output_channels, dtype), name=name)
+    return keras.Model(inputs, _output_head(x, output_channels, dtype, upsample), name=name)
 
 
 def trainable_parameters(model):
@@ -375,6 +385,7 @@ def generator_from_config(config):
         synchronized_batchnorm=config.sync_batchnorm,
         biases=config.generator_biases,
         dropout_placement=config.dropout_placement,
+        upsample=config.upsample,
     )
 
 

@@ -17,6 +17,7 @@ import tensorflow as tf
 
 from keras_pix2pix import data
 from keras_pix2pix.config import DEFAULT_OVERLAP, NATIVE_PIXELS, SIZINGS, UsageError, check_choice
+from keras_pix2pix.fast import DynamicUpSampling2D
 from keras_pix2pix.modes import translate
 from keras_pix2pix.progress import Progress
 
@@ -28,6 +29,8 @@ def downsampling(model):
 
 def at_size(model, height, width):
     """The same network, with the same weights, taking (height, width) inputs (each a multiple of downsampling(model)).
+
+    None for both makes a network for any size (the SavedModel's native translation).
 
     Example:
     >>> from keras_pix2pix.models import build_generator
@@ -42,7 +45,11 @@ def at_size(model, height, width):
             shape = list(layer["config"]["batch_shape"])
             shape[1:3] = [height, width]
             layer["config"]["batch_shape"] = tuple(shape)
-    resized = model.__class__.from_config(config)
+        elif layer["class_name"] == "UpSampling2D" and None in (height, width):
+            # A size known only at run time: the form of the layer that can resize to it.
+            layer.update(module=None, class_name="DynamicUpSampling2D", registered_name="DynamicUpSampling2D")
+    with keras.saving.custom_object_scope({"DynamicUpSampling2D": DynamicUpSampling2D}):
+        resized = model.__class__.from_config(config)
     resized.set_weights(model.get_weights())
     return resized
 

@@ -333,3 +333,24 @@ def test_the_int8_io_file_takes_and_gives_integers_with_their_scale(exported):
     out_scale, out_zero_point = result["quantization"]
     floats = ((integers - zero_point) * scale).astype(np.float32)
     assert np.abs((answer - out_zero_point) * out_scale - run_tflite(path, floats)).max() <= 1e-6
+
+
+def _operators(path):
+    interpreter = Interpreter(model_path=path)
+    return {operator["op_name"] for operator in interpreter._get_ops_details()}
+
+
+@pytest.mark.slow
+def test_a_resize_upsampling_generator_trains_and_exports_without_transposed_convolutions(tmp_path):
+    folder = write_ab_folder(tmp_path / "pairs", count=4)
+    workdir = str(tmp_path / "resize")
+    fit(tiny_config(dataset=folder, steps=2, upsample="resize"), workdir, verbose=False)
+    report = export(workdir, str(tmp_path / "exports"), quantize=("none", "int8"), log=lambda message: None)
+    assert report["saved_model"]["parity"]["max_abs"] <= 1e-5
+    assert report["tflite_float32"]["parity"]["max_abs"] <= 1e-4
+    assert report["tflite_int8"]["parity"]["psnr"] >= 25
+    generator, _ = load_generator(workdir)
+    assert not [layer for layer in generator.layers if isinstance(layer, keras.layers.Conv2DTranspose)]
+    for kind in ("float32", "int8"):
+        operators = _operators(report[f"tflite_{kind}"]["path"])
+        assert "TRANSPOSE_CONV" not in operators and "RESIZE_BILINEAR" in operators, operators
