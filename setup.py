@@ -11,6 +11,8 @@ requirements = [
     if line.strip() and not line.startswith("#")
 ]
 
+ONNX = ["tf2onnx>=1.17", "onnxruntime>=1.20"]
+
 setup(
     name="keras-pix2pix",
     version=version,
@@ -20,6 +22,10 @@ setup(
     packages=find_packages(include=["keras_pix2pix", "keras_pix2pix.*"]),
     python_requires=">=3.10",
     install_requires=requirements,
-    extras_require={"test": ["pytest>=8", "hypothesis>=6", "nbclient>=0.10", "nbformat>=5", "ipykernel>=6"]},
+    extras_require={
+        # export --format onnx: the converter, and the runtime that checks its file.
+        "onnx": ONNX,
+        "test": ["pytest>=8", "hypothesis>=6", "nbclient>=0.10", "nbformat>=5", "ipykernel>=6", *ONNX],
+    },
     entry_points={"console_scripts": ["keras-pix2pix=keras_pix2pix.cli:main"]},
 )

@@ -27,7 +27,7 @@ import warnings
 
 from keras_pix2pix import __version__
 from keras_pix2pix.config import (
-    DEFAULT_OVERLAP, DIRECTIONS, FORMATS, MAX_PIXELS, MODES, NATIVE_PIXELS, QUANTIZATIONS, SIZINGS, Config,
+    DEFAULT_FORMATS, DEFAULT_OVERLAP, DIRECTIONS, FORMATS, MAX_PIXELS, MODES, NATIVE_PIXELS, QUANTIZATIONS, SIZINGS, Config,
     UsageError, parse_duration, parse_size,
 )  # fmt: skip
 from keras_pix2pix.errors import CheckpointWriteError, NonFiniteLossError, TrainingInterrupted, first_line
@@ -235,7 +235,11 @@ def _add_export(commands):
     )
     parser.add_argument("--model", required=True, help="a work directory or a .keras file")
     parser.add_argument("--output", required=True, help="the export folder")
-    parser.add_argument("--format", type=_list, default=FORMATS, help=f"some of {','.join(FORMATS)} (default: both)")
+    parser.add_argument(
+        "--format", type=_list, default=DEFAULT_FORMATS,
+        help=f"some of {','.join(FORMATS)} (default: {','.join(DEFAULT_FORMATS)}; onnx needs "
+        "pip install \"keras-pix2pix[onnx]\")",
+    )  # fmt: skip
     parser.add_argument(
         "--quantize",
         type=_list,

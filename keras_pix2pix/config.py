@@ -40,7 +40,9 @@ SIZINGS = ("auto", "resize", "native", "tiles")
 # activations per input pixel, so 4 megapixels take some 4 GB; beyond, tiles.
 NATIVE_PIXELS = 4_000_000
 DEFAULT_OVERLAP = 0.125
-FORMATS = ("saved_model", "tflite")
+FORMATS = ("saved_model", "tflite", "onnx")
+# What export writes unless told: ONNX needs the extra `pip install "keras-pix2pix[onnx]"`.
+DEFAULT_FORMATS = ("saved_model", "tflite")
 QUANTIZATIONS = ("none", "float16", "dynamic", "int8", "int8_io")
 
 

@@ -11,9 +11,11 @@ failed export leaves nothing half-written.
 Layout of an export to DIR:
     DIR/MODEL_NAME/VERSION/                     the SavedModel (TF Serving's model base path is DIR/MODEL_NAME)
         assets.extra/tf_serving_warmup_requests
-    DIR/MODEL_NAME/tflite/VERSION/generator_{float32,float16,dynamic,int8}.tflite
+    DIR/MODEL_NAME/tflite/VERSION/generator_{float32,float16,dynamic,int8,int8_io}.tflite
+    DIR/MODEL_NAME/onnx/VERSION/generator.onnx  (--format onnx)
 """
 
+import importlib
 import os
 import shutil
 import tempfile
@@ -27,7 +29,7 @@ from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
 
 from keras_pix2pix import data, datasets, fast, sizing
 from keras_pix2pix.config import (
-    FORMATS, MAX_PIXELS, QUANTIZATIONS, SIZINGS, Config, UsageError, check_choice, check_setting,
+    DEFAULT_FORMATS, FORMATS, MAX_PIXELS, QUANTIZATIONS, SIZINGS, Config, UsageError, check_choice, check_setting,
 )  # fmt: skip
 from keras_pix2pix.files import make_folder, sweep_leftovers, write_atomically
 from keras_pix2pix.metrics import parity
@@ -343,6 +345,60 @@ def _export_saved_model(exported, folder, model_name, checks, reference, max_pix
     return measured
 
 
+def _onnx_modules():
+    """(tf2onnx, onnxruntime), or a UsageError saying how to install them."""
+    try:
+        return importlib.import_module("tf2onnx"), importlib.import_module("onnxruntime")
+    except ImportError as error:
+        raise UsageError(
+            f"--format onnx needs tf2onnx and onnxruntime ({error}): pip install \"keras-pix2pix[onnx]\""
+        ) from None
+
+
+def onnx_model(model, opset=17):
+    """Converts the export-mode generator to ONNX with tf2onnx; returns the serialized model.
+
+    Its input "images" is float32 (batch, height, width, channels) in [-1, 1] of any height and
+    width that are multiples of 2**depth (the graph is the SavedModel's native one); its one output
+    is the translated batch, the same shape, in [-1, 1].
+
+    Args:
+        model: the export-mode generator.
+        opset: the ONNX opset (17: ONNX Runtime 1.13 and later, TensorRT 8.6 and later).
+    """
+    tf2onnx, _ = _onnx_modules()
+    channels = model.input_shape[-1]
+    any_size = sizing.at_size(model, None, None)
+    signature = (tf.TensorSpec([None, None, None, channels], tf.float32, name="images"),)
+    function = tf.function(lambda images: any_size(images, training=False), input_signature=signature)
+    proto, _ = tf2onnx.convert.from_function(function, input_signature=signature, opset=opset)
+    return proto.SerializeToString()
+
+
+def onnx_runner(content):
+    """A function from a float32 batch (N, H, W, C) in [-1, 1] to the ONNX model's output, with ONNX Runtime."""
+    _, onnxruntime = _onnx_modules()
+    session = onnxruntime.InferenceSession(content, providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    return lambda images: session.run(None, {name: np.asarray(images, np.float32)})[0]
+
+
+def _export_onnx(exported, path, checks, reference):
+    """Converts to ONNX, checks it in ONNX Runtime at the model's size and at twice it, and writes it to path."""
+    content = onnx_model(exported)
+    run = onnx_runner(content)
+    measured = parity(reference, run(checks))
+    # Twice the size in each direction: the dynamic height and width work.
+    larger = np.concatenate([np.concatenate([checks[:1]] * 2, axis=1)] * 2, axis=2)
+    bigger = parity(sizing.at_size(exported, *larger.shape[1:3])(larger, training=False).numpy(), run(larger))
+    if max(measured["max_abs"], bigger["max_abs"]) > 1e-4:
+        worst = max(measured["max_abs"], bigger["max_abs"])
+        raise UsageError(f"the ONNX file differs from the Keras model by {worst:.2g}: not kept")
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    write_atomically(path, content)
+    return len(content), measured
+
+
 def _export_tflite(form, kind, path, samples, checks, reference):
     """Converts one TFLite kind, checks it against the Keras model and writes it to path; returns its size and parity."""
     content = tflite_model(form, kind, samples)
@@ -364,7 +420,8 @@ def _export_all(exported, staging, destinations, samples, model_name, quantize, 
     checks = samples[:4]
     reference = exported(checks, training=False).numpy()
     report = {}
-    stages = ["the SavedModel"] * ("saved_model" in destinations) + [f"TFLite {TFLITE_NAMES[kind]}" for kind in quantize]
+    stages = ["the SavedModel"] * ("saved_model" in destinations) + ["ONNX"] * ("onnx" in destinations)
+    stages += [f"TFLite {TFLITE_NAMES[kind]}" for kind in quantize]
     started = time.monotonic()
 
     def stage(name):
@@ -376,6 +433,11 @@ def _export_all(exported, staging, destinations, samples, model_name, quantize, 
         folder = os.path.join(staging, "saved_model")
         measured = _export_saved_model(exported, folder, model_name, checks, reference, max_pixels)
         report["saved_model"] = {"path": destinations["saved_model"], "bytes": _folder_size(folder), "parity": measured}
+    if "onnx" in destinations:
+        stage("ONNX")
+        path = os.path.join(staging, "onnx", "generator.onnx")
+        size, measured = _export_onnx(exported, path, checks, reference)
+        report["onnx"] = {"path": os.path.join(destinations["onnx"], "generator.onnx"), "bytes": size, "parity": measured}
     # One TFLite form per target, shared by the files that use it.
     targets = {kind: "tflite_int8" if kind in INTEGER_KINDS else "tflite" for kind in quantize}
     forms = {target: fast.clone_as(exported, target) for target in set(targets.values())}
@@ -395,7 +457,7 @@ def export(
     model,
     output_dir,
     *,
-    formats=FORMATS,
+    formats=DEFAULT_FORMATS,
     quantize=("none", "float16", "int8"),
     version=1,
     model_name=None,
@@ -409,7 +471,7 @@ def export(
     Args:
         model: a work directory or a .keras file (see translation.load_generator).
         output_dir: where to write (see the module docstring for the layout).
-        formats: "saved_model" and/or "tflite".
+        formats: some of "saved_model", "tflite" and "onnx" (which needs tf2onnx and onnxruntime).
         quantize: TFLite kinds: "none" (float32), "float16", "dynamic", "int8", "int8_io" (int8
             input and output tensors, for integer-only devices).
         version: the SavedModel version number (a new one for each export TF Serving should load).
@@ -431,6 +493,8 @@ def export(
     """
     check_setting("max_pixels", max_pixels)
     formats = _check_choices("format", formats, FORMATS)
+    if "onnx" in formats:
+        _onnx_modules()  # refused now, not after the other formats are written
     quantize = _check_choices("quantize", quantize, QUANTIZATIONS)
     quantize = quantize if "tflite" in formats else ()
     if not isinstance(version, int) or version < 1:
@@ -444,6 +508,8 @@ def export(
         )
     base = os.path.join(output_dir, model_name)
     destinations = {"saved_model": os.path.join(base, str(version))} if "saved_model" in formats else {}
+    if "onnx" in formats:
+        destinations["onnx"] = os.path.join(base, "onnx", str(version))
     if quantize:
         destinations["tflite"] = os.path.join(base, "tflite", str(version))
     for path in destinations.values():

@@ -1,4 +1,5 @@
 import base64
+import importlib
 import json
 import os
 import subprocess
@@ -11,7 +12,7 @@ import pytest
 import tensorflow as tf
 from ai_edge_litert.interpreter import Interpreter
 
-from conftest import SHARED_DATA, tiny_config, write_ab_folder
+from conftest import SHARED_DATA, refused, tiny_config, write_ab_folder
 from keras_pix2pix import exports as export_module
 from keras_pix2pix import fast
 from keras_pix2pix.cli import main
@@ -354,3 +355,51 @@ def test_a_resize_upsampling_generator_trains_and_exports_without_transposed_con
     for kind in ("float32", "int8"):
         operators = _operators(report[f"tflite_{kind}"]["path"])
         assert "TRANSPOSE_CONV" not in operators and "RESIZE_BILINEAR" in operators, operators
+
+
+@pytest.mark.slow
+def test_onnx_matches_keras_and_runs_in_a_fresh_process_at_two_sizes(exported, tmp_path):
+    workdir, _, _ = exported
+    report = export(workdir, str(tmp_path / "exports"), formats=("onnx",), log=lambda message: None)
+    assert list(report) == ["onnx"] and report["onnx"]["parity"]["psnr"] >= 60
+    path = report["onnx"]["path"]
+    assert path == str(tmp_path / "exports" / "shoes" / "onnx" / "1" / "generator.onnx")
+    images = np.random.RandomState(7).uniform(-1, 1, (1, 64, 96, 3)).astype(np.float32)
+    np.save(tmp_path / "images.npy", images)
+    script = textwrap.dedent(
+        f"""
+        import sys
+        import numpy as np
+        import onnxruntime
+        session = onnxruntime.InferenceSession({path!r}, providers=["CPUExecutionProvider"])
+        images = np.load({str(tmp_path / "images.npy")!r})
+        for batch in (images[:, :32, :32], images):
+            output = session.run(None, {{"images": batch}})[0]
+            np.save({str(tmp_path)!r} + f"/onnx_{{batch.shape[1]}}.npy", output)
+        print("tensorflow imported:", "tensorflow" in sys.modules)
+        """
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "tensorflow imported: False" in result.stdout
+    exported_form = export_form(load_generator(workdir)[0])
+    from keras_pix2pix.sizing import at_size
+
+    for height, batch in ((32, images[:, :32, :32]), (64, images)):
+        reference = at_size(exported_form, *batch.shape[1:3])(batch, training=False).numpy()
+        assert psnr(reference, np.load(tmp_path / f"onnx_{height}.npy")) >= 60
+
+
+def test_onnx_without_its_packages_is_one_line(tmp_path, capsys, monkeypatch):
+    real_import = importlib.import_module
+
+    def missing(name, *arguments):
+        if name in ("tf2onnx", "onnxruntime"):
+            raise ImportError(f"No module named {name!r}")
+        return real_import(name, *arguments)
+
+    monkeypatch.setattr(importlib, "import_module", missing)
+    refused(capsys, r"^keras-pix2pix: error: --format onnx needs tf2onnx and onnxruntime \(No module named 'tf2onnx'\): "
+            r"pip install \"keras-pix2pix\[onnx\]\"$", "export", "--model", tmp_path / "none.keras", "--output",
+            tmp_path / "out", "--format", "onnx")  # fmt: skip
+    assert not (tmp_path / "out").exists()

@@ -1,0 +1,113 @@
+"""Checkerboard artifacts of transposed convolutions against resize-then-convolve, after the same training.
+
+    keras-pix2pix fit --dataset ../shared/data/facades --direction BtoA --image-size 128 \
+        --precision mixed_bfloat16 --steps 2000 --seed 1 --upsample transpose --workdir /tmp/cb/transpose
+    (the same with --upsample resize --workdir /tmp/cb/resize)
+    python bench/checkerboard.py --models /tmp/cb/transpose /tmp/cb/resize --dataset ../shared/data/facades \
+        --figure docs/checkerboard_facades.jpg
+
+A transposed convolution of stride 2 adds its kernel's taps unevenly to even and odd output pixels
+(Odena et al., 2016), which shows as a grid of period 2 in the output. Its measure here: the share
+of each output's spectral energy (grayscale, mean removed) at the three frequencies of period 2,
+(pi, pi), (pi, 0) and (0, pi), against the same share in the targets, which are photos. Each model
+translates the validation pairs in export mode (deterministic); prints the machine, a line per
+model and a JSON line. --figure draws a few outputs of each model side by side with their centres
+zoomed 4x: outputs only, so that no dataset image goes into the figure.
+"""
+
+import argparse
+import json
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+import matplotlib  # noqa: E402
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from machine import describe  # noqa: E402
+
+from keras_pix2pix import data, datasets  # noqa: E402
+from keras_pix2pix.metrics import image_metrics  # noqa: E402
+from keras_pix2pix.modes import prepare, translate  # noqa: E402
+from keras_pix2pix.translation import load_generator  # noqa: E402
+
+
+def period_two_share(images):
+    """Per image (N, H, W, C) in [-1, 1]: the share of its spectral energy at the frequencies of period 2."""
+    gray = images.mean(axis=-1)
+    gray = gray - gray.mean(axis=(1, 2), keepdims=True)
+    power = np.abs(np.fft.fft2(gray)) ** 2
+    height, width = gray.shape[1:]
+    grid = power[:, height // 2, width // 2] + power[:, height // 2, 0] + power[:, 0, width // 2]
+    return grid / power.sum(axis=(1, 2))
+
+
+def translated(workdir, dataset, split, count):
+    """(outputs, targets) in [-1, 1] of the first `count` pairs of a split, in export mode."""
+    generator, config = load_generator(workdir)
+    splits = datasets.local_splits(dataset)
+    pairs = splits.validation if split == "val" else splits.train
+    outputs, targets = [], []
+    runner = prepare(generator, "export")
+    for inputs, target in data.eval_dataset(pairs.take(count), config, config.direction):
+        outputs.append(translate(runner, inputs, "export").numpy())
+        targets.append(target.numpy())
+    return np.concatenate(outputs), np.concatenate(targets)
+
+
+def draw(results, path, count):
+    names = list(results)
+    figure, axes = plt.subplots(count, 2 * len(names), figsize=(2.4 * 2 * len(names), 2.5 * count), squeeze=False)
+    for row in range(count):
+        for column, name in enumerate(names):
+            image = (results[name][0][row] + 1) / 2
+            height, width = image.shape[:2]
+            centre = image[3 * height // 8 : 5 * height // 8, 3 * width // 8 : 5 * width // 8]
+            for offset, (shown, label) in enumerate([(image, name), (centre, f"{name}, centre 4x")]):
+                axis = axes[row, column * 2 + offset]
+                axis.imshow(np.clip(shown, 0, 1), interpolation="nearest")
+                axis.set_xticks([]), axis.set_yticks([])
+                if row == 0:
+                    axis.set_title(label, fontsize=10)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", nargs="+", required=True, help="work directories (named by their folder)")
+    parser.add_argument("--dataset", required=True, help="a folder of AB pairs")
+    parser.add_argument("--split", default="val")
+    parser.add_argument("--count", type=int, default=100, help="pairs to translate")
+    parser.add_argument("--figure", help="a picture of the outputs side by side")
+    arguments = parser.parse_args()
+    print(describe())
+    results, report = {}, {}
+    for workdir in arguments.models:
+        name = os.path.basename(os.path.normpath(workdir))
+        outputs, targets = translated(workdir, arguments.dataset, arguments.split, arguments.count)
+        results[name] = (outputs, targets)
+        share, reference = period_two_share(outputs), period_two_share(targets)
+        scores = [image_metrics(output, target) for output, target in zip(outputs, targets)]
+        report[name] = {
+            "pairs": len(outputs),
+            "period_two_share": float(share.mean()),
+            "targets_period_two_share": float(reference.mean()),
+            "ratio_to_targets": float(share.mean() / reference.mean()),
+            **{key: float(np.mean([score[key] for score in scores])) for key in ("l1", "psnr", "ssim")},
+        }
+        print(f"{name:12s} {len(outputs)} pairs  period-2 energy share {share.mean():.2e} "
+              f"({share.mean() / reference.mean():.1f}x the targets' {reference.mean():.2e})  "
+              f"L1 {report[name]['l1']:.4f}  PSNR {report[name]['psnr']:.2f}  SSIM {report[name]['ssim']:.4f}")  # fmt: skip
+    if arguments.figure:
+        draw(results, arguments.figure, 3)
+        print(f"figure: {arguments.figure}")
+    print(json.dumps(report))
+
+
+if __name__ == "__main__":
+    main()
