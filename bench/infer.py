@@ -1,5 +1,5 @@
 """Inference speed and fidelity at batch 1: Keras (paper, export and inference modes), the SavedModel,
-and each TFLite kind, on real images.
+each TFLite kind and ONNX (ONNX Runtime; needs the [onnx] extra), on real images.
 
     python bench/infer.py --model runs/facades --dataset ../shared/data/facades --direction BtoA [--dynamic]
 
@@ -27,7 +27,7 @@ import tensorflow as tf  # noqa: E402
 
 import keras_pix2pix  # noqa: E402, F401
 from keras_pix2pix import data, datasets  # noqa: E402
-from keras_pix2pix.exports import export, tflite_runner  # noqa: E402
+from keras_pix2pix.exports import export, onnx_runner, tflite_runner  # noqa: E402
 from keras_pix2pix.metrics import psnr  # noqa: E402
 from keras_pix2pix.modes import export_form, translate  # noqa: E402
 from keras_pix2pix.translation import load_generator  # noqa: E402
@@ -77,13 +77,17 @@ def main():
     }
     kinds = ("none", "float16", "int8", "int8_io") + (("dynamic",) if arguments.dynamic else ())
     with tempfile.TemporaryDirectory() as folder:
-        report = export(arguments.model, folder, quantize=kinds, calibration_dataset=arguments.dataset, log=lambda message: None)
+        report = export(arguments.model, folder, formats=("saved_model", "tflite", "onnx"), quantize=kinds,
+                        calibration_dataset=arguments.dataset, log=lambda message: None)  # fmt: skip
         saved = tf.saved_model.load(report["saved_model"]["path"]).signatures["translate"]
         rows["saved_model"] = (
             median_ms(lambda x: saved(images=tf.constant(x))["images"].numpy(), inputs[:1], arguments.repeats),
             psnr(reference, saved(images=tf.constant(inputs))["images"].numpy()),
         )
         sizes = {name: entry["bytes"] for name, entry in report.items()}
+        with open(report["onnx"]["path"], "rb") as file:
+            onnx = onnx_runner(file.read())
+        rows["onnx"] = (median_ms(onnx, inputs[:1], arguments.repeats), psnr(reference, onnx(inputs)))
         for name, entry in report.items():
             if not name.startswith("tflite"):
                 continue
