@@ -515,7 +515,8 @@ def export(
     for path in destinations.values():
         if os.path.exists(path):
             raise UsageError(f"{path} exists already: pass another --version")
-    exported = export_form(generator)
+    # In float32 whatever the run's precision (see fast.in_float32).
+    exported = fast.in_float32(export_form(generator))
     samples = _check_images(exported, config, calibration_dataset, calibration_count, quantize)
     make_folder(output_dir, "--output")
     sweep_leftovers(output_dir, log)

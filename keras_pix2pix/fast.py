@@ -440,6 +440,27 @@ def clone_with(model, replace):
     return copy
 
 
+def in_float32(model):
+    """The model computing in float32 throughout, with the same weights: the form every export takes.
+
+    A run trained with --precision mixed_bfloat16 keeps that policy in its layers; ONNX Runtime has
+    no bfloat16 convolution, and a served or converted model should not round its activations to 8
+    bits of mantissa that the deployment target may not even have.
+
+    Example:
+    >>> from keras_pix2pix.models import build_generator
+    >>> {layer.dtype_policy.name for layer in in_float32(build_generator(image_size=32, filters=4, dtype="mixed_bfloat16")).layers}
+    {'float32'}
+    """
+
+    def replace(layer):
+        if layer.dtype_policy.name == "float32":
+            return None
+        return type(layer).from_config({**layer.get_config(), "dtype": "float32"})
+
+    return clone_with(model, replace)
+
+
 def clone_as(model, target):
     """The model in the form `target` runs fastest (see the module docstring), with the same weights.
 
