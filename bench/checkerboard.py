@@ -25,11 +25,8 @@ import sys
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-import matplotlib  # noqa: E402
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from figures import draw_with_centres  # noqa: E402
 from machine import describe  # noqa: E402
 
 from keras_pix2pix import data, datasets  # noqa: E402
@@ -67,21 +64,10 @@ def translated(workdir, dataset, split, count):
 
 
 def draw(results, path, count):
-    names = list(results)
-    figure, axes = plt.subplots(count, 2 * len(names), figsize=(2.4 * 2 * len(names), 2.5 * count), squeeze=False)
-    for row in range(count):
-        for column, name in enumerate(names):
-            image = (results[name][0][row] + 1) / 2
-            height, width = image.shape[:2]
-            centre = image[3 * height // 8 : 5 * height // 8, 3 * width // 8 : 5 * width // 8]
-            for offset, (shown, label) in enumerate([(image, name), (centre, f"{name}, centre 4x")]):
-                axis = axes[row, column * 2 + offset]
-                axis.imshow(np.clip(shown, 0, 1), interpolation="nearest")
-                axis.set_xticks([]), axis.set_yticks([])
-                if row == 0:
-                    axis.set_title(label, fontsize=10)
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
+    """The first `count` outputs of each model, with their centres zoomed 4x."""
+    rows = [{name: (outputs[row] + 1) / 2 for name, (outputs, _) in results.items()} for row in range(count)]
+    draw_with_centres(rows, path, zoom=4)
+
 
 
 def main():

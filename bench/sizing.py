@@ -23,11 +23,8 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-import matplotlib  # noqa: E402
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
 import tensorflow as tf  # noqa: E402
+from figures import draw_with_centres  # noqa: E402
 from machine import describe  # noqa: E402
 
 from keras_pix2pix.evaluation import evaluate  # noqa: E402
@@ -36,21 +33,11 @@ SIZINGS = ("resize", "native", "tiles")
 
 
 def draw(reports, names, path):
-    """Rows of images: each sizing's output, then each one's centre zoomed 2x."""
-    figure, axes = plt.subplots(len(names), 2 * len(SIZINGS), figsize=(2.2 * 2 * len(SIZINGS), 2.3 * len(names)))
-    for row, name in enumerate(names):
-        for column, sizing in enumerate(SIZINGS):
-            image = tf.io.decode_png(tf.io.read_file(os.path.join(reports[sizing], "images", name))).numpy()
-            height, width = image.shape[:2]
-            centre = image[height // 4 : 3 * height // 4, width // 4 : 3 * width // 4]
-            for offset, (shown, label) in enumerate([(image, sizing), (centre, f"{sizing}, centre 2x")]):
-                axis = axes[row, column + offset * len(SIZINGS)]
-                axis.imshow(shown, interpolation="nearest")
-                axis.set_xticks([]), axis.set_yticks([])
-                if row == 0:
-                    axis.set_title(label, fontsize=10)
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
+    """Each image's outputs, one per sizing, with their centres zoomed 2x."""
+    rows = [{sizing: tf.io.decode_png(tf.io.read_file(os.path.join(reports[sizing], "images", name))).numpy()
+             for sizing in SIZINGS} for name in names]  # fmt: skip
+    draw_with_centres(rows, path, zoom=2)
+
 
 
 def main():
