@@ -506,15 +506,7 @@ def export(
             "note: dynamic-range int8 TFLite runs very slowly on x86 CPUs (measured here ~100x slower than "
             "float32): prefer --quantize int8 (full integer) for speed"
         )
-    base = os.path.join(output_dir, model_name)
-    destinations = {"saved_model": os.path.join(base, str(version))} if "saved_model" in formats else {}
-    if "onnx" in formats:
-        destinations["onnx"] = os.path.join(base, "onnx", str(version))
-    if quantize:
-        destinations["tflite"] = os.path.join(base, "tflite", str(version))
-    for path in destinations.values():
-        if os.path.exists(path):
-            raise UsageError(f"{path} exists already: pass another --version")
+    destinations = _export_destinations(os.path.join(output_dir, model_name), version, formats, quantize)
     # In float32 whatever the run's precision (see fast.in_float32).
     exported = fast.in_float32(export_form(generator))
     samples = _check_images(exported, config, calibration_dataset, calibration_count, quantize)
@@ -538,6 +530,19 @@ def export(
             f"{measured['max_abs']:.2g}, mean abs {measured['mean_abs']:.2g}, PSNR {measured['psnr']:.1f} dB"
         )
     return report
+
+
+def _export_destinations(base, version, formats, quantize):
+    """{format: the folder it goes to}; an existing one is refused (a version is never overwritten)."""
+    destinations = {"saved_model": os.path.join(base, str(version))} if "saved_model" in formats else {}
+    if "onnx" in formats:
+        destinations["onnx"] = os.path.join(base, "onnx", str(version))
+    if quantize:
+        destinations["tflite"] = os.path.join(base, "tflite", str(version))
+    for path in destinations.values():
+        if os.path.exists(path):
+            raise UsageError(f"{path} exists already: pass another --version")
+    return destinations
 
 
 def _elapsed(started):

@@ -391,7 +391,7 @@ def test_a_finished_run_says_so_and_writes_nothing(run, capsys):
     "flags, pattern",
     [
         (["--name", ""], r"--name must hold letters or digits .*; got ''"),
-        (["--format", "saved_model", "--quantize", "bogus"], r"quantize must be one of none, float16, dynamic, int8; got 'bogus'"),
+        (["--format", "saved_model", "--quantize", "bogus"], r"quantize must be one of none, float16, dynamic, int8, int8_io; got 'bogus'"),
         (["--format", "tflite", "--quantize", "int8"], None),
     ],
 )
