@@ -29,9 +29,9 @@ def command(*arguments, timeout=600):
 
 
 @pytest.mark.slow
-def test_fit_prints_our_lines_only(tmp_path):
+def test_fit_prints_our_lines_only(tmp_path, demo_data_dir):
     result = command("fit", "--dataset", "demo", "--steps", 20, "--image-size", 32, "--workdir", tmp_path / "run",
-                     "--data-dir", tmp_path / "data")  # fmt: skip
+                     "--data-dir", demo_data_dir)  # fmt: skip
     assert result.returncode == 0, result.stderr[-2000:]
     assert not TENSORFLOW_LINE.search(result.stdout + result.stderr), result.stdout + result.stderr
     assert result.stderr == ""
