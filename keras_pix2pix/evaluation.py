@@ -34,7 +34,7 @@ from keras_pix2pix.metrics import (
 )
 from keras_pix2pix.modes import MODES, prepare, translate
 from keras_pix2pix.progress import Progress
-from keras_pix2pix.sizing import DEFAULT_OVERLAP, SIZINGS, translate_image
+from keras_pix2pix.sizing import DEFAULT_OVERLAP, SIZINGS, runner_for, translate_image
 from keras_pix2pix.translation import load_generator
 
 
@@ -146,7 +146,7 @@ def _model_items(model, dataset, split, direction, mode, palette, data_dir, seed
     pairs = datasets.check_pairs(pairs, max_pixels=max_pixels)
     direction = direction or (saved.direction if saved and saved.dataset == dataset else None)
     direction = direction or datasets.usual_direction(dataset)
-    runner = prepare(generator, mode)
+    runner = runner_for(prepare(generator, mode), sizing)
     names = pairs.names() if isinstance(pairs, datasets.FilePairs) else None
 
     def items():

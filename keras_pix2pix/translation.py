@@ -18,7 +18,7 @@ from keras_pix2pix.errors import first_line
 from keras_pix2pix.files import is_inside, make_folder, sweep_leftovers, write_atomically
 from keras_pix2pix.modes import MODES, prepare
 from keras_pix2pix.progress import Progress
-from keras_pix2pix.sizing import DEFAULT_OVERLAP, SIZINGS, translate_image
+from keras_pix2pix.sizing import DEFAULT_OVERLAP, SIZINGS, runner_for, translate_image
 
 
 def _load_keras_file(path):
@@ -194,7 +194,7 @@ def predict(
     if seed is not None:
         keras.utils.set_random_seed(seed)
     generator, config = load_generator(model)
-    runner = prepare(generator, mode)
+    runner = runner_for(prepare(generator, mode), sizing)
     if pairs and direction is None:
         direction = config.direction if config is not None and config.direction else "AtoB"
     channels = generator.input_shape[-1]
