@@ -2,6 +2,7 @@ import base64
 import importlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -362,10 +363,17 @@ def test_a_resize_upsampling_generator_trains_and_exports_without_transposed_con
         assert "TRANSPOSE_CONV" not in operators and "RESIZE_BILINEAR" in operators, operators
 
 
-@pytest.mark.slow
-def test_onnx_matches_keras_and_runs_in_a_fresh_process_at_two_sizes(exported, tmp_path):
+@pytest.fixture(scope="module")
+def onnx_export(exported, tmp_path_factory):
     workdir, _, _ = exported
-    report = export(workdir, str(tmp_path / "exports"), formats=("onnx",), log=lambda message: None)
+    output = tmp_path_factory.mktemp("onnx")
+    report = export(workdir, str(output / "exports"), formats=("onnx",), log=lambda message: None)
+    return workdir, output, report
+
+
+@pytest.mark.slow
+def test_onnx_matches_keras_and_runs_in_a_fresh_process_at_two_sizes(onnx_export):
+    workdir, tmp_path, report = onnx_export
     assert list(report) == ["onnx"] and report["onnx"]["parity"]["psnr"] >= 60
     path = report["onnx"]["path"]
     assert path == str(tmp_path / "exports" / "shoes" / "onnx" / "1" / "generator.onnx")
@@ -393,6 +401,34 @@ def test_onnx_matches_keras_and_runs_in_a_fresh_process_at_two_sizes(exported, t
     for height, batch in ((32, images[:, :32, :32]), (64, images)):
         reference = at_size(exported_form, *batch.shape[1:3])(batch, training=False).numpy()
         assert psnr(reference, np.load(tmp_path / f"onnx_{height}.npy")) >= 60
+
+
+BROWSER = os.path.join(os.path.dirname(__file__), "..", "export", "browser")
+
+
+@pytest.mark.skipif(
+    not (shutil.which("node") and os.path.isdir(os.path.join(BROWSER, "node_modules", "onnxruntime-web"))),
+    reason="needs Node and ONNX Runtime Web: cd export/browser && npm install",
+)
+def test_the_browser_page_module_translates_as_keras_does_in_onnx_runtime_web(onnx_export):
+    workdir, tmp_path, report = onnx_export
+    # A 32x64 image: the page's module must keep rows and columns apart.
+    pixels = np.random.RandomState(3).randint(0, 256, (32, 64, 3), dtype=np.uint8)
+    rgba = np.concatenate([pixels, np.full((32, 64, 1), 255, np.uint8)], axis=-1)
+    (tmp_path / "input.rgba").write_bytes(rgba.tobytes())
+    command = ["node", "check.mjs", report["onnx"]["path"], str(tmp_path / "input.rgba"), "64", "32", str(tmp_path / "output.rgba")]
+    result = subprocess.run(command, cwd=BROWSER, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    output = np.frombuffer((tmp_path / "output.rgba").read_bytes(), np.uint8).reshape(32, 64, 4)
+    from keras_pix2pix.data import denormalize
+    from keras_pix2pix.sizing import at_size
+
+    images = pixels[None].astype(np.float32) / 127.5 - 1
+    expected = denormalize(at_size(export_form(load_generator(workdir)[0]), 32, 64)(images, training=False))[0].numpy()
+    assert (output[..., 3] == 255).all()
+    # Float32 in both; a value within rounding distance of a half may land on the other byte.
+    difference = np.abs(output[..., :3].astype(int) - expected.astype(int))
+    assert difference.max() <= 1 and (difference > 0).mean() < 0.01, (difference.max(), (difference > 0).mean())
 
 
 def test_onnx_without_its_packages_is_one_line(tmp_path, capsys, monkeypatch):
