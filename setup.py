@@ -25,7 +25,7 @@ setup(
     extras_require={
         # export --format onnx: the converter, and the runtime that checks its file.
         "onnx": ONNX,
-        "test": ["pytest>=8", "hypothesis>=6", "nbclient>=0.10", "nbformat>=5", "ipykernel>=6", *ONNX],
+        "test": ["pytest>=8", "pytest-xdist>=3", "hypothesis>=6", "nbclient>=0.10", "nbformat>=5", "ipykernel>=6", *ONNX],
     },
     entry_points={"console_scripts": ["keras-pix2pix=keras_pix2pix.cli:main"]},
 )
