@@ -30,7 +30,7 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from machine import describe  # noqa: E402
+from machine import conv_peak, describe  # noqa: E402
 
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
@@ -50,21 +50,6 @@ def current_rss_mb():
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) / 1024
     return float("nan")
-
-
-def conv_peak(dtype, repeats=5):
-    """GFLOP/s of a large 3x3 conv2d: what this CPU reaches at best in that dtype."""
-    images = tf.random.uniform((1, 128, 128, 256), dtype=tf.float32)
-    kernel = tf.random.uniform((3, 3, 256, 256), dtype=tf.float32)
-    images, kernel = tf.cast(images, dtype), tf.cast(kernel, dtype)
-    convolve = tf.function(lambda x, k: tf.nn.conv2d(x, k, 1, "SAME"))
-    convolve(images, kernel).numpy()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        convolve(images, kernel).numpy()
-        times.append(time.perf_counter() - start)
-    return 2 * 128 * 128 * 9 * 256 * 256 / statistics.median(times) / 1e9
 
 
 def forward_flops(model):
@@ -91,6 +76,12 @@ def step_flops(generator, discriminator, batch, reference):
     """
     generator_flops, discriminator_flops = forward_flops(generator), forward_flops(discriminator)
     return batch * (3 * generator_flops + (7 if reference else 8) * discriminator_flops)
+
+
+def paper_step_flops(reference, image_size=256, batch=1):
+    """FLOPs of one step on the paper's U-Net-256 and 70x70 PatchGAN (see step_flops)."""
+    generator, discriminator = models.build_models(Config(image_size=image_size))
+    return step_flops(generator, discriminator, batch, reference)
 
 
 def reference_step(generator, discriminator, generator_optimizer, discriminator_optimizer):
@@ -197,7 +188,7 @@ def main():
                           "rss_max_mb": round(max(samples), 1), "trend_mb_per_1000_steps": round(1000 * slope, 1), "traces": traces}))  # fmt: skip
         return
 
-    peaks = {"float32": conv_peak(tf.float32), "bfloat16": conv_peak(tf.bfloat16)}
+    peaks = {"float32": conv_peak("float32"), "bfloat16": conv_peak("bfloat16")}
     print(f"conv2d peak: fp32 {peaks['float32']:.0f} GFLOP/s, bf16 {peaks['bfloat16']:.0f} GFLOP/s", flush=True)
     # Each path runs in a process of its own, as a user's run would: sharing one process slowed the
     # second path by 5-7% (two sets of models, optimizer slots and oneDNN primitives). The
