@@ -21,6 +21,10 @@ class TrainingInterrupted(Exception):
         super().__init__(message)
         self.step = step
 
+    def __reduce__(self):
+        # Picklable with its step, so that it crosses process boundaries (multiprocessing, pools).
+        return type(self), (str(self), self.step)
+
 
 class NonFiniteLossError(RuntimeError):
     """A loss became NaN or infinite; the last good checkpoint is untouched."""
