@@ -1,6 +1,7 @@
 """Crash safety: SIGKILL and resume, SIGTERM, NaN losses, failed checkpoint writes, hostile bytes."""
 
 import os
+import pickle
 import random
 import signal
 import subprocess
@@ -15,6 +16,7 @@ from hypothesis import strategies as st
 from conftest import TINY, tiny_config, write_ab_folder
 from keras_pix2pix import checkpoints, datasets, train
 from keras_pix2pix.config import UsageError
+from keras_pix2pix.errors import TrainingInterrupted
 from keras_pix2pix.translation import load_generator
 
 
@@ -216,3 +218,11 @@ def test_fuzzed_files_get_the_clear_error_or_load(tmp_path, contents):
 
     batch = next(iter(data.train_dataset(checked, tiny_config(), "AtoB", seed=0)))
     assert batch[0].shape == (1, 32, 32, 3)
+
+
+def test_a_time_limit_or_signal_stop_crosses_process_boundaries_with_its_step():
+    # A process pool returns a worker's exception pickled: fit stopped by its time limit in a
+    # worker must reach the caller as itself, not break the pool.
+    error = pickle.loads(pickle.dumps(TrainingInterrupted("time limit of 15m reached: saved a checkpoint at step 7", step=7)))
+    assert isinstance(error, TrainingInterrupted) and error.step == 7
+    assert str(error) == "time limit of 15m reached: saved a checkpoint at step 7"
