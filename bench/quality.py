@@ -13,10 +13,10 @@ sample grids and logs all spend the budget):
   in Keras' own layers, Keras' Adam, one forward pass and simultaneous updates, fp32) fed by the
   tutorial's pipeline (nearest-neighbour resize to 286, random crop to 256, random flip).
 
-Both generators are then scored by one function on every pair of the validation split, in paper
-mode (dropout and per-image statistics, as the paper tests and the tutorial's generate_images
-does): L1, PSNR and SSIM against the photos, and FID and KID when --inception-weights gives Keras'
-InceptionV3 weights (they cannot be downloaded here). Prints the machine and its measured
+Both generators are then scored by `keras_pix2pix.evaluate` on every pair of the validation
+split, in paper mode (dropout and per-image statistics, as the paper tests and the tutorial's
+generate_images does): L1, PSNR and SSIM against the photos, and FID and KID when
+--inception-weights gives Keras' InceptionV3 weights (they cannot be downloaded here). Prints the machine and its measured
 convolution peak, each side's steps, images/s and share of the peak, its scores, and one JSON
 line with both sides and the ratios (project / recipe).
 """
@@ -26,7 +26,6 @@ import glob
 import json
 import multiprocessing
 import os
-import statistics
 import sys
 import tempfile
 import time
@@ -59,34 +58,11 @@ def tutorial_pairs(folder, size=256, jitter=286):
     return files.map(load, num_parallel_calls=tf.data.AUTOTUNE).shuffle(400).batch(1).repeat().prefetch(2)
 
 
-def score(generator, dataset, seed=0):
-    """Mean L1, PSNR and SSIM of the generator's paper-mode outputs on the validation split, and the outputs."""
-    import keras
-
-    from keras_pix2pix import data, datasets
-    from keras_pix2pix.config import Config
-    from keras_pix2pix.metrics import image_metrics
-    from keras_pix2pix.modes import translate
-
-    config = Config(dataset=dataset, direction="BtoA", image_size=256)
-    splits = datasets.find_dataset(dataset, config.data_dir)
-    keras.utils.set_random_seed(seed)
-    rows, outputs, targets = [], [], []
-    for inputs, target in data.eval_dataset(splits.validation, config, "BtoA"):
-        output = translate(generator, inputs, "paper")[0].numpy()
-        rows.append(image_metrics(output, target[0].numpy()))
-        outputs.append(output)
-        targets.append(target[0].numpy())
-    means = {name: statistics.mean(row[name] for row in rows) for name in ("l1", "psnr", "ssim")}
-    return means, outputs, targets
-
-
 def train_project(dataset, minutes, precision, seed, folder):
-    """keras_pix2pix.fit until its time limit stops it; returns (generator, steps taken, seconds)."""
+    """keras_pix2pix.fit until its time limit stops it; returns (its work directory, steps taken, seconds)."""
     import tensorflow as tf
 
     import keras_pix2pix
-    from keras_pix2pix.checkpoints import restore_generator
     from keras_pix2pix.config import Config
     from keras_pix2pix.errors import TrainingInterrupted
 
@@ -95,16 +71,16 @@ def train_project(dataset, minutes, precision, seed, folder):
     config = Config(dataset=dataset, direction="BtoA", image_size=256, precision=precision, seed=seed,
                     time_limit=minutes * 60)  # fmt: skip
     try:
-        generator = keras_pix2pix.fit(config, workdir, verbose=False, started=started)
-    except TrainingInterrupted:  # the time limit, after a checkpoint of the step reached
-        generator = restore_generator(workdir, config)
+        keras_pix2pix.fit(config, workdir, verbose=False, started=started)
+    except TrainingInterrupted:  # the time limit, after a checkpoint of the step reached: evaluate reads it
+        pass
     seconds = time.monotonic() - started
     steps = int(tf.train.load_variable(tf.train.latest_checkpoint(os.path.join(workdir, "checkpoints")), "step/.ATTRIBUTES/VARIABLE_VALUE"))
-    return generator, steps, seconds
+    return workdir, steps, seconds
 
 
-def train_recipe(dataset, minutes, seed):
-    """The tutorial's training for the budget; returns (generator, steps taken, seconds)."""
+def train_recipe(dataset, minutes, seed, folder):
+    """The tutorial's training for the budget; returns (its generator's .keras file, steps taken, seconds)."""
     import keras
 
     from keras_pix2pix import fast, models
@@ -124,24 +100,28 @@ def train_recipe(dataset, minutes, seed):
             break
         step(inputs, targets)["generator_total"].numpy()
         steps += 1
-    return generator, steps, time.monotonic() - started
+    seconds = time.monotonic() - started
+    path = os.path.join(folder, "recipe.keras")
+    fast.clone_as(generator, "keras").save(path)
+    return path, steps, seconds
 
 
 def side_worker(side, arguments):
-    """One side in its own process: trains it for the budget, scores it, returns the result."""
+    """One side in its own process: trains it for the budget, scores it with keras_pix2pix.evaluate, returns the result."""
+    import keras_pix2pix
+
     with tempfile.TemporaryDirectory() as folder:
         if side == "project":
-            generator, steps, seconds = train_project(arguments.dataset, arguments.minutes, arguments.precision, arguments.seed, folder)
+            model, steps, seconds = train_project(arguments.dataset, arguments.minutes, arguments.precision, arguments.seed, folder)
         else:
-            generator, steps, seconds = train_recipe(arguments.dataset, arguments.minutes, arguments.seed)
-        scores, outputs, targets = score(generator, arguments.dataset)
-    if arguments.inception_weights:
-        from keras_pix2pix.metrics import feature_distances, inception_extractor
-
-        import numpy as np
-
-        fid, kid = feature_distances(np.stack(targets), np.stack(outputs), inception_extractor(arguments.inception_weights))
-        scores.update(fid=fid, kid=kid)
+            model, steps, seconds = train_recipe(arguments.dataset, arguments.minutes, arguments.seed, folder)
+        # Both sides scored by the package's own evaluate: the val split, paper mode, seed 0.
+        summary = keras_pix2pix.evaluate(model, os.path.join(folder, "report"), dataset=arguments.dataset, split="val",
+                                         direction="BtoA", fid=bool(arguments.inception_weights),
+                                         inception_weights=arguments.inception_weights, verbose=False)  # fmt: skip
+    scores = {name: summary[name] for name in ("l1", "psnr", "ssim")}
+    if "fid_keras_inceptionv3" in summary:
+        scores.update(fid=summary["fid_keras_inceptionv3"], kid=summary["kid_keras_inceptionv3"])
     return {"steps": steps, "seconds": seconds, **scores}
 
 

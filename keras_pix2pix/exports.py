@@ -391,8 +391,8 @@ def _export_onnx(exported, path, checks, reference):
     # Twice the size in each direction: the dynamic height and width work.
     larger = np.concatenate([np.concatenate([checks[:1]] * 2, axis=1)] * 2, axis=2)
     bigger = parity(sizing.at_size(exported, *larger.shape[1:3])(larger, training=False).numpy(), run(larger))
-    if max(measured["max_abs"], bigger["max_abs"]) > 1e-4:
-        worst = max(measured["max_abs"], bigger["max_abs"])
+    worst = max(measured["max_abs"], bigger["max_abs"])
+    if worst > 1e-4:
         raise UsageError(f"the ONNX file differs from the Keras model by {worst:.2g}: not kept")
     os.makedirs(os.path.dirname(path), exist_ok=True)
     write_atomically(path, content)
