@@ -51,7 +51,7 @@ def median_ms(function, image, repeats):
 def onnx_web(path, image, reference, repeats, folder):
     """ms per image and PSNR of export/browser/pix2pix.js in ONNX Runtime Web (Node, WebAssembly): the browser page's path."""
     height, width = image.shape[1:3]
-    pixels = np.round((image[0] + 1) * 127.5).astype(np.uint8)
+    pixels = data.denormalize(image[0]).numpy()  # the bytes the page would read from an image
     rgba = np.concatenate([pixels, np.full((height, width, 1), 255, np.uint8)], axis=-1)
     with open(os.path.join(folder, "input.rgba"), "wb") as file:
         file.write(rgba.tobytes())
