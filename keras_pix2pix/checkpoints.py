@@ -2,7 +2,7 @@
 
 A checkpoint holds both networks, both optimizers, the step, the batches skipped after
 non-finite losses, the generator's dropout random states (so that a resumed run draws the masks
-an uninterrupted one would) and the form of the networks. tf.train.CheckpointManager writes new
+an uninterrupted one would), the form of the networks and the seconds trained. tf.train.CheckpointManager writes new
 files and only then points `checkpoint` at them, so a write that fails part-way leaves the
 previous checkpoint as the latest.
 """
@@ -78,11 +78,16 @@ def _check_network_form(form, path, workdir):
         )
 
 
-def _network_form(prefix):
-    """The network form a checkpoint records (1 when it records none); reading it reads the files."""
+def _recorded(prefix, name, default):
+    """The value of a checkpoint's counter `name`, or default when it records none; reading it reads the files."""
     reader = tf.train.load_checkpoint(prefix)
-    key = "network_form/.ATTRIBUTES/VARIABLE_VALUE"
-    return int(reader.get_tensor(key)) if reader.has_tensor(key) else 1
+    key = f"{name}/.ATTRIBUTES/VARIABLE_VALUE"
+    return reader.get_tensor(key) if reader.has_tensor(key) else default
+
+
+def _network_form(prefix):
+    """The network form a checkpoint records (1 when it records none)."""
+    return int(_recorded(prefix, "network_form", 1))
 
 
 # How a damaged checkpoint fails to read: TensorFlow's errors, and the IndexError its reader
@@ -178,7 +183,7 @@ def make_manager(checkpoint, workdir, strategy, keep):
     return tf.train.CheckpointManager(checkpoint, distribute.checkpoint_directory(workdir, strategy), max_to_keep=keep)
 
 
-def restore_latest(checkpoint, workdir, strategy, keep, log=print):
+def restore_latest(checkpoint, workdir, strategy, keep, log=print, *, trained_seconds=None):
     """Restores the newest intact checkpoint of a run into `checkpoint` and makes its manager.
 
     A damaged newest checkpoint (truncated, missing files) is set aside in checkpoints/damaged/
@@ -191,6 +196,10 @@ def restore_latest(checkpoint, workdir, strategy, keep, log=print):
         strategy: the tf.distribute strategy (a worker off the chief keeps its own folder).
         keep: checkpoints the manager keeps.
         log: where the warnings go.
+        trained_seconds: a float variable that becomes the checkpoint's `trained_seconds`, set to
+            what the checkpoint restored records (0 for none, or one written before they were
+            recorded). Attached after the restore: TensorFlow refuses a checkpoint that lacks a
+            variable of the object restored into, and older checkpoints lack this one.
 
     Returns:
         (the tf.train.CheckpointManager of the run's checkpoints folder, the step restored or 0).
@@ -206,6 +215,9 @@ def restore_latest(checkpoint, workdir, strategy, keep, log=print):
         )
     _set_aside(damaged, directory, log)
     _repair_state(directory, restored, [prefix for prefix in prefixes if prefix not in dict(damaged)])
+    if trained_seconds is not None:
+        checkpoint.trained_seconds = trained_seconds
+        trained_seconds.assign(float(_recorded(restored, "trained_seconds", 0.0)) if restored else 0.0)
     return make_manager(checkpoint, workdir, strategy, keep), int(checkpoint.step.numpy()) if restored else 0
 
 

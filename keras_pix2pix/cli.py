@@ -55,11 +55,14 @@ def _size(text):
         raise argparse.ArgumentTypeError(str(error)) from None
 
 
-def _duration(text):
-    try:
-        return parse_duration(text, "--time-limit")
-    except UsageError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
+def _duration(flag):
+    def parse(text):
+        try:
+            return parse_duration(text, flag)
+        except UsageError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+
+    return parse
 
 
 def _shown(value):
@@ -87,7 +90,7 @@ def add_setting(parser, field, groups):
         keywords["choices"] = spec["choices"]
         keywords["type"] = type(spec["choices"][0])
     else:
-        keywords["type"] = {"int": int, "number": float, "size": _size, "duration": _duration, "str": str}[spec["kind"]]
+        keywords["type"] = {"int": int, "number": float, "size": _size, "duration": _duration(flag), "str": str}[spec["kind"]]
     parser.add_argument(flag, **keywords)
 
 

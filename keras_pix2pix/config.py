@@ -333,6 +333,12 @@ class Config:
         None, f"epochs over the training split; default: {DEFAULT_EPOCHS}", "number", minimum=0.0, open_low=True,
         optional=True, group="length",
     )  # fmt: skip
+    duration: float | None = setting(
+        None, "train for this wall-clock time instead of a number of steps, such as 15m or 2h (start-up, samples "
+        "and checkpoints count; a resumed run goes on with the time left): the learning rate holds for the first "
+        "half and decays linearly to 0 at its end, by the clock, so the run ends annealed whatever the "
+        "machine's speed", "duration", minimum=0, open_low=True, optional=True, group="length",
+    )  # fmt: skip
     decay_steps: int | None = setting(
         None, "final steps over which the learning rate decays linearly to 0; default: half the run", "int",
         minimum=0, optional=True, group="decay",
@@ -370,8 +376,9 @@ class Config:
         object.__setattr__(self, "image_size", parse_size(self.image_size))
         if self.load_size is not None:
             object.__setattr__(self, "load_size", parse_size(self.load_size, "load_size"))
-        if self.time_limit is not None:
-            object.__setattr__(self, "time_limit", parse_duration(self.time_limit))
+        for name in ("time_limit", "duration"):
+            if getattr(self, name) is not None:
+                object.__setattr__(self, name, parse_duration(getattr(self, name), name))
         for field in dataclasses.fields(self):
             _check_field(field, getattr(self, field.name))
         if any(load < crop for load, crop in zip(self.resolved_load_size, self.image_size)):
@@ -385,6 +392,29 @@ class Config:
             if len(given) > 1:
                 values = ", ".join(f"{name}={getattr(self, name)}" for name in given)
                 raise UsageError(f"give {' or '.join(given)}, not both; got {values}")
+        self._check_duration()
+
+    def _check_duration(self):
+        """Refuses what a run measured in time cannot do."""
+        if self.duration is None:
+            return
+        decay = [name for name in ("decay_steps", "decay_epochs") if getattr(self, name) is not None]
+        if decay:
+            raise UsageError(
+                f"{decay[0]} sets the decay of a run measured in steps; a duration run decays over the second half "
+                f"of its time: give steps or epochs with {decay[0]}, or leave {decay[0]} out; got "
+                f"duration={duration_text(self.duration)}, {decay[0]}={getattr(self, decay[0])}"
+            )
+        if self.deterministic:
+            raise UsageError(
+                "deterministic runs repeat exactly, and a duration run's learning rate follows the clock: give steps "
+                f"or epochs with deterministic; got duration={duration_text(self.duration)}"
+            )
+        if self.strategy == "multiworker":
+            raise UsageError(
+                "a duration run's learning rate follows its own machine's clock, which workers do not share: give "
+                f"steps or epochs with strategy multiworker; got duration={duration_text(self.duration)}"
+            )
 
     @property
     def resolved_load_size(self):

@@ -66,8 +66,46 @@ class ConstantThenLinearDecay(keras.optimizers.schedules.LearningRateSchedule):
         return {"learning_rate": self.learning_rate, "total_steps": self.total_steps, "decay_steps": self.decay_steps}
 
 
+@keras.saving.register_keras_serializable(package="keras_pix2pix")
+class ConstantThenLinearDecayInTime(ConstantThenLinearDecay):
+    """The same policy in seconds of training (a --duration run): constant for half the duration, then linear to 0.
+
+    The optimizers call a schedule with their step; this one reads the seconds trained instead,
+    from a variable the training loop sets before each step. So a run ends annealed when its time
+    is up, however many steps the machine managed.
+
+    Args:
+        learning_rate: the initial rate.
+        duration: the run's length in seconds.
+        trained_seconds: a float32 variable holding the seconds trained; default: a new one at 0.
+
+    Example:
+    >>> seconds = tf.Variable(0.0)
+    >>> schedule = ConstantThenLinearDecayInTime(2e-4, duration=600, trained_seconds=seconds)
+    >>> rates = []
+    >>> for now in (0, 300, 450, 600):
+    ...     _ = seconds.assign(now)
+    ...     rates.append(round(float(schedule(step=0)), 6))
+    >>> rates
+    [0.0002, 0.0002, 0.0001, 0.0]
+    """
+
+    def __init__(self, learning_rate, duration, trained_seconds=None):
+        super().__init__(learning_rate, total_steps=duration, decay_steps=duration / 2)
+        self.duration = duration
+        self.trained_seconds = tf.Variable(0.0, trainable=False) if trained_seconds is None else trained_seconds
+
+    def __call__(self, step):
+        return super().__call__(self.trained_seconds)
+
+    def get_config(self):
+        return {"learning_rate": self.learning_rate, "duration": self.duration}
+
+
 def run_length(config, train_pairs):
-    """(total steps, decay steps) of a run, from steps or epochs over train_pairs pairs."""
+    """(total steps, decay steps) of a run, from steps or epochs over train_pairs pairs; (None, None) for a duration."""
+    if config.duration is not None:
+        return None, None
     steps_per_epoch = math.ceil(train_pairs / config.batch_size)
     if config.steps is not None:
         total = config.steps
@@ -82,13 +120,17 @@ def run_length(config, train_pairs):
     return total, min(decay, total)
 
 
-def make_optimizers(config, total_steps, decay_steps):
+def make_optimizers(config, total_steps, decay_steps, trained_seconds=None):
     """One Adam per network (paper: lr 2e-4, beta1 0.5, beta2 0.999; epsilon 1e-8 as PyTorch's) on the same schedule.
 
     With mixed_float16 each is wrapped in a LossScaleOptimizer: float16 gradients underflow
     without loss scaling, and a custom loop must scale the loss itself (see make_train_step).
+    A config with a duration gets the schedule in seconds, read from trained_seconds (a variable).
     """
-    schedule = ConstantThenLinearDecay(config.learning_rate, total_steps, decay_steps)
+    if config.duration is not None:
+        schedule = ConstantThenLinearDecayInTime(config.learning_rate, config.duration, trained_seconds)
+    else:
+        schedule = ConstantThenLinearDecay(config.learning_rate, total_steps, decay_steps)
     optimizers = []
     for name in ("generator_adam", "discriminator_adam"):
         optimizer = fast.adam(schedule, beta_1=config.beta_1, beta_2=config.beta_2, name=name)
@@ -213,15 +255,16 @@ def default_workdir(dataset):
     return os.path.join("runs", name or "run")
 
 
-# Each pair is one choice: naming one member of a pair in a resumed run drops the saved other.
-_EXCLUSIVE_SETTINGS = (("steps", "epochs"), ("decay_steps", "decay_epochs"))
+# Each group is one choice: naming one member in a resumed run drops the saved others. A duration
+# drops the decay settings too: its decay is the second half of its time.
+_EXCLUSIVE_SETTINGS = (("steps", "epochs", "duration"), ("decay_steps", "decay_epochs"))
 
 
 def _shown(name, value):
     """A setting's value as a note shows it: a duration as 2h30m, no value as "unset"."""
     if value is None:
         return "unset"
-    return duration_text(value) if name == "time_limit" else repr(value)
+    return duration_text(value) if name in ("time_limit", "duration") else repr(value)
 
 
 def resolve_config(workdir, config=None, settings=None, log=print):
@@ -244,10 +287,13 @@ def resolve_config(workdir, config=None, settings=None, log=print):
     (72, 72)
     """
     settings = dict(settings or {})
-    for pair in _EXCLUSIVE_SETTINGS:
-        for name, other in (pair, pair[::-1]):
-            if name in settings:
+    for group in _EXCLUSIVE_SETTINGS:
+        for name in [name for name in group if name in settings]:
+            for other in group:
                 settings.setdefault(other, None)
+    if settings.get("duration") is not None:
+        settings.setdefault("decay_steps", None)
+        settings.setdefault("decay_epochs", None)
     path = os.path.join(workdir, "config.json")
     saved = Config.load(path) if os.path.exists(path) else None
     base = config if config is not None else saved or Config()
@@ -336,8 +382,9 @@ def fit(config=None, workdir=None, *, verbose=True, started=None, **settings):
             the defaults.
         workdir: the work directory (created if needed); None: runs/DATASET_NAME.
         verbose: print the summary and the progress line.
-        started: when the time limit's budget began, as time.monotonic(); default: now. The
-            command line passes its own start, so that importing TensorFlow counts too.
+        started: when this command's time began, as time.monotonic(), for the time limit and a
+            duration; default: now. The command line passes its own start, so that importing
+            TensorFlow counts too.
         **settings: Config fields to set over config (or over config.json, or the defaults).
 
     Returns:
@@ -368,7 +415,8 @@ class _Run:
     chief: bool
     train_pairs: object
     sample_batch: tuple
-    total_steps: int
+    total_steps: int | None  # None: a duration run
+    finished: bool  # all its steps, or all its duration, trained when it started
     checkpoint: tf.train.Checkpoint
     manager: tf.train.CheckpointManager
     train_step: object
@@ -387,7 +435,11 @@ def _read_data(config, log):
 
 
 def _build_networks(config, strategy, total_steps, decay_steps):
-    """The networks in their training form, their optimizers (built) and the run's checkpoint."""
+    """The networks in their training form, their optimizers (built) and the run's checkpoint.
+
+    The checkpoint's trained_seconds (what a duration run's schedule reads) is attached after
+    the restore (checkpoints.restore_latest): checkpoints written before it lack it.
+    """
     replicas = strategy.num_replicas_in_sync
     if config.batch_size % replicas:
         raise UsageError(
@@ -396,12 +448,14 @@ def _build_networks(config, strategy, total_steps, decay_steps):
         )
     with strategy.scope():
         generator, discriminator = (fast.clone_as(model, "train") for model in models.build_models(config))
-        generator_optimizer, discriminator_optimizer = make_optimizers(config, total_steps, decay_steps)
+        trained_seconds = tf.Variable(0.0, trainable=False, name="trained_seconds")
+        optimizers = make_optimizers(config, total_steps, decay_steps, trained_seconds)
+        generator_optimizer, discriminator_optimizer = optimizers
         # Built up front, so that a checkpoint restores their slots at once, not on the first step.
         generator_optimizer.build(generator.trainable_variables)
         discriminator_optimizer.build(discriminator.trainable_variables)
         checkpoint = checkpoints.make_checkpoint(generator, discriminator, generator_optimizer, discriminator_optimizer)
-    return generator, discriminator, checkpoint
+    return checkpoint, trained_seconds
 
 
 def _describe(config, splits, train_pairs, checkpoint, total_steps, decay_steps):
@@ -413,8 +467,17 @@ def _describe(config, splits, train_pairs, checkpoint, total_steps, decay_steps)
         f"{config.image_size[0]}x{config.image_size[1]} images, batch {config.batch_size}; "
         f"{config.generator} generator {models.trainable_parameters(checkpoint.generator):,} trainable parameters; "
         f"{patch}x{patch} PatchGAN ({grid[0]}x{grid[1]} logits) "
-        f"{models.trainable_parameters(checkpoint.discriminator):,}; "
-        f"{total_steps} steps, the last {decay_steps} with a decaying learning rate"
+        f"{models.trainable_parameters(checkpoint.discriminator):,}; " + _length_text(config, total_steps, decay_steps)
+    )
+
+
+def _length_text(config, total_steps, decay_steps):
+    """How long the run trains and when its learning rate decays."""
+    if config.duration is None:
+        return f"{total_steps} steps, the last {decay_steps} with a decaying learning rate"
+    return (
+        f"{duration_text(config.duration)} of training, the last {duration_text(config.duration / 2)} with a "
+        "decaying learning rate"
     )
 
 
@@ -436,7 +499,7 @@ def _claim_workdir(workdir, config, chief, stack, log):
 
 def _check_progress(workdir, start, total_steps, restored):
     """Refuses a run that would undo work: fewer steps than done, or a new run over a trained generator."""
-    if start > total_steps:
+    if total_steps is not None and start > total_steps:
         raise UsageError(
             f"{workdir} has trained {start} steps, more than the {total_steps} this run asks for: ask for more "
             f"(--steps above {start}) to train on, or use another --workdir"
@@ -463,15 +526,23 @@ def _set_up(config, workdir, log, stack):
     keras.utils.set_random_seed(config.seed)
     if config.deterministic:
         tf.config.experimental.enable_op_determinism()
-    generator, discriminator, checkpoint = _build_networks(config, strategy, total_steps, decay_steps)
-    manager, start = checkpoints.restore_latest(checkpoint, workdir, strategy, config.keep_checkpoints, log)
+    checkpoint, trained_seconds = _build_networks(config, strategy, total_steps, decay_steps)
+    manager, start = checkpoints.restore_latest(checkpoint, workdir, strategy, config.keep_checkpoints, log,
+                                                trained_seconds=trained_seconds)  # fmt: skip
     if chief:
         _check_progress(workdir, start, total_steps, manager.latest_checkpoint)
-    if manager.latest_checkpoint and start < total_steps:
-        log(f"resuming {workdir} at step {start} of {total_steps}")
+    if config.duration is None:
+        finished = start >= total_steps
+        resuming = f"at step {start} of {total_steps}"
+    else:
+        finished = float(trained_seconds.numpy()) >= config.duration
+        trained = duration_text(round(float(trained_seconds.numpy())))
+        resuming = f"at step {start}, {trained} of {duration_text(config.duration)} trained"
+    if manager.latest_checkpoint and not finished:
+        log(f"resuming {workdir} {resuming}")
     # Saved only now that the networks are built and the checkpoint fits them: a run refused
     # before this point leaves the work directory's config.json as it was.
-    if chief and start < total_steps:
+    if chief and not finished:
         config.save(os.path.join(workdir, "config.json"))
     log(_describe(config, splits, train_pairs, checkpoint, total_steps, decay_steps))
     sample_batch = (None, None)
@@ -480,12 +551,12 @@ def _set_up(config, workdir, log, stack):
     logs = os.path.join(workdir, "logs")
     return _Run(
         config=config, workdir=workdir, strategy=strategy, chief=chief, train_pairs=train_pairs,
-        sample_batch=sample_batch, total_steps=total_steps, checkpoint=checkpoint,
+        sample_batch=sample_batch, total_steps=total_steps, finished=finished, checkpoint=checkpoint,
         manager=manager, log=log, start=start,
-        train_step=make_train_step(generator, discriminator, checkpoint.generator_optimizer,
+        train_step=make_train_step(checkpoint.generator, checkpoint.discriminator, checkpoint.generator_optimizer,
                                    checkpoint.discriminator_optimizer, config, strategy),
         # A finished run writes nothing, not even an empty event file.
-        writer=tf.summary.create_file_writer(logs) if chief and start < total_steps else tf.summary.create_noop_writer(),
+        writer=tf.summary.create_file_writer(logs) if chief and not finished else tf.summary.create_noop_writer(),
     )  # fmt: skip
 
 
@@ -564,7 +635,9 @@ def _roll_back(run, step, step_losses, skips_in_a_row):
         )
     skipped = run.checkpoint.skipped_batches
     bad_batch = step - 1 + int(skipped.numpy())
-    run.checkpoint.restore(latest).assert_existing_objects_matched()
+    # It fitted when this run restored or wrote it; one written before checkpoints recorded
+    # trained_seconds lacks that variable (the loop sets it again from the clock: time spent stays spent).
+    run.checkpoint.restore(latest).expect_partial()
     restored = int(run.checkpoint.step.numpy())
     skipped.assign(bad_batch + 1 - restored)
     run.log(f"non-finite loss at step {bad_batch + 1} ({values}): rolled back to step {restored}, skipping that batch")
@@ -575,10 +648,13 @@ def _interrupted(run, reason, current):
     """Saves the step reached and says how to go on, for a stop asked by a signal or the time limit."""
     checkpoints.save(run.manager, current)
     run.writer.flush()
+    if run.total_steps is None:
+        seconds = round(float(run.checkpoint.trained_seconds.numpy()))
+        reached = f"step {current} ({duration_text(seconds)} of {duration_text(run.config.duration)} trained)"
+    else:
+        reached = f"step {current} of {run.total_steps}"
     return TrainingInterrupted(
-        f"{reason}: saved a checkpoint at step {current} of {run.total_steps} in {run.workdir}; "
-        "run the same command to resume",
-        step=current,
+        f"{reason}: saved a checkpoint at {reached} in {run.workdir}; run the same command to resume", step=current
     )
 
 
@@ -588,12 +664,22 @@ EXIT_SECONDS = 2.0
 
 
 class _Clock:
-    """The time limit: whether one more step, a checkpoint and the exit still fit in it."""
+    """The time limit and a run's duration: whether one more step, a checkpoint and the exit still fit in them."""
 
     def __init__(self, started, limit):
+        self.started = started
         self.deadline = started + limit - EXIT_SECONDS if limit else None
         self.limit = limit
         self.step_seconds = self.save_seconds = 0.0
+        self.trained_before = 0.0  # seconds the run trained in earlier commands (its checkpoint's)
+
+    def trained_seconds(self):
+        """The seconds the run has trained: earlier commands' and this one's since it started."""
+        return self.trained_before + time.monotonic() - self.started
+
+    def duration_spent(self, duration):
+        """Whether a run of `duration` seconds has no time left for one more step and its closing checkpoint."""
+        return self.trained_seconds() + self.step_seconds + self.save_seconds + EXIT_SECONDS >= duration
 
     def timed(self, kind, work, *arguments):
         """Runs work(*arguments), keeping its duration as the estimate of the next one of its kind."""
@@ -620,13 +706,14 @@ def _train_loop(run, stop, clock, verbose):
         clock: the _Clock of the time limit.
         verbose: show the progress line.
     """
-    config, total = run.config, run.total_steps
+    config, total, trained_seconds = run.config, run.total_steps, run.checkpoint.trained_seconds
     current = int(run.checkpoint.step.numpy())
     progress = Progress(total, "step", items_per_unit=config.batch_size, start=current) if verbose else None
     batches = _batches_from(run, current)
-    skips_in_a_row, first = 0, True
-    while current < total:
+    skips_in_a_row, first, last = 0, True, run.finished
+    while not last:
         current += 1
+        trained_seconds.assign(clock.trained_seconds())  # what a duration run's schedule reads
         step_losses = clock.timed("step", run.train_step, *next(batches))
         if first:  # the first step traces the graph: no estimate of the next ones
             clock.step_seconds, first = 0.0, False
@@ -638,7 +725,12 @@ def _train_loop(run, stop, clock, verbose):
             batches = _batches_from(run, current)
             continue
         run.checkpoint.step.assign(current)
-        last = current == total
+        if total is None:
+            last = clock.duration_spent(config.duration)
+            if last:  # the time is used up: running the command again finds the run finished
+                trained_seconds.assign(config.duration)
+        else:
+            last = current == total
         if current % config.log_every == 0 or last:
             _report(run, current, step_losses, progress)
         if current % config.sample_every == 0 or last:
@@ -681,21 +773,25 @@ def train_with(config, workdir, verbose=True, started=None):
         config: the resolved Config (see resolve_config).
         workdir: the work directory.
         verbose: print the summary and the progress line.
-        started: when the time limit's budget began (time.monotonic()); default: now.
+        started: when this command's time began (time.monotonic()), for the time limit and a duration; default: now.
 
     Returns:
         The trained generator, in stock form.
     """
     log = _printer(verbose)
-    # Start-up (reading and checking the data, tracing the step) uses the budget too.
+    # Start-up (reading and checking the data, tracing the step) uses the time limit and the duration too.
     clock = _Clock(time.monotonic() if started is None else started, config.time_limit)
     with _stop_on_signals() as signals, contextlib.ExitStack() as held:
         run = _set_up(config, workdir, log, held)
         signals.immediate = False  # from here, a signal asks the loop to stop after a checkpoint
-        if run.start == run.total_steps and _generator_is_current(run):
+        clock.trained_before = float(run.checkpoint.trained_seconds.numpy())
+        if run.finished and _generator_is_current(run):
+            reached = f"{run.start} of {run.total_steps}"
+            if run.total_steps is None:
+                reached = f"{run.start}, {duration_text(config.duration)} trained"
             log(
-                f"{workdir} is finished (step {run.start} of {run.total_steps}, generator.keras written): nothing "
-                "to do; to train longer, run it again with more --steps or --epochs"
+                f"{workdir} is finished (step {reached}, generator.keras written): nothing to do; to train longer, "
+                "run it again with more --steps, --epochs or --duration"
             )
             return fast.clone_as(run.checkpoint.generator, "keras")
         _train_loop(run, signals.requested, clock, verbose)

@@ -1,0 +1,106 @@
+"""A run measured in time (--duration): the paper's schedule by the clock, ending annealed, resumable."""
+
+import os
+import time
+
+import pytest
+import tensorflow as tf
+from conftest import tiny_config, write_ab_folder
+
+from keras_pix2pix import plots
+from keras_pix2pix.config import Config, UsageError
+from keras_pix2pix.errors import TrainingInterrupted
+from keras_pix2pix.train import ConstantThenLinearDecayInTime, fit, make_optimizers, resolve_config
+
+
+def _checkpoint_value(workdir, name):
+    return tf.train.load_variable(tf.train.latest_checkpoint(os.path.join(workdir, "checkpoints")),
+                                  f"{name}/.ATTRIBUTES/VARIABLE_VALUE")  # fmt: skip
+
+
+def _learning_rates(workdir):
+    steps, values = plots.read_scalars(os.path.join(workdir, "logs"))["learning_rate"]
+    return steps.tolist(), values.tolist()
+
+
+def _duration_config(**changes):
+    values = dict(steps=None, duration=12, save_every=10**6, sample_every=10**6, log_every=5)
+    return tiny_config(**{**values, **changes})
+
+
+@pytest.fixture(scope="module")
+def pairs(tmp_path_factory):
+    return write_ab_folder(tmp_path_factory.mktemp("pairs"), 4)
+
+
+def test_the_schedule_holds_half_the_duration_then_falls_to_zero_by_the_clock():
+    seconds = tf.Variable(0.0)
+    schedule = ConstantThenLinearDecayInTime(2e-4, duration=100, trained_seconds=seconds)
+    rates = []
+    for now in (0, 49, 50, 75, 99, 100, 130):
+        seconds.assign(now)
+        rates.append(float(schedule(step=10**6)))  # the step does not matter
+    assert rates == pytest.approx([2e-4, 2e-4, 2e-4, 1e-4, 4e-6, 0.0, 0.0], abs=1e-9)
+    generator_adam, discriminator_adam = make_optimizers(_duration_config(duration=100), None, None, seconds)
+    seconds.assign(75)
+    assert float(generator_adam.learning_rate) == float(discriminator_adam.learning_rate) == pytest.approx(1e-4)
+
+
+def test_duration_is_a_length_of_its_own():
+    assert Config(duration="15m").duration == 900.0
+    with pytest.raises(UsageError, match=r"give steps or duration, not both; got steps=10, duration=60.0"):
+        Config(steps=10, duration=60)
+    with pytest.raises(UsageError, match=r"decay_steps sets the decay of a run measured in steps; .*duration=1m, decay_steps=5"):
+        Config(duration=60, decay_steps=5)
+    with pytest.raises(UsageError, match=r"deterministic runs repeat exactly, and a duration run's learning rate follows the clock"):
+        Config(duration=60, deterministic=True)
+    with pytest.raises(UsageError, match=r"workers do not share: give steps or epochs with strategy multiworker"):
+        Config(duration=60, strategy="multiworker")
+    with pytest.raises(UsageError, match=r"duration must be a duration such as 2h30m, .*; got '2 hours'"):
+        Config(duration="2 hours")
+
+
+def test_naming_a_duration_on_resume_drops_the_saved_length_and_decay(tmp_path):
+    tiny_config(steps=100, decay_steps=30).save(str(tmp_path / "config.json"))
+    config = resolve_config(str(tmp_path), settings={"duration": 60}, log=lambda message: None)
+    assert (config.steps, config.epochs, config.decay_steps, config.duration) == (None, None, None, 60.0)
+    with pytest.raises(UsageError, match=r"decay_steps sets the decay of a run measured in steps"):
+        resolve_config(str(tmp_path), settings={"duration": 60, "decay_steps": 5}, log=lambda message: None)
+
+
+def test_a_duration_run_stops_on_time_annealed_and_a_rerun_finds_it_finished(pairs, tmp_path):
+    workdir = str(tmp_path / "run")
+    start = time.monotonic()
+    fit(_duration_config(dataset=pairs), workdir, verbose=False)
+    elapsed = time.monotonic() - start
+    # Its own time, plus writing generator.keras and slack for a loaded machine.
+    assert 12 - 1 <= elapsed < 12 + 4, elapsed
+    steps, rates = _learning_rates(workdir)
+    assert len(steps) >= 10, steps  # many steps: tracing took only part of the time
+    assert rates[0] == pytest.approx(2e-4)
+    assert all(later <= earlier + 1e-12 for earlier, later in zip(rates, rates[1:])), rates
+    assert rates[-1] < 0.2 * 2e-4, rates  # ended annealed
+    assert _checkpoint_value(workdir, "trained_seconds") == 12.0
+    assert _checkpoint_value(workdir, "step") == steps[-1]
+    modified = os.path.getmtime(os.path.join(workdir, "generator.keras"))
+    fit(workdir=workdir, verbose=False)  # the same command again: nothing to do
+    assert os.path.getmtime(os.path.join(workdir, "generator.keras")) == modified
+    assert _checkpoint_value(workdir, "step") == steps[-1]
+
+
+def test_a_duration_run_stopped_by_its_time_limit_resumes_with_the_time_left(pairs, tmp_path):
+    workdir = str(tmp_path / "run")
+    with pytest.raises(TrainingInterrupted, match=r"time limit of 9s reached: saved a checkpoint at step \d+ \((\d+s) of 20s trained\)") as stop:
+        fit(_duration_config(dataset=pairs, duration=20, time_limit=9), workdir, verbose=False)
+    trained = float(_checkpoint_value(workdir, "trained_seconds"))
+    assert 6 <= trained <= 9, trained
+    interrupted_steps, _ = _learning_rates(workdir)
+    start = time.monotonic()
+    fit(workdir=workdir, time_limit=None, verbose=False)
+    # The rest of the 20 seconds, not 20 more (start-up of the second command counts as training time).
+    assert time.monotonic() - start < 20 - trained + 4
+    steps, rates = _learning_rates(workdir)
+    resumed = [rate for step, rate in zip(steps, rates) if step > stop.value.step]
+    assert resumed[0] <= 2e-4 and resumed[-1] < 0.2 * 2e-4, resumed
+    assert steps[-1] > interrupted_steps[-1]
+    assert _checkpoint_value(workdir, "trained_seconds") == 20.0
