@@ -2,9 +2,9 @@
 
 A checkpoint holds both networks, both optimizers, the step, the batches skipped after
 non-finite losses, the generator's dropout random states (so that a resumed run draws the masks
-an uninterrupted one would), the form of the networks and the seconds trained. tf.train.CheckpointManager writes new
-files and only then points `checkpoint` at them, so a write that fails part-way leaves the
-previous checkpoint as the latest.
+an uninterrupted one would), the form of the networks and the seconds trained.
+tf.train.CheckpointManager writes new files and only then points `checkpoint` at them, so a
+write that fails part-way leaves the previous checkpoint as the latest.
 """
 
 import os

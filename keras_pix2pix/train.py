@@ -31,7 +31,7 @@ from keras_pix2pix import checkpoints, data, datasets, distribute, fast, files, 
 from keras_pix2pix.config import ARCHITECTURE_FIELDS, DEFAULT_EPOCHS, Config, UsageError, duration_text
 from keras_pix2pix.modes import translate, unchanged
 from keras_pix2pix.errors import NonFiniteLossError, TrainingInterrupted
-from keras_pix2pix.progress import Progress
+from keras_pix2pix.progress import Progress, format_duration
 
 
 @keras.saving.register_keras_serializable(package="keras_pix2pix")
@@ -601,6 +601,9 @@ def _report(run, step, step_losses, progress):
             f"G {values['generator_total']:.3f} (gan {values['generator_gan']:.3f}, l1 {values['generator_l1']:.4f})  "
             f"D real {values['discriminator_real']:.3f} fake {values['discriminator_fake']:.3f}"
         )
+        if run.total_steps is None:  # a duration run: the time left, which Progress cannot know
+            left = run.config.duration - float(run.checkpoint.trained_seconds.numpy())
+            details += f"  left {format_duration(max(left, 0.0))}"
         images_per_second = progress.update(step, details)
     with run.writer.as_default(step=step):
         for name, value in values.items():
