@@ -73,8 +73,8 @@ def test_a_duration_run_stops_on_time_annealed_and_a_rerun_finds_it_finished(pai
     start = time.monotonic()
     fit(_duration_config(dataset=pairs), workdir, verbose=False)
     elapsed = time.monotonic() - start
-    # Its own time, plus writing generator.keras and slack for a loaded machine.
-    assert 12 - 1 <= elapsed < 12 + 4, elapsed
+    # Its own time, plus the closing samples, checkpoint and generator.keras, with slack for a loaded machine.
+    assert 12 - 1 <= elapsed < 12 + 8, elapsed
     steps, rates = _learning_rates(workdir)
     assert len(steps) >= 10, steps  # many steps: tracing took only part of the time
     assert rates[0] == pytest.approx(2e-4)
@@ -90,17 +90,18 @@ def test_a_duration_run_stops_on_time_annealed_and_a_rerun_finds_it_finished(pai
 
 def test_a_duration_run_stopped_by_its_time_limit_resumes_with_the_time_left(pairs, tmp_path):
     workdir = str(tmp_path / "run")
-    with pytest.raises(TrainingInterrupted, match=r"time limit of 9s reached: saved a checkpoint at step \d+ \((\d+s) of 20s trained\)") as stop:
-        fit(_duration_config(dataset=pairs, duration=20, time_limit=9), workdir, verbose=False)
+    with pytest.raises(TrainingInterrupted, match=r"time limit of 13s reached: saved a checkpoint at step \d+ \((\d+s) of 20s trained\)") as stop:
+        fit(_duration_config(dataset=pairs, duration=20, time_limit=13), workdir, verbose=False)
     trained = float(_checkpoint_value(workdir, "trained_seconds"))
-    assert 6 <= trained <= 9, trained
+    assert 9 <= trained <= 13, trained
     interrupted_steps, _ = _learning_rates(workdir)
     start = time.monotonic()
     fit(workdir=workdir, time_limit=None, verbose=False)
-    # The rest of the 20 seconds, not 20 more (start-up of the second command counts as training time).
-    assert time.monotonic() - start < 20 - trained + 4
+    # The rest of the 20 seconds, not 20 more: the closing samples and saves take a few seconds on a loaded machine.
+    assert time.monotonic() - start < 20 - trained + 8
     steps, rates = _learning_rates(workdir)
     resumed = [rate for step, rate in zip(steps, rates) if step > stop.value.step]
-    assert resumed[0] <= 2e-4 and resumed[-1] < 0.2 * 2e-4, resumed
+    # Past half the duration when it stopped, so the schedule goes on decaying from where it was, not from 2e-4.
+    assert resumed[0] < 0.95 * 2e-4 and resumed[-1] < 0.2 * 2e-4, resumed
     assert steps[-1] > interrupted_steps[-1]
     assert _checkpoint_value(workdir, "trained_seconds") == 20.0

@@ -382,7 +382,7 @@ def test_a_finished_run_says_so_and_writes_nothing(run, capsys):
     status, out, err = run_command(capsys, "fit", "--workdir", run)
     assert status == 0, err
     assert f"{run} is finished (step 2 of 2, generator.keras written): nothing to do; to train longer, run it " \
-           "again with more --steps or --epochs" in out
+           "again with more --steps, --epochs or --duration" in out
     assert "resuming" not in out
     assert snapshot(run) == before
 
