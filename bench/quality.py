@@ -18,9 +18,9 @@ sample grids and logs all spend the budget):
 Both generators are then scored by `keras_pix2pix.evaluate` on every pair of the validation
 split, in paper mode (dropout and per-image statistics, as the paper tests and the tutorial's
 generate_images does): L1, PSNR and SSIM against the photos, and FID and KID when
---inception-weights gives Keras' InceptionV3 weights (they cannot be downloaded here). Prints the machine and its measured
-convolution peak, each side's steps, images/s and share of the peak, its scores, and one JSON
-line with both sides and the ratios (project / recipe).
+--inception-weights gives Keras' InceptionV3 weights (they cannot be downloaded here). Prints the
+machine and its measured convolution peak, each side's steps, images/s and share of the peak, its
+scores, and one JSON line with both sides and the ratios (project / recipe).
 """
 
 import argparse

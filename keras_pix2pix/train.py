@@ -497,6 +497,14 @@ def _claim_workdir(workdir, config, chief, stack, log):
     checkpoints.sweep(os.path.join(workdir, "checkpoints"), log)
 
 
+def _reached(config, step, total_steps, trained_seconds):
+    """Where a run stands, for its messages: "step 40 of 100", or "step 40 after 5m of 15m" for a duration run."""
+    if total_steps is not None:
+        return f"step {step} of {total_steps}"
+    trained = duration_text(round(float(trained_seconds.numpy())))
+    return f"step {step} after {trained} of {duration_text(config.duration)}"
+
+
 def _check_progress(workdir, start, total_steps, restored):
     """Refuses a run that would undo work: fewer steps than done, or a new run over a trained generator."""
     if total_steps is not None and start > total_steps:
@@ -533,13 +541,10 @@ def _set_up(config, workdir, log, stack):
         _check_progress(workdir, start, total_steps, manager.latest_checkpoint)
     if config.duration is None:
         finished = start >= total_steps
-        resuming = f"at step {start} of {total_steps}"
     else:
         finished = float(trained_seconds.numpy()) >= config.duration
-        trained = duration_text(round(float(trained_seconds.numpy())))
-        resuming = f"at step {start}, {trained} of {duration_text(config.duration)} trained"
     if manager.latest_checkpoint and not finished:
-        log(f"resuming {workdir} {resuming}")
+        log(f"resuming {workdir} at {_reached(config, start, total_steps, trained_seconds)}")
     # Saved only now that the networks are built and the checkpoint fits them: a run refused
     # before this point leaves the work directory's config.json as it was.
     if chief and not finished:
@@ -651,11 +656,7 @@ def _interrupted(run, reason, current):
     """Saves the step reached and says how to go on, for a stop asked by a signal or the time limit."""
     checkpoints.save(run.manager, current)
     run.writer.flush()
-    if run.total_steps is None:
-        seconds = round(float(run.checkpoint.trained_seconds.numpy()))
-        reached = f"step {current} ({duration_text(seconds)} of {duration_text(run.config.duration)} trained)"
-    else:
-        reached = f"step {current} of {run.total_steps}"
+    reached = _reached(run.config, current, run.total_steps, run.checkpoint.trained_seconds)
     return TrainingInterrupted(
         f"{reason}: saved a checkpoint at {reached} in {run.workdir}; run the same command to resume", step=current
     )
@@ -789,11 +790,9 @@ def train_with(config, workdir, verbose=True, started=None):
         signals.immediate = False  # from here, a signal asks the loop to stop after a checkpoint
         clock.trained_before = float(run.checkpoint.trained_seconds.numpy())
         if run.finished and _generator_is_current(run):
-            reached = f"{run.start} of {run.total_steps}"
-            if run.total_steps is None:
-                reached = f"{run.start}, {duration_text(config.duration)} trained"
+            reached = _reached(config, run.start, run.total_steps, run.checkpoint.trained_seconds)
             log(
-                f"{workdir} is finished (step {reached}, generator.keras written): nothing to do; to train longer, "
+                f"{workdir} is finished ({reached}, generator.keras written): nothing to do; to train longer, "
                 "run it again with more --steps, --epochs or --duration"
             )
             return fast.clone_as(run.checkpoint.generator, "keras")
