@@ -178,19 +178,19 @@ def _check_number(name, value, spec):
     raise UsageError(f"{name} must be a number {low}{high}; got {value!r}")
 
 
-def _check_field(field, value):
-    """Validates one field's value against its declaration."""
-    spec = field.metadata
+def _check_field(field, value, name=None):
+    """Validates one field's value against its declaration; the message calls it name (default: the field's)."""
+    spec, name = field.metadata, name or field.name
     if value is None and spec["optional"]:
         return
     if spec["kind"] == "choice":
-        check_choice(field.name, value, spec["choices"])
+        check_choice(name, value, spec["choices"])
     elif spec["kind"] == "bool" and not isinstance(value, bool):
-        raise UsageError(f"{field.name} must be True or False; got {value!r}")
+        raise UsageError(f"{name} must be True or False; got {value!r}")
     elif spec["kind"] in ("int", "number", "duration"):
-        _check_number(field.name, value, spec)
+        _check_number(name, value, spec)
     elif spec["kind"] == "str" and (not isinstance(value, str) or not value):
-        raise UsageError(f"{field.name} must be a non-empty string; got {value!r}")
+        raise UsageError(f"{name} must be a non-empty string; got {value!r}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -469,18 +469,63 @@ class Config:
         return [(key, mine[key], theirs[key]) for key in mine if mine[key] != theirs[key]]
 
 
-def check_setting(name, value):
-    """Validates a value against the declaration of Config's field `name` (for the same setting outside a Config).
+@dataclasses.dataclass(frozen=True)
+class _Options:
+    """Options of predict and evaluate that are no setting of a run, declared as the settings are."""
+
+    tile_overlap: float = setting(DEFAULT_OVERLAP, "overlap of neighbouring tiles, a fraction of a tile", "number",
+                                  minimum=0.0, maximum=0.5)  # fmt: skip
+
+
+_DECLARED = {field.name: field for kind in (Config, _Options) for field in dataclasses.fields(kind)}
+
+
+def flag_of(name):
+    """The command line's flag of a setting or option (its declared flag, else --the-name-with-dashes), for messages.
+
+    Example:
+    >>> flag_of("learning_rate"), flag_of("max_pixels"), flag_of("tile_overlap")
+    ('--lr', '--max-pixels', '--tile-overlap')
+    """
+    field = _DECLARED.get(name)
+    return (field.metadata["flag"] if field else None) or "--" + name.replace("_", "-")
+
+
+def check_setting(name, value, shown=None):
+    """Validates a value against the declaration of setting (Config's field) or option `name`.
+
+    Messages name what the caller named: Python's argument, or on the command line the flag
+    (shown=flag_of(name)), checked as it is parsed.
 
     Example:
     >>> check_setting("max_pixels", 0)
     Traceback (most recent call last):
     ...
     keras_pix2pix.errors.UsageError: max_pixels must be an integer >= 1; got 0
+    >>> check_setting("tile_overlap", 0.9, flag_of("tile_overlap"))
+    Traceback (most recent call last):
+    ...
+    keras_pix2pix.errors.UsageError: --tile-overlap must be a number >= 0.0 and <= 0.5; got 0.9
     """
-    field = next(field for field in dataclasses.fields(Config) if field.name == name)
-    _check_field(field, value)
+    _check_field(_DECLARED[name], value, shown)
     return value
+
+
+def tile_overlap_for(sizing, tile_overlap, flags=False):
+    """The tiles' overlap for a sizing: DEFAULT_OVERLAP unless one is given; refuses one given where no tile runs.
+
+    Args:
+        sizing: one of SIZINGS; only tiles and auto run tiles.
+        tile_overlap: the overlap given, a fraction of a tile in [0, 0.5], or None.
+        flags: name the options as the command line does (--tile-overlap), not as Python does.
+    """
+    overlap_name, sizing_name = (flag_of(name) if flags else name for name in ("tile_overlap", "sizing"))
+    if tile_overlap is None:
+        return DEFAULT_OVERLAP
+    check_setting("tile_overlap", tile_overlap, overlap_name)
+    if sizing not in ("tiles", "auto"):
+        raise UsageError(f"{overlap_name} applies only to {sizing_name} tiles or auto; got {sizing_name} {sizing}")
+    return tile_overlap
 
 
 # Settings that shape the networks: a checkpoint cannot be resumed with other values.
