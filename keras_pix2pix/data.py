@@ -9,6 +9,7 @@ pairs, crops and flips an uninterrupted run would have seen.
 import tensorflow as tf
 
 from keras_pix2pix.config import DIRECTIONS, PREPROCESS_MODES, UsageError, check_choice
+from keras_pix2pix.orientation import upright
 
 
 def to_channels(image, channels):
@@ -103,7 +104,7 @@ def check_header(contents, max_pixels):
 
 
 def decode_checked(contents, max_pixels, channels=None, dtype=tf.float32):
-    """Decodes JPEG or PNG bytes after check_header; a failure is a BadImage.
+    """Decodes JPEG or PNG bytes after check_header, turned as their EXIF orientation says; a failure is a BadImage.
 
     Args:
         contents: the file's bytes.
@@ -113,7 +114,7 @@ def decode_checked(contents, max_pixels, channels=None, dtype=tf.float32):
     """
     check_header(contents, max_pixels)
     try:
-        image = tf.io.decode_image(contents, channels=0, dtype=dtype, expand_animations=False)
+        image = upright(tf.io.decode_image(contents, channels=0, dtype=dtype, expand_animations=False), contents)
         return image if channels is None else to_channels(image, channels)
     except tf.errors.InvalidArgumentError:
         raise BadImage("is not a readable JPEG or PNG image (corrupt, truncated or another format)") from None
@@ -138,13 +139,13 @@ def read_image(path, max_pixels, channels=None):
 
 
 def decode_image(contents, channels=None):
-    """Decodes JPEG or PNG bytes (8 or 16 bits) to float32 in [0, 1].
+    """Decodes JPEG or PNG bytes (8 or 16 bits) to float32 in [0, 1], turned as their EXIF orientation says.
 
     Args:
         contents: the encoded bytes.
         channels: None keeps the file's channels; 1 or 3 converts (alpha is dropped).
     """
-    image = tf.io.decode_image(contents, channels=0, dtype=tf.float32, expand_animations=False)
+    image = upright(tf.io.decode_image(contents, channels=0, dtype=tf.float32, expand_animations=False), contents)
     image.set_shape([None, None, None])
     return image if channels is None else to_channels(image, channels)
 
