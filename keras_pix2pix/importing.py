@@ -108,13 +108,22 @@ def _what_it_is(state):
     if any(".conv_block." in name for name in names):
         return "a ResNet generator (junyanz's resnet_*blocks: conv_block tensors)"
     first = state.get("model.0.weight")
-    if first is not None and first.ndim == 4:
+    if isinstance(first, np.ndarray) and first.ndim == 4:
         return f"a PatchGAN discriminator (its first convolution takes {first.shape[1]} channels)"
     return f"{len(names)} tensors whose first are {', '.join(names[:3])}"
 
 
 def unet_layout(state, path="the checkpoint"):
-    """Reads the architecture of a junyanz UnetGenerator from its state_dict; refuses anything else in one line."""
+    """Reads the architecture of a junyanz UnetGenerator from its state_dict, every tensor of which it checks.
+
+    Args:
+        state: name -> numpy array (see state_dicts.read_state_dict).
+        path: the file's name, for messages.
+
+    Raises:
+        UsageError, in one line naming the tensor, what a U-Net holds there and what the state_dict
+        does, for anything but a junyanz U-Net (see check_state_dict).
+    """
     prefix = "model.model."
     if f"{prefix}0.weight" not in state or f"{prefix}3.weight" not in state:
         raise UsageError(f"{path} is not a pix2pix U-Net generator: it holds {_what_it_is(state)}")
@@ -124,9 +133,6 @@ def unet_layout(state, path="the checkpoint"):
         blocks.append((f"{level}1", f"{level}2", f"{level}5", f"{level}6"))
         level = f"{level}3.model."
     blocks.append((f"{level}1", None, f"{level}3", f"{level}4"))  # the innermost block
-    for down, _, up, _ in blocks:
-        if f"{down}.weight" not in state or f"{up}.weight" not in state:
-            raise UsageError(f"{path} is not a pix2pix U-Net generator: {down}.weight or {up}.weight is missing")
     norm_names = [name for _, down_norm, _, up_norm in blocks for name in (down_norm, up_norm) if name]
     if any(f"{name}.running_mean" in state for name in norm_names):
         norm = "batch"
@@ -134,11 +140,83 @@ def unet_layout(state, path="the checkpoint"):
         raise UsageError(f"{path} uses instance norm with affine parameters, which junyanz's pix2pix never trains")
     else:
         norm = "instance"
-    first = state[f"{prefix}0.weight"]
-    return UnetLayout(
-        blocks=tuple(blocks), input_channels=int(first.shape[1]), output_channels=int(state[f"{prefix}3.weight"].shape[1]),
+    # The channels and filters are read from the outermost convolutions, so those are checked first.
+    first, last = state[f"{prefix}0.weight"], state[f"{prefix}3.weight"]
+    for name, shape, what in ((f"{prefix}0.weight", ("filters", "input channels", 4, 4), "a U-Net's first convolution"),
+                              (f"{prefix}3.weight", ("2 x filters", "output channels", 4, 4), "a U-Net's last convolution")):
+        _check_tensor(state, name, shape, what, path)
+    layout = UnetLayout(
+        blocks=tuple(blocks), input_channels=int(first.shape[1]), output_channels=int(last.shape[1]),
         filters=int(first.shape[0]), norm=norm, biases="all" if f"{blocks[1][0]}.bias" in state else "normless",
     )  # fmt: skip
+    check_state_dict(state, layout, path)
+    return layout
+
+
+BATCHNORM_TENSORS = ("weight", "bias", "running_mean", "running_var")
+
+
+def _expected_tensors(layout):
+    """name -> shape of each tensor the import reads from a state_dict of this layout (junyanz's UnetSkipConnectionBlock)."""
+    filters = [layout.filters * 2 ** min(index, 3) for index in range(layout.depth)]  # per level, as build_generator's
+    expected = {}
+    for index, (down, down_norm, up, up_norm) in enumerate(layout.blocks):
+        outer = layout.output_channels if index == 0 else filters[index - 1]
+        # The up convolution takes the skip concatenation (twice the level's filters), but at the innermost level.
+        up_input = filters[index] if index == layout.depth - 1 else 2 * filters[index]
+        expected[f"{down}.weight"] = (filters[index], layout.input_channels if index == 0 else outer, 4, 4)
+        if layout.biases == "all":
+            expected[f"{down}.bias"] = (filters[index],)
+        if layout.norm == "batch" and down_norm:
+            expected.update({f"{down_norm}.{name}": (filters[index],) for name in BATCHNORM_TENSORS})
+        expected[f"{up}.weight"] = (up_input, outer, 4, 4)
+        if layout.biases == "all" or index == 0:  # no normalization follows the output convolution
+            expected[f"{up}.bias"] = (outer,)
+        if layout.norm == "batch" and up_norm:
+            expected.update({f"{up_norm}.{name}": (outer,) for name in BATCHNORM_TENSORS})
+    return expected
+
+
+def check_state_dict(state, layout, path="the checkpoint"):
+    """Refuses, in one line naming the tensor, a state_dict that does not hold exactly the U-Net `layout` describes.
+
+    Every tensor the import reads is checked here, before any is read: present, an array of the
+    shape the layout gives it, floating point; and nothing else is there but BatchNorm's
+    num_batches_tracked, which Keras does not keep.
+
+    Args:
+        state: name -> numpy array.
+        layout: the UnetLayout that the names and the outermost convolutions describe.
+        path: the file's name, for messages.
+    """
+    biases = "every convolution" if layout.biases == "all" else "the output convolution"
+    unet = f"a U-Net of {layout.depth} levels, {layout.filters} base filters, {layout.norm} norm and biases on {biases}"
+    expected = _expected_tensors(layout)
+    for name, shape in expected.items():
+        _check_tensor(state, name, shape, unet, path)
+    norms = [norm for _, down_norm, _, up_norm in layout.blocks for norm in (down_norm, up_norm) if norm]
+    counters = {f"{norm}.num_batches_tracked" for norm in norms} if layout.norm == "batch" else set()
+    extra = [name for name in state if name not in expected and name not in counters]
+    if extra:
+        more = f" (nor are {len(extra) - 1} more)" if len(extra) > 1 else ""
+        raise UsageError(f"{path} is not a pix2pix U-Net generator: {extra[0]} is no tensor of {unet}{more}")
+
+
+def _check_tensor(state, name, shape, unet, path):
+    """Refuses state[name] unless it is a floating-point array of `shape`, whose named sides may be any positive length."""
+    shown = f"({', '.join(map(str, shape))}{',' if len(shape) == 1 else ''})"
+    refusal = f"{path} is not a pix2pix U-Net generator: {name}"
+    if name not in state:
+        raise UsageError(f"{refusal} is missing, where {unet} has one of shape {shown}")
+    value = state[name]
+    if not isinstance(value, np.ndarray):
+        raise UsageError(f"{refusal} is a {type(value).__name__}, where {unet} has an array of shape {shown}")
+    if value.ndim != len(shape) or any(
+        side != wanted if isinstance(wanted, int) else side < 1 for side, wanted in zip(value.shape, shape)
+    ):
+        raise UsageError(f"{refusal} has shape {value.shape}, where {unet} has {shown}")
+    if not np.issubdtype(value.dtype, np.floating):
+        raise UsageError(f"{refusal} holds {value.dtype} values, where {unet} has floating-point ones")
 
 
 def _kernel(weights):
@@ -146,17 +224,11 @@ def _kernel(weights):
     return np.ascontiguousarray(weights.transpose(2, 3, 1, 0))
 
 
-def _assign(layer, values, source, path):
-    shapes = [tuple(weight.shape) for weight in layer.weights]
-    if shapes != [tuple(value.shape) for value in values]:
-        raise UsageError(
-            f"{path} is not a pix2pix U-Net generator: {source} has shapes {[value.shape for value in values]}, "
-            f"where the U-Net it describes has {shapes}"
-        )
-    layer.set_weights([value.astype(np.float32) for value in values])
+def _assign(layer, values):
+    layer.set_weights([value.astype(np.float32) for value in values])  # shapes: see check_state_dict
 
 
-def _copy_level(generator, state, layout, index, path):
+def _copy_level(generator, state, layout, index):
     """Copies one U-Net level's tensors (down conv and norm, up conv and norm) into the Keras generator."""
     down, down_norm, up, up_norm = layout.blocks[index]
     depth = layout.depth
@@ -165,11 +237,10 @@ def _copy_level(generator, state, layout, index, path):
         values = [_kernel(state[f"{prefix}.weight"])]
         if f"{prefix}.bias" in state:
             values.append(state[f"{prefix}.bias"])
-        _assign(generator.get_layer(layer_name), values, prefix, path)
+        _assign(generator.get_layer(layer_name), values)
 
     def batchnorm(layer_name, prefix):
-        names = ("weight", "bias", "running_mean", "running_var")
-        _assign(generator.get_layer(layer_name), [state[f"{prefix}.{name}"] for name in names], prefix, path)
+        _assign(generator.get_layer(layer_name), [state[f"{prefix}.{name}"] for name in BATCHNORM_TENSORS])
 
     conv(f"down{index + 1}_conv", down)
     if layout.norm == "batch" and down_norm:
@@ -205,7 +276,7 @@ def generator_from_state_dict(state, image_size=None, dropout=0.5, path="the che
         dropout_placement="authors",
     )  # fmt: skip
     for index in range(layout.depth):
-        _copy_level(generator, state, layout, index, path)
+        _copy_level(generator, state, layout, index)
     return generator, layout
 
 

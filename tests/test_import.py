@@ -9,8 +9,12 @@ import functools
 import http.server
 import os
 import pickle
+import re
 import shutil
+import subprocess
+import sys
 import threading
+import tracemalloc
 import zipfile
 
 import numpy as np
@@ -18,7 +22,7 @@ import pytest
 import tensorflow as tf
 from conftest import refused, run_command, write_ab_folder
 
-from keras_pix2pix import importing
+from keras_pix2pix import importing, state_dicts
 from keras_pix2pix.errors import UsageError
 from keras_pix2pix.modes import prepare, translate
 from keras_pix2pix.state_dicts import LEGACY_MAGIC, read_state_dict
@@ -115,24 +119,51 @@ def test_a_malicious_checkpoint_is_refused_and_runs_nothing(tmp_path, capsys, le
     assert not marker.exists() and not (tmp_path / "run").exists()
 
 
-def _tensor_checkpoint(path, size, stride, storage_bytes=b"\0\0\0\0"):
-    """A zip-format checkpoint of one float tensor with the size and stride given, pickled opcode by opcode.
+def _text(value):
+    return b"X" + len(value).to_bytes(4, "little") + value.encode()
 
-    By hand, since pickling PyTorch's globals needs PyTorch.
+
+def _integers(values):
+    return b"(" + b"".join(b"J" + value.to_bytes(4, "little", signed=True) for value in values) + b"t"
+
+
+def _crafted_checkpoint(path, tensors, storages, pickled=None):
+    """A zip-format checkpoint, pickled opcode by opcode as torch.save writes it (pickling torch's globals needs torch).
+
+    Args:
+        path: the file to write.
+        tensors: name -> (storage key, storage type such as "FloatStorage", its announced count, size, stride).
+        storages: storage key -> its bytes, deflated in the zip.
+        pickled: ARCHIVE/data.pkl itself, in place of the state_dict of `tensors`.
     """
+    items = b""
+    for name, (key, storage_type, count, size, stride) in tensors.items():
+        storage = (b"(" + _text("storage") + f"ctorch\n{storage_type}\n".encode() + _text(key) + _text("cpu") + b"J"
+                   + count.to_bytes(4, "little") + b"tQ")  # fmt: skip
+        items += (_text(name) + b"ctorch._utils\n_rebuild_tensor_v2\n(" + storage + b"K\x00" + _integers(size)
+                  + _integers(stride) + b"\x89ccollections\nOrderedDict\n)RtR")  # fmt: skip
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("archive/data.pkl", pickled or b"\x80\x02ccollections\nOrderedDict\n)R(" + items + b"u.")
+        for key, values in storages.items():
+            archive.writestr(f"archive/data/{key}", values)
 
-    def text(value):
-        return b"X" + len(value).to_bytes(4, "little") + value.encode()
 
-    def integers(values):
-        return b"(" + b"".join(b"J" + value.to_bytes(4, "little", signed=True) for value in values) + b"t"
+def _saved(path, state):
+    """Writes a state_dict of numpy arrays as torch.save would, each tensor in a storage of its own; returns path."""
+    storage_types = {np.dtype(dtype): name for name, dtype in state_dicts.STORAGE_DTYPES.items()}
+    tensors, storages = {}, {}
+    for index, (name, value) in enumerate(state.items()):
+        value = np.array(value, order="C")  # not ascontiguousarray, which makes a scalar 1-D
+        stride = [step // value.itemsize for step in value.strides]
+        tensors[name] = (str(index), storage_types[value.dtype], value.size, value.shape, stride)
+        storages[str(index)] = value.astype(value.dtype.newbyteorder("<")).tobytes()
+    _crafted_checkpoint(path, tensors, storages)
+    return path
 
-    storage = b"(" + text("storage") + b"ctorch\nFloatStorage\n" + text("0") + text("cpu") + b"K\x01tQ"
-    tensor = (b"ctorch._utils\n_rebuild_tensor_v2\n(" + storage + b"K\x00" + integers(size) + integers(stride)
-              + b"\x89ccollections\nOrderedDict\n)RtR")  # fmt: skip
-    with zipfile.ZipFile(path, "w") as archive:
-        archive.writestr("archive/data.pkl", b"\x80\x02}" + text("model.model.0.weight") + tensor + b"s.")
-        archive.writestr("archive/data/0", storage_bytes)
+
+def _tensor_checkpoint(path, size, stride, storage_bytes=b"\0\0\0\0"):
+    """A zip-format checkpoint of one float tensor with the size and stride given, in a storage of one value."""
+    _crafted_checkpoint(path, {"model.model.0.weight": ("0", "FloatStorage", 1, size, stride)}, {"0": storage_bytes})
 
 
 def test_a_tensor_that_claims_more_than_its_storage_is_refused(tmp_path):
@@ -144,6 +175,180 @@ def test_a_tensor_that_claims_more_than_its_storage_is_refused(tmp_path):
     _tensor_checkpoint(tmp_path / "outside.pth", [1], [1], storage_bytes=b"")
     with pytest.raises(UsageError, match=r"storage 0 holds 0 values of the 1 announced"):
         read_state_dict(str(tmp_path / "outside.pth"))
+
+
+def _traced_peak(function, *arguments):
+    """The most memory Python and numpy held while function ran (tracemalloc sees numpy's arrays too), and its result."""
+    tracemalloc.start()
+    try:
+        result = function(*arguments)
+        return tracemalloc.get_traced_memory()[1], result
+    finally:
+        tracemalloc.stop()
+
+
+def test_a_storage_that_many_keys_view_is_held_once(tmp_path):
+    values = np.arange(2**20, dtype=np.float32)  # 4 MB, which 50 keys view whole: 200 MB were each copied
+    tensors = {f"model.{index}.weight": ("0", "FloatStorage", values.size, [values.size], [1]) for index in range(50)}
+    _crafted_checkpoint(tmp_path / "shared.pth", tensors, {"0": values.tobytes()})
+    peak, state = _traced_peak(read_state_dict, str(tmp_path / "shared.pth"))
+    assert peak < 4 * values.nbytes, peak
+    assert all(np.array_equal(array, values) for array in state.values())
+    assert np.shares_memory(state["model.0.weight"], state["model.49.weight"])
+
+
+def _refused_reading(path):
+    with pytest.raises(UsageError) as refusal:
+        read_state_dict(str(path))
+    return str(refusal.value)
+
+
+@pytest.mark.parametrize(
+    "tensors, storages, pickled, pattern",
+    [
+        # 100 keys view one storage of 64 MB: 6.7 GB of tensors from a few kilobytes.
+        ({f"model.{index}.weight": ("0", "FloatStorage", 2**24, [2**24], [1]) for index in range(100)}, {"0": b""}, None,
+         r"refusing .*many\.pth: its 100 tensors add up to 6,710,886,400 bytes, more than the 536,870,912 any pix2pix"),
+        # One storage past the cap, refused from its announced size: its member holds 4 bytes.
+        ({"model.0.weight": ("0", "FloatStorage", state_dicts.MAX_CHECKPOINT_BYTES // 4 + 1, [1], [1])}, {"0": b"\0" * 4},
+         None,
+         r"its storage 0 announces 536,870,916 bytes, more than the 536,870,912"),
+        # A 9-byte pickle whose PUT names memo entry 2**24: the C unpickler allocates 256 MB for it.
+        ({}, {}, b"\x80\x02Nr" + (2**24).to_bytes(4, "little") + b".", r"holds a NoneType, not a state_dict of tensors"),
+        ({}, {}, b"\x80\x02" + b"N0" * 2**23 + b"N.", r"archive/data\.pkl inflates to more than 16777216 bytes"),
+    ],
+    ids=["one storage, many keys", "one storage past the cap", "memo index", "pickle past its cap"],
+)  # fmt: skip
+def test_what_a_file_announces_is_refused_before_it_is_inflated(tmp_path, tensors, storages, pickled, pattern):
+    _crafted_checkpoint(tmp_path / "many.pth", tensors, storages, pickled)
+    assert os.path.getsize(tmp_path / "many.pth") < 100_000
+    peak, message = _traced_peak(_refused_reading, tmp_path / "many.pth")
+    assert peak < 2**20, peak
+    assert re.search(pattern, message), message
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="reads the peak memory from Linux's /proc")
+def test_a_tiny_file_naming_one_storage_from_many_keys_is_refused_in_little_memory(tmp_path):
+    # The hostile tester's file: one deflated storage of 64 MB of zeros, which 100 keys view.
+    tensors = {f"model.model.{index}.weight": ("0", "FloatStorage", 2**24, [2**24], [1]) for index in range(100)}
+    _crafted_checkpoint(tmp_path / "tiny.pth", tensors, {"0": bytes(2**26)})
+    assert os.path.getsize(tmp_path / "tiny.pth") < 100_000
+    # VmHWM, the peak of the child's own memory: getrusage's ru_maxrss would also count this
+    # process's, which a child spawned by vfork inherits.
+    script = (
+        "import sys\n"
+        "from keras_pix2pix import cli\n"
+        "status = cli.main(sys.argv[1:])\n"
+        "peak = next(line.split()[1] for line in open('/proc/self/status') if line.startswith('VmHWM:'))\n"
+        "print(status, peak)\n"  # in kB
+    )
+    result = subprocess.run([sys.executable, "-c", script, "import", "tiny.pth", "--workdir", "run"], capture_output=True,
+                            text=True, check=False, cwd=tmp_path,
+                            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})  # fmt: skip
+    status, peak_kilobytes = map(int, result.stdout.split())
+    lines = [line for line in result.stderr.splitlines() if line.startswith("keras-pix2pix:")]
+    assert status == 2 and len(lines) == 1, result.stderr
+    # Python with TensorFlow imported holds some 650 MB here; a copy of the storage per key was 6.4 GB more.
+    assert peak_kilobytes < 2**20, peak_kilobytes
+    assert re.search(r"refusing tiny\.pth: its 100 tensors add up to 6,710,886,400 bytes", lines[0]), lines[0]
+    assert not (tmp_path / "run").exists()
+
+
+@functools.cache
+def _fixture_state(file_name):
+    return read_state_dict(os.path.join(FIXTURES, file_name))
+
+
+def _malformed(file_name, **changes):
+    """A fixture's state_dict with tensors replaced (name -> value) or, where the value is None, left out."""
+    state = dict(_fixture_state(file_name))
+    for name, value in changes.items():
+        name = name.replace("__", ".")
+        if value is None:
+            del state[name]
+        else:
+            state[name] = value
+    return state
+
+
+BATCH, INSTANCE = "unet_batch_zip.pth", "unet_instance_zip.pth"
+BATCH_UNET = r"a U-Net of 8 levels, 2 base filters, batch norm and biases on the output convolution"
+INSTANCE_UNET = r"a U-Net of 6 levels, 2 base filters, instance norm and biases on every convolution"
+FIRST_CONVOLUTION = r"a U-Net's first convolution"
+ZEROS = functools.partial(np.zeros, dtype=np.float32)
+FIRST, SECOND, NORM = "model__model__0__weight", "model__model__1__model__1__weight", "model__model__1__model__2__"
+INNERMOST_UP = "model__model__1__model__" + "3__model__" * 6 + "3__weight"
+
+
+@pytest.mark.parametrize(
+    "state, pattern",
+    [
+        (_malformed(BATCH, **{FIRST: ZEROS(96)}),
+         rf"model\.model\.0\.weight has shape \(96,\), where {FIRST_CONVOLUTION} has \(filters, input channels, 4, 4\)"),
+        (_malformed(BATCH, **{FIRST: ZEROS((2, 3, 3, 3))}), r"model\.model\.0\.weight has shape \(2, 3, 3, 3\), where"),
+        (_malformed(BATCH, **{FIRST: ZEROS((0, 3, 4, 4))}), r"model\.model\.0\.weight has shape \(0, 3, 4, 4\), where"),
+        (_malformed(BATCH, **{FIRST: 1.0}), rf"model\.model\.0\.weight is a float, where {FIRST_CONVOLUTION} has an array"),
+        (_malformed(BATCH, **{FIRST: np.ones((2, 3, 4, 4), bool)}),
+         rf"model\.model\.0\.weight holds bool values, where {FIRST_CONVOLUTION} has floating-point ones"),
+        (_malformed(BATCH, **{NORM + "running_var": None}),
+         rf"model\.model\.1\.model\.2\.running_var is missing, where {BATCH_UNET} has one of shape \(4,\)"),
+        (_malformed(BATCH, **{NORM + "running_var": ZEROS(())}),
+         rf"model\.model\.1\.model\.2\.running_var has shape \(\), where {BATCH_UNET} has \(4,\)"),
+        (_malformed(BATCH, **{NORM + "running_mean": np.zeros(4, np.int64)}),
+         rf"model\.model\.1\.model\.2\.running_mean holds int64 values, where {BATCH_UNET} has floating-point ones"),
+        (_malformed(BATCH, **{SECOND: ZEROS((4, 32))}),
+         rf"model\.model\.1\.model\.1\.weight has shape \(4, 32\), where {BATCH_UNET} has \(4, 2, 4, 4\)"),
+        (_malformed(BATCH, **{SECOND: ZEROS((4, 3, 4, 4))}), r"model\.model\.1\.model\.1\.weight has shape \(4, 3, 4, 4\)"),
+        (_malformed(BATCH, **{SECOND: ZEROS((4, 2, 4, 4)).tolist()}),
+         rf"model\.model\.1\.model\.1\.weight is a list, where {BATCH_UNET} has an array of shape \(4, 2, 4, 4\)"),
+        (_malformed(BATCH, model__model__3__weight=ZEROS((6, 3, 4, 4))),
+         rf"model\.model\.3\.weight has shape \(6, 3, 4, 4\), where {BATCH_UNET} has \(4, 3, 4, 4\)"),
+        (_malformed(BATCH, **{INNERMOST_UP: None}),
+         rf"model\.model\.1(\.model\.3){{7}}\.weight is missing, where {BATCH_UNET} has one of shape \(16, 16, 4, 4\)"),
+        (_malformed(BATCH, model__model__1__model__3__model__1__bias=ZEROS(8)),
+         rf"model\.model\.1\.model\.3\.model\.1\.bias is no tensor of {BATCH_UNET}$"),
+        (_malformed(BATCH, model__model__1__model__7__weight=ZEROS(4), model__model__9__weight=ZEROS(4)),
+         rf"model\.model\.1\.model\.7\.weight is no tensor of {BATCH_UNET} \(nor are 1 more\)"),
+        (_malformed(INSTANCE, model__model__1__model__5__bias=None),
+         rf"model\.model\.1\.model\.5\.bias is missing, where {INSTANCE_UNET} has one of shape \(2,\)"),
+        (_malformed(INSTANCE, model__model__1__model__2__num_batches_tracked=np.array(3)),
+         rf"model\.model\.1\.model\.2\.num_batches_tracked is no tensor of {INSTANCE_UNET}"),
+    ],
+    ids=["first conv 1-D", "first conv 3x3", "no filters", "a number", "bool", "no running_var", "scalar statistic",
+         "integer statistic", "conv 2-D", "channels that do not chain", "a list", "output conv", "no innermost up conv",
+         "a bias batch norm cancels", "unknown tensors", "instance: no bias", "instance: counter"],
+)  # fmt: skip
+def test_a_malformed_state_dict_is_refused_naming_the_tensor(state, pattern):
+    with pytest.raises(UsageError, match=rf"^the checkpoint is not a pix2pix U-Net generator: {pattern}") as refusal:
+        importing.generator_from_state_dict(state)
+    assert "\n" not in str(refusal.value)
+
+
+def test_the_fixtures_pass_the_checks_in_any_float_precision():
+    for file_name in (BATCH, INSTANCE):
+        state = _fixture_state(file_name)
+        for dtype in (np.float16, np.float64):
+            importing.check_state_dict({name: value.astype(dtype) for name, value in state.items()},
+                                       importing.unet_layout(state))  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "changes, pattern",
+    [
+        ({FIRST: ZEROS(96)}, r"model\.model\.0\.weight has shape \(96,\)"),  # was an IndexError
+        ({NORM + "running_var": None}, r"model\.model\.1\.model\.2\.running_var is missing"),  # was a KeyError
+    ],
+)  # fmt: skip
+def test_a_malformed_checkpoint_is_one_line_through_the_command_line(tmp_path, capsys, changes, pattern):
+    state = _malformed(BATCH, **changes)
+    path = _saved(tmp_path / "malformed.pth", state)
+    assert all(np.array_equal(read_state_dict(str(path))[name], value) for name, value in state.items())
+    status, _, err = run_command(capsys, "import", path, "--workdir", tmp_path / "run")
+    assert status == 2 and "internal error" not in err, err
+    assert len(err.strip().splitlines()) == 1, err
+    assert re.search(rf"^keras-pix2pix: error: .*malformed\.pth is not a pix2pix U-Net generator: {pattern}", err), err
+    assert not (tmp_path / "run").exists()
 
 
 @pytest.mark.parametrize(
