@@ -14,7 +14,7 @@ import argparse
 import tensorflow as tf
 
 from keras_pix2pix import data
-from keras_pix2pix.config import MAX_PIXELS
+from keras_pix2pix.config import MAX_PIXELS, UsageError, check_setting
 from keras_pix2pix.exports import tflite_runner
 from keras_pix2pix.sizing import DEFAULT_OVERLAP, blend_tiles
 
@@ -34,12 +34,21 @@ def tflite_tiles(model_path, image, overlap=DEFAULT_OVERLAP, threads=None):
     return blend_tiles(run, normalized, run.input_shape[1:3], run.output_channels, overlap)
 
 
+def _overlap(text):
+    """--overlap's value, checked as predict checks --tile-overlap: a refusal is one line, before any work."""
+    try:
+        return check_setting("tile_overlap", float(text), "--overlap")
+    except ValueError as error:  # float's, or the UsageError of a value out of range
+        message = str(error) if isinstance(error, UsageError) else f"--overlap must be a number; got {text!r}"
+        raise argparse.ArgumentTypeError(message) from None
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("model", help="a .tflite file from keras-pix2pix export")
     parser.add_argument("image", help="a JPEG or PNG image, any size")
     parser.add_argument("--output", required=True, help="where to save the translated PNG")
-    parser.add_argument("--overlap", type=float, default=DEFAULT_OVERLAP, help="tile overlap, a fraction of a tile")
+    parser.add_argument("--overlap", type=_overlap, default=DEFAULT_OVERLAP, help="tile overlap, a fraction of a tile from 0 to 0.5")
     arguments = parser.parse_args()
     channels = tflite_runner(arguments.model).input_shape[-1]
     image = data.read_image(arguments.image, MAX_PIXELS, channels)

@@ -28,7 +28,7 @@ import warnings
 from keras_pix2pix import __version__
 from keras_pix2pix.config import (
     DEFAULT_FORMATS, DEFAULT_OVERLAP, DIRECTIONS, FORMATS, MAX_PIXELS, MODES, NATIVE_PIXELS, QUANTIZATIONS, SIZINGS, Config,
-    UsageError, parse_duration, parse_size,
+    UsageError, check_setting, flag_of, parse_duration, parse_size, tile_overlap_for,
 )  # fmt: skip
 from keras_pix2pix.errors import CheckpointWriteError, NonFiniteLossError, TrainingInterrupted, first_line
 
@@ -48,11 +48,14 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
-def _size(text):
-    try:
-        return parse_size(text)
-    except UsageError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
+def _size(flag):
+    def parse(text):
+        try:
+            return parse_size(text, flag)
+        except UsageError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+
+    return parse
 
 
 def _duration(flag):
@@ -72,7 +75,7 @@ def _shown(value):
 def add_setting(parser, field, groups):
     """Adds the flag of one Config field, as its declaration describes it."""
     spec = field.metadata
-    flag = spec["flag"] or "--" + field.name.replace("_", "-")
+    flag = flag_of(field.name)
     help_text = spec["help"]
     if spec["kind"] == "bool":
         # A switch: its flag turns the setting on, or off (--no-flip) when it is on by default.
@@ -90,7 +93,7 @@ def add_setting(parser, field, groups):
         keywords["choices"] = spec["choices"]
         keywords["type"] = type(spec["choices"][0])
     else:
-        keywords["type"] = {"int": int, "number": float, "size": _size, "duration": _duration(flag), "str": str}[spec["kind"]]
+        keywords["type"] = {"int": int, "number": float, "size": _size(flag), "duration": _duration(flag), "str": str}[spec["kind"]]
     parser.add_argument(flag, **keywords)
 
 
@@ -110,9 +113,16 @@ def _add_fit(commands):
     parser.set_defaults(command=fit_command)
 
 
+def _check_flags(values):
+    """Checks the values of flags against their settings' declarations, so that a refusal names the flag given."""
+    for name, value in values.items():
+        check_setting(name, value, flag_of(name))
+
+
 def fit_command(arguments):
     """`keras-pix2pix fit`: the flags given are the settings named (see train.resolve_config)."""
     given = {key: value for key, value in vars(arguments).items() if key not in ("command", "workdir", "verbose", "started")}
+    _check_flags(given)
     _library("train").fit(workdir=getattr(arguments, "workdir", None), started=arguments.started, **given)
 
 
@@ -154,16 +164,29 @@ def _add_predict(commands):
         "size, blended without seams: bounded memory at any size; paper mode normalizes each tile with its own "
         "statistics) or auto (the default: resize up to the model's size, tiles above)",
     )
-    parser.add_argument(
-        "--tile-overlap", type=float, default=DEFAULT_OVERLAP, help=f"overlap of tiles, a fraction of a tile (default: {DEFAULT_OVERLAP})"
-    )
+    _add_tile_overlap(parser)
     parser.add_argument("--overwrite", action="store_true", help="replace outputs that exist already")
     parser.add_argument("--skip-bad", action="store_true", help="go on past unreadable or oversized inputs")
     _add_max_pixels(parser)
     parser.set_defaults(command=predict_command)
 
 
+def _add_tile_overlap(parser):
+    # No default here: a value given where no tile runs is refused (see _check_sizing_flags).
+    parser.add_argument(
+        "--tile-overlap", type=float,
+        help=f"overlap of tiles, a fraction of a tile from 0 to 0.5, with --sizing tiles or auto (default: {DEFAULT_OVERLAP})",
+    )  # fmt: skip
+
+
+def _check_sizing_flags(arguments):
+    """Refuses --max-pixels and --tile-overlap values (and an overlap where no tile runs) before anything is read or written."""
+    _check_flags({"max_pixels": arguments.max_pixels})
+    tile_overlap_for(arguments.sizing, arguments.tile_overlap, flags=True)
+
+
 def predict_command(arguments):
+    _check_sizing_flags(arguments)
     written = _library("translation").predict(
         arguments.model,
         arguments.inputs,
@@ -215,11 +238,12 @@ def _add_evaluate(commands):
         help="resize (the default, the paper's protocol: every pair scored at the model's size), or native, "
         "tiles or auto: each pair translated and scored at its own size (see predict --help)",
     )
-    parser.add_argument("--tile-overlap", type=float, default=DEFAULT_OVERLAP, help="overlap of tiles, a fraction of a tile")
+    _add_tile_overlap(parser)
     parser.set_defaults(command=evaluate_command)
 
 
 def evaluate_command(arguments):
+    _check_sizing_flags(arguments)
     options = {key: value for key, value in vars(arguments).items() if key not in ("command", "model", "output", "verbose", "started")}
     _library("evaluation").evaluate(arguments.model, arguments.output, **options)
 
@@ -261,6 +285,7 @@ def _add_export(commands):
 
 
 def export_command(arguments):
+    _check_flags({"max_pixels": arguments.max_pixels})
     _library("exports").export(
         arguments.model,
         arguments.output,
@@ -308,7 +333,7 @@ def _add_import(commands):
     )
     parser.add_argument("--workdir", help="the work directory to create (default: runs/NAME)")
     parser.add_argument("--direction", choices=DIRECTIONS, help="the task's direction (default: the model's, else AtoB)")
-    parser.add_argument("--image-size", type=_size, help="the size the generator takes (default: 2**depth, 256)")
+    parser.add_argument("--image-size", type=_size("--image-size"), help="the size the generator takes (default: 2**depth, 256)")
     parser.add_argument("--dataset", help="the dataset config.json names, for fine-tuning and calibration")
     parser.add_argument("--data-dir", help="where downloads are kept")
     parser.add_argument("--manual-dir", help="a folder holding NAME.pth downloaded by hand")

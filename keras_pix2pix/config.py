@@ -522,10 +522,9 @@ def tile_overlap_for(sizing, tile_overlap, flags=False):
     overlap_name, sizing_name = (flag_of(name) if flags else name for name in ("tile_overlap", "sizing"))
     if tile_overlap is None:
         return DEFAULT_OVERLAP
-    check_setting("tile_overlap", tile_overlap, overlap_name)
     if sizing not in ("tiles", "auto"):
         raise UsageError(f"{overlap_name} applies only to {sizing_name} tiles or auto; got {sizing_name} {sizing}")
-    return tile_overlap
+    return check_setting("tile_overlap", tile_overlap, overlap_name)
 
 
 # Settings that shape the networks: a checkpoint cannot be resumed with other values.

@@ -39,6 +39,7 @@ import tensorflow_datasets as tfds
 
 from keras_pix2pix import data, demo
 from keras_pix2pix.config import MAX_PIXELS, UsageError
+from keras_pix2pix.errors import unusable_path
 from keras_pix2pix.files import replacing, write_atomically
 from keras_pix2pix.progress import Progress
 
@@ -167,7 +168,7 @@ def _fetch(url, temporary):
     return digest.hexdigest(), received, expected
 
 
-def download(url, destination, verify=None, kind="tar.gz archive"):
+def download(url, destination, verify=None, kind="tar.gz archive", retry=RETRY):
     """Downloads a tar archive (or, with verify, another file) from url to destination; returns its SHA-256.
 
     The body goes to a temporary file beside destination, which is moved into place only when it
@@ -180,6 +181,7 @@ def download(url, destination, verify=None, kind="tar.gz archive"):
         destination: where to keep it.
         verify: reads the downloaded file end to end, raising when it is incomplete; None: verify_archive.
         kind: what the file is, for the message when verify fails.
+        retry: what to do when it fails, ending each message (the mirror's variable, the file to fetch by hand).
 
     Raises:
         UsageError naming the url, what was wrong and what to do.
@@ -197,16 +199,16 @@ def download(url, destination, verify=None, kind="tar.gz archive"):
             digest, received, expected = _fetch(url, temporary)
             if expected is not None and received != expected:
                 raise UsageError(
-                    f"the download of {url} was cut short: got {received} of {expected} bytes; nothing was kept: {RETRY}"
+                    f"the download of {url} was cut short: got {received} of {expected} bytes; nothing was kept: {retry}"
                 )
             try:
                 (verify or verify_archive)(temporary)
             except (*ARCHIVE_ERRORS, UsageError) as error:
                 problem = f"is not a complete {kind}: {_reason(error)}"
-                raise UsageError(f"the download of {url} {problem}; nothing was kept: {RETRY}") from None
+                raise UsageError(f"the download of {url} {problem}; nothing was kept: {retry}") from None
     except (urllib.error.URLError, http.client.HTTPException, OSError) as error:
         reason = getattr(error, "reason", None) or _reason(error)
-        raise UsageError(f"could not download {url}: {reason} ({RETRY})") from None
+        raise UsageError(f"could not download {url}: {reason} ({retry})") from None
     return digest
 
 
@@ -669,7 +671,7 @@ def local_splits(folder):
     if not os.path.exists(folder):
         raise UsageError(f"dataset folder {folder} does not exist (give demo, a dataset name or a folder)")
     if not os.path.isdir(folder):
-        raise UsageError(f"dataset {folder} is a file, not a folder of images")
+        raise unusable_path("dataset", folder, "demo, a dataset name or a folder of images")
     split_folders = [split for split in ("train", "val", "test") if os.path.isdir(os.path.join(folder, split))]
     if split_folders:
         if "train" not in split_folders:

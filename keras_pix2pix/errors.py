@@ -5,6 +5,10 @@ Their own module, below every other and without TensorFlow, so that the lowest m
 is imported.
 """
 
+import errno
+import os
+import stat
+
 
 class UsageError(ValueError):
     """A problem with what the user asked for or gave us.
@@ -12,6 +16,17 @@ class UsageError(ValueError):
     The command line prints it as one line and exits with status 2; Python callers get a
     ValueError whose message names the argument, the allowed values and the value received.
     """
+
+
+class DownloadError(OSError):
+    """A download failed: a fault of the network or the server, not of what the user gave.
+
+    An OSError of errno EIO, so that the command line reports it as the machine's I/O faults
+    (status 1): the same command may work later, or offline with a local copy.
+    """
+
+    def __init__(self, message, url):
+        super().__init__(errno.EIO, message, url)
 
 
 class TrainingInterrupted(Exception):
@@ -42,3 +57,48 @@ def first_line(error, limit=200):
     'bad value'
     """
     return (str(error).strip().splitlines() or [type(error).__name__])[0][:limit]
+
+
+# What os.stat's file types are called in messages, for paths that are neither a file nor a folder.
+_KINDS = ((stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"), (stat.S_ISFIFO, "a named pipe"),
+          (stat.S_ISSOCK, "a socket"))  # fmt: skip
+
+
+def path_kind(path):
+    """What a path is, links followed: "a folder", "a regular file", "a character device", ..., or None when absent.
+
+    Example:
+    >>> path_kind("/dev/null"), path_kind("/"), path_kind("/no/such/path")
+    ('a character device', 'a folder', None)
+    """
+    try:
+        mode = os.stat(path).st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    if stat.S_ISDIR(mode):
+        return "a folder"
+    if stat.S_ISREG(mode):
+        return "a regular file"
+    return next((name for test, name in _KINDS if test(mode)), "a special file")
+
+
+def unusable_path(what, path, wanted):
+    """The UsageError for a path that is not what was wanted: absent, or of another kind (/dev/zero is a device).
+
+    Args:
+        what: what the path was given as ("input", "model", "--inception-weights").
+        path: the path.
+        wanted: what it should be ("an image file or a folder").
+
+    Example:
+    >>> str(unusable_path("input", "/dev/zero", "an image file or a folder"))
+    'input /dev/zero is a character device, not a regular file: give an image file or a folder'
+    >>> str(unusable_path("input", "/no/such.png", "an image file or a folder"))
+    'input /no/such.png does not exist'
+    """
+    kind = path_kind(path)
+    if kind is None:
+        return UsageError(f"{what} {path} does not exist")
+    if kind in ("a folder", "a regular file"):
+        return UsageError(f"{what} {path} is {kind}: give {wanted}")
+    return UsageError(f"{what} {path} is {kind}, not a regular file: give {wanted}")

@@ -19,8 +19,8 @@ import numpy as np
 import tensorflow as tf
 
 from keras_pix2pix import data, datasets, demo
-from keras_pix2pix.config import MAX_PIXELS, Config, UsageError, check_choice, check_setting
-from keras_pix2pix.errors import first_line
+from keras_pix2pix.config import MAX_PIXELS, Config, UsageError, check_choice, check_setting, tile_overlap_for
+from keras_pix2pix.errors import DownloadError, first_line, path_kind, unusable_path
 from keras_pix2pix.files import is_inside, make_folder, sweep_leftovers, write_atomically
 from keras_pix2pix.metrics import (
     FID_NETWORK,
@@ -34,7 +34,7 @@ from keras_pix2pix.metrics import (
 )
 from keras_pix2pix.modes import MODES, prepare, translate
 from keras_pix2pix.progress import Progress
-from keras_pix2pix.sizing import DEFAULT_OVERLAP, SIZINGS, runner_for, translate_image
+from keras_pix2pix.sizing import SIZINGS, runner_for, translate_image
 from keras_pix2pix.translation import load_generator
 
 
@@ -68,7 +68,7 @@ def split_pairs(dataset, split, data_dir=None):
         return datasets.TfdsPairs(builder, split)
     folder = demo.prepare(datasets.resolve_data_dir(data_dir)) if dataset == "demo" else dataset
     if not os.path.isdir(folder):
-        raise UsageError(f"dataset folder {folder} does not exist")
+        raise unusable_path("dataset folder", folder, "a folder of images")
     if os.path.isdir(os.path.join(folder, split)):
         return datasets.folder_pairs(os.path.join(folder, split))
     present = [name for name in ("train", "val", "test") if os.path.isdir(os.path.join(folder, name))]
@@ -85,7 +85,7 @@ def _prediction_pairs(predictions, targets, inputs=None, max_pixels=MAX_PIXELS):
 
     for folder in (predictions, targets) + ((inputs,) if inputs else ()):
         if not os.path.isdir(folder):
-            raise UsageError(f"folder {folder} does not exist")
+            raise unusable_path("folder", folder, "a folder of images")
     outputs, wanted = by_stem(predictions), by_stem(targets)
     sources = by_stem(inputs) if inputs else {}
     names = sorted(set(outputs) & set(wanted))
@@ -99,7 +99,11 @@ def _prediction_pairs(predictions, targets, inputs=None, max_pixels=MAX_PIXELS):
         size = target.shape[:2]
         output = data.normalize(data.read_image(outputs[name], max_pixels, 3))
         if output.shape[:2] != size:
-            output = data.resize(output, size, -1.0, 1.0)
+            # A resized prediction's score would not be the prediction's own.
+            raise UsageError(
+                f"{outputs[name]} is {output.shape[1]}x{output.shape[0]} but its target {wanted[name]} is "
+                f"{size[1]}x{size[0]}: a prediction must have its target's size"
+            )
         source = None
         if name in sources:
             source = data.normalize(data.resize(data.read_image(sources[name], max_pixels, 3), size))
@@ -193,17 +197,39 @@ def _score(source, output_dir, keep_images, verbose):
     return rows, confusion, outputs, targets
 
 
-def _feature_distances(outputs, targets, inception_weights, log):
-    """{fid_keras_inceptionv3, kid_keras_inceptionv3, fid_network}, or {} when the weights cannot be had."""
+# The file Keras downloads for inception_extractor("imagenet"), which --inception-weights replaces offline.
+INCEPTION_FILE = "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5"
+
+
+def _load_inception(inception_weights):
+    """The FID feature network, loaded before anything is scored: weights that cannot be had stop evaluate.
+
+    Args:
+        inception_weights: "imagenet" (Keras downloads them once), a local weights file, or None
+            (random weights, for tests).
+
+    Raises:
+        UsageError: the file given does not exist or holds no InceptionV3 weights.
+        DownloadError: the ImageNet weights could not be downloaded (the network's fault: status 1).
+    """
+    if inception_weights not in ("imagenet", None) and path_kind(inception_weights) != "a regular file":
+        raise unusable_path("--inception-weights", inception_weights, f"a local copy of Keras' {INCEPTION_FILE}")
     try:
-        extractor = inception_extractor(inception_weights)
-    except Exception as error:  # noqa: BLE001 - any failure to get the weights means: no FID
-        log(
-            f"FID and KID skipped: InceptionV3 weights ({inception_weights}) could not be loaded: "
-            f"{first_line(error)}; pass --inception-weights FILE with a local copy of Keras' "
-            "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5"
-        )
-        return {}
+        return inception_extractor(inception_weights)
+    except Exception as error:  # noqa: BLE001 - Keras raises many kinds for a failed download or a bad file
+        if inception_weights == "imagenet":
+            raise DownloadError(
+                f"the download of InceptionV3's ImageNet weights ({INCEPTION_FILE}, for --fid) failed: "
+                f"{first_line(error)}; try again, or pass --inception-weights FILE with a local copy", INCEPTION_FILE
+            ) from None
+        raise UsageError(
+            f"--inception-weights {inception_weights} cannot be loaded as InceptionV3's weights: {first_line(error)} "
+            f"(give a local copy of Keras' {INCEPTION_FILE})"
+        ) from None
+
+
+def _feature_distances(outputs, targets, extractor):
+    """{fid_keras_inceptionv3, kid_keras_inceptionv3, fid_network} of the outputs against the targets."""
     fid, kid = feature_distances(np.stack(targets), np.stack(outputs), extractor)
     return {"fid_keras_inceptionv3": fid, "kid_keras_inceptionv3": kid, "fid_network": FID_NETWORK}
 
@@ -231,7 +257,7 @@ def _copy_curves(model, output_dir):
 def evaluate(
     model=None, output_dir="evaluation", *, dataset=None, split="test", direction=None, mode="paper", palette=None,
     fid=False, inception_weights="imagenet", predictions=None, targets=None, inputs=None, data_dir=None, seed=0,
-    max_pixels=MAX_PIXELS, sizing="resize", tile_overlap=DEFAULT_OVERLAP, verbose=True,
+    max_pixels=MAX_PIXELS, sizing="resize", tile_overlap=None, verbose=True,
 ):  # fmt: skip
     """Scores a model on a split (or a folder of predictions against targets) and writes a report.
 
@@ -246,14 +272,16 @@ def evaluate(
             None uses the dataset's when its target is a label map.
         fid: also compute FID and KID on Keras' InceptionV3 (fid_keras_inceptionv3, not
             comparable with published FIDs: see metrics.FID_NETWORK).
-        inception_weights: "imagenet" (downloaded by Keras), a local .h5/.weights.h5 file.
+        inception_weights: "imagenet" (downloaded by Keras), a local .h5/.weights.h5 file; with fid,
+            weights that cannot be had stop evaluate before anything is written.
         predictions, targets, inputs: folders of images matched by name, to score without a model.
         data_dir: where prepared datasets are kept.
         seed: makes paper mode's dropout repeatable.
         max_pixels: the largest image accepted, in pixels, checked from its header.
         sizing: "resize" (the default, the paper's protocol: every pair at the model's size),
             "native", "tiles" or "auto": each pair at its own size (see keras_pix2pix.sizing).
-        tile_overlap: the tiles' overlap, as a fraction of a tile.
+        tile_overlap: the tiles' overlap, as a fraction of a tile (0 to 0.5), with sizing tiles or
+            auto; None: sizing.DEFAULT_OVERLAP.
         verbose: print the progress and the summary.
 
     Returns:
@@ -267,7 +295,9 @@ def evaluate(
     check_choice("mode", mode, MODES)
     check_setting("max_pixels", max_pixels)
     check_choice("sizing", sizing, SIZINGS)
+    tile_overlap = tile_overlap_for(sizing, tile_overlap)
     log = print if verbose else (lambda *arguments, **keywords: None)
+    extractor = _load_inception(inception_weights) if fid else None
     _prepare_output(output_dir, {"--predictions": predictions, "--targets": targets, "--inputs": inputs,
                                  "--dataset": dataset})  # fmt: skip
     if model is not None:
@@ -285,7 +315,7 @@ def evaluate(
         # Over all pixels of the split, not the mean of per-image figures.
         summary.update({f"{key}_overall": value for key, value in label_metrics(confusion).items()})
     if fid:
-        summary.update(_feature_distances(outputs, reals, inception_weights, log))
+        summary.update(_feature_distances(outputs, reals, extractor))
     report = {"summary": summary, "images": rows}
     write_atomically(os.path.join(output_dir, "metrics.json"), json.dumps(report, indent=2))
     write_html(report, os.path.join(output_dir, "index.html"), curves=_copy_curves(model, output_dir))

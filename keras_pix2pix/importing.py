@@ -28,6 +28,9 @@ from keras_pix2pix.state_dicts import read_state_dict
 from keras_pix2pix.train import make_optimizers
 
 DEFAULT_MODELS_URL = "https://efrosgans.eecs.berkeley.edu/pix2pix/models-pytorch"
+MODELS_URL_VARIABLE = "KERAS_PIX2PIX_MODELS_URL"
+# What to do when a download fails, the end of each of those errors.
+RETRY = f"try again, set {MODELS_URL_VARIABLE} to a mirror, or download the model file by hand and pass --manual-dir"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,7 +55,7 @@ PRETRAINED_NAMES = tuple(model.name for model in PRETRAINED)
 
 def models_url():
     """The base URL of the pretrained generators: $KERAS_PIX2PIX_MODELS_URL (a mirror or file:// folder) or the authors'."""
-    return os.environ.get("KERAS_PIX2PIX_MODELS_URL", DEFAULT_MODELS_URL).rstrip("/")
+    return os.environ.get(MODELS_URL_VARIABLE, DEFAULT_MODELS_URL).rstrip("/")
 
 
 def pretrained_path(name, data_dir=None):
@@ -73,7 +76,7 @@ def fetch_pretrained(name, data_dir=None, manual_dir=None, log=print):
         files.make_folder(os.path.dirname(path), "the data directory")
         url = f"{models_url()}/{name}.pth"
         log(f"downloading {url}")
-        digest = datasets.download(url, path, verify=read_state_dict, kind="PyTorch checkpoint")
+        digest = datasets.download(url, path, verify=read_state_dict, kind="PyTorch checkpoint", retry=RETRY)
         log(f"downloaded {path} (SHA-256 {digest})")
     return path
 

@@ -13,12 +13,12 @@ import tensorflow as tf
 
 from keras_pix2pix import data, datasets, fast
 from keras_pix2pix.checkpoints import has_checkpoint, restore_generator
-from keras_pix2pix.config import MAX_PIXELS, Config, UsageError, check_choice, check_setting
-from keras_pix2pix.errors import first_line
+from keras_pix2pix.config import MAX_PIXELS, Config, UsageError, check_choice, check_setting, tile_overlap_for
+from keras_pix2pix.errors import first_line, unusable_path
 from keras_pix2pix.files import is_inside, make_folder, sweep_leftovers, write_atomically
 from keras_pix2pix.modes import MODES, prepare
 from keras_pix2pix.progress import Progress
-from keras_pix2pix.sizing import DEFAULT_OVERLAP, SIZINGS, runner_for, translate_image
+from keras_pix2pix.sizing import SIZINGS, runner_for, translate_image
 
 
 def _load_keras_file(path):
@@ -94,7 +94,7 @@ def load_generator(model):
         config_path = os.path.join(os.path.dirname(model), "config.json")
         config = Config.load(config_path) if os.path.exists(config_path) else None
         return _load_keras_file(model), config
-    raise UsageError(f"model {model} does not exist")
+    raise unusable_path("model", model, "a work directory or a .keras file")
 
 
 def _input_files(inputs):
@@ -108,7 +108,7 @@ def _input_files(inputs):
         elif os.path.isfile(item):
             files.append(item)
         else:
-            raise UsageError(f"input {item} does not exist")
+            raise unusable_path("input", item, "an image file or a folder")
     if not files:
         raise UsageError("no input images given")
     return files
@@ -153,7 +153,7 @@ def _read_input(path, pairs, direction, channels, max_pixels):
 
 def predict(
     model, inputs, output_dir, *, pairs=False, direction=None, mode="paper", seed=None, overwrite=False,
-    skip_bad=False, max_pixels=MAX_PIXELS, sizing="auto", tile_overlap=DEFAULT_OVERLAP, log=print, verbose=True,
+    skip_bad=False, max_pixels=MAX_PIXELS, sizing="auto", tile_overlap=None, log=print, verbose=True,
 ):  # fmt: skip
     """Translates image files and folders, writing one PNG per input into output_dir.
 
@@ -175,7 +175,8 @@ def predict(
         skip_bad: go on past an unreadable or oversized input (and say how many), instead of stopping.
         max_pixels: the largest input accepted, in pixels, checked from its header.
         sizing: "auto", "resize", "native" or "tiles" (see keras_pix2pix.sizing).
-        tile_overlap: the overlap of neighbouring tiles, as a fraction of a tile.
+        tile_overlap: the overlap of neighbouring tiles, as a fraction of a tile (0 to 0.5), with
+            sizing tiles or auto; None: sizing.DEFAULT_OVERLAP.
         log: where the note about skipped inputs (and the progress of many-tile images) goes.
         verbose: show the progress of several inputs (a bar on a terminal, lines in a log).
 
@@ -189,6 +190,7 @@ def predict(
     check_choice("mode", mode, MODES)
     check_setting("max_pixels", max_pixels)
     check_choice("sizing", sizing, SIZINGS)
+    tile_overlap = tile_overlap_for(sizing, tile_overlap)
     files = _input_files(inputs)
     destinations = _destinations(files, inputs, output_dir, overwrite)
     if seed is not None:

@@ -23,7 +23,7 @@ def test_bad_flag_value_is_one_line_and_status_2(capsys):
         main(["fit", "--image-size", "abc"])
     assert exit_info.value.code == 2
     line = _one_line(capsys.readouterr().err)
-    assert "argument --image-size: image_size must be a positive size" in line
+    assert "argument --image-size: --image-size must be a positive size" in line
 
 
 def test_missing_dataset_and_empty_folder(tmp_path, capsys):

@@ -192,18 +192,17 @@ def test_scoring_folders_without_a_model(tmp_path):
         evaluate(output_dir=str(tmp_path / "r2"), verbose=False)
 
 
-def test_fid_without_weights_is_one_line_and_the_rest_is_computed(trained, tmp_path, monkeypatch, capsys):
+def test_fid_without_weights_stops_before_anything_is_scored(trained, tmp_path, monkeypatch):
     workdir, _ = trained
 
     def offline(weights):
         raise OSError("URL fetch failure: no network")
 
     monkeypatch.setattr(evaluate_module, "inception_extractor", offline)
-    summary = evaluate(workdir, str(tmp_path / "report"), split="val", fid=True)
-    output = capsys.readouterr().out
-    assert "FID and KID skipped: InceptionV3 weights (imagenet) could not be loaded: URL fetch failure" in output
-    assert "pass --inception-weights FILE" in output
-    assert not [key for key in summary if key.startswith("fid")] and "l1" in summary
+    # Asked for FID, it fails (tests/test_refusals.py has the command line's lines and statuses).
+    with pytest.raises(OSError, match=r"the download of InceptionV3's ImageNet weights .* failed: URL fetch failure"):
+        evaluate(workdir, str(tmp_path / "report"), split="val", fid=True)
+    assert not os.path.exists(tmp_path / "report")
 
 
 def test_bad_arguments(trained, tmp_path, capsys):

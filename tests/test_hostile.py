@@ -130,7 +130,7 @@ def test_no_readable_checkpoint_is_refused_and_nothing_changes(run, capsys):
         (["--image-size", "64"], r"was trained with image_size=\[32, 32\] but this run asks for image_size=\[64, 64\]"),
         (["--image-size", "100"], r"was trained with image_size"),
         (["--steps", "1"], r"has trained 2 steps, more than the 1 this run asks for"),
-        (["--generator-filters", "0"], r"generator_filters must be an integer >= 1; got 0"),
+        (["--generator-filters", "0"], r"--generator-filters must be an integer >= 1; got 0"),
     ],
 )
 def test_a_refused_fit_leaves_the_work_directory_as_it_was(run, capsys, flags, pattern):

@@ -86,7 +86,7 @@ def test_sizing_limits_are_one_line(tmp_path, capsys, monkeypatch):
     refused(capsys, r"--sizing native runs an image whole, and 40x40 is over its limit of 0\.001 megapixels: use "
             r"--sizing tiles", "predict", "--model", tmp_path / "pointwise.keras", tmp_path / "x.png", "--output",
             tmp_path / "out", "--sizing", "native")  # fmt: skip
-    refused(capsys, r"tile_overlap must be between 0 and 0\.5 of a tile; got 0\.9", "predict", "--model",
+    refused(capsys, r"--tile-overlap must be a number >= 0\.0 and <= 0\.5; got 0\.9", "predict", "--model",
             tmp_path / "pointwise.keras", tmp_path / "x.png", "--output", tmp_path / "out2", "--sizing", "tiles",
             "--tile-overlap", "0.9")  # fmt: skip
 
