@@ -226,6 +226,8 @@ def save(manager, step):
     try:
         manager.save(checkpoint_number=step)
     except (OSError, tf.errors.OpError) as error:
+        # TensorFlow leaves the shards it had written in ckpt-N_temp/: half a checkpoint, ours to remove.
+        shutil.rmtree(os.path.join(manager.directory, f"ckpt-{step}_temp"), ignore_errors=True)
         raise CheckpointWriteError(
             f"could not write the checkpoint of step {step} ({first_line(error)}); "
             f"the last good one, {manager.latest_checkpoint or 'none'}, is untouched"

@@ -20,17 +20,19 @@ import importlib
 import logging
 import os
 import re
+import signal
 import sys
 import threading
 import time
 import warnings
 
-from keras_pix2pix import __version__
+from keras_pix2pix import __version__, files
 from keras_pix2pix.config import (
     DEFAULT_FORMATS, DEFAULT_OVERLAP, DIRECTIONS, FORMATS, MAX_PIXELS, MODES, NATIVE_PIXELS, QUANTIZATIONS, SIZINGS, Config,
     UsageError, check_setting, flag_of, parse_duration, parse_size, tile_overlap_for,
 )  # fmt: skip
-from keras_pix2pix.errors import CheckpointWriteError, NonFiniteLossError, TrainingInterrupted, first_line
+from keras_pix2pix.errors import CheckpointWriteError, NonFiniteLossError, Stopped, TrainingInterrupted, first_line
+from keras_pix2pix.stopping import stop_requests
 
 
 def _library(module):
@@ -455,9 +457,32 @@ _MACHINE_FAULTS = (errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.ENOMEM)
 def _os_error_line(error):
     """One line for an OSError: the file, what happened and what to do."""
     where = f" {error.filename}" if error.filename else ""
-    advice = "; free some space and run the command again (what was written before is intact)" if error.errno in (
-        errno.ENOSPC, errno.EDQUOT) else ""
-    return f"could not read or write{where}: {error.strerror or error}{advice}"
+    return f"could not read or write{where}: {error.strerror or error}"
+
+
+def _full_disk_line(path):
+    """One line for a full disk, whichever layer's error said so (Python's OSError, TensorFlow's OpError)."""
+    free = files.free_space_text(path)
+    return (
+        f"could not write {path or 'a file'}: No space left on device{f' ({free})' if free else ''}; free some "
+        "space and run the command again (what was written before is intact, nothing half-written is left)"
+    )
+
+
+def _failure(error):
+    """The one line (after "keras-pix2pix: ") and the exit status of an error that ends a command; None: unexpected."""
+    if isinstance(error, UsageError):
+        return f"error: {error}", 2
+    if isinstance(error, TrainingInterrupted):
+        return str(error), 0  # a preemption notice or Ctrl-C: the work is saved, so this is a clean exit
+    full = files.full_disk_path(error)
+    if full is not None:  # a fault of the machine, whichever layer noticed it
+        return f"error: {_full_disk_line(full)}", 1
+    if isinstance(error, (NonFiniteLossError, CheckpointWriteError)):
+        return f"error: {error}", 1
+    if isinstance(error, OSError):
+        return f"error: {_os_error_line(error)}", 1 if error.errno in _MACHINE_FAULTS else 2
+    return None
 
 
 def main(argv=None):
@@ -465,7 +490,8 @@ def main(argv=None):
 
     Every failure ends in one line on stderr: 2 for what the user can fix (a bad flag, file or
     work directory), 1 for a fault of the run or the machine (a non-finite loss, a full disk),
-    0 for a stop asked for by SIGTERM or SIGINT. Set KERAS_PIX2PIX_TRACEBACK=1 to see where an
+    0 for a training run stopped by SIGTERM or SIGINT (its checkpoint resumes it), 128 + the signal's
+    number for another command stopped so (its unfinished files removed). Set KERAS_PIX2PIX_TRACEBACK=1 to see where an
     unexpected error came from.
     """
     # File names are bytes that need not be UTF-8: print them escaped rather than fail.
@@ -476,24 +502,20 @@ def main(argv=None):
     arguments.started = started
     native = None if arguments.verbose else quiet_tensorflow()
     try:
-        arguments.command(arguments)
-    except UsageError as error:
-        print(f"keras-pix2pix: error: {error}", file=sys.stderr)
-        return 2
-    except TrainingInterrupted as stop:
-        # A preemption notice or Ctrl-C: the work is saved, so this is a clean exit.
-        print(f"keras-pix2pix: {stop}", file=sys.stderr)
-        return 0
-    except (NonFiniteLossError, CheckpointWriteError) as error:
-        print(f"keras-pix2pix: error: {error}", file=sys.stderr)
-        return 1
-    except OSError as error:
-        print(f"keras-pix2pix: error: {_os_error_line(error)}", file=sys.stderr)
-        return 1 if error.errno in _MACHINE_FAULTS else 2
+        # Before TensorFlow is imported: from here a stop removes what is unfinished and says so.
+        with stop_requests():
+            arguments.command(arguments)
+    except Stopped as stop:
+        removed = f"; removed its unfinished {', '.join(stop.removed)}" if stop.removed else ""
+        print(f"keras-pix2pix: {stop.signal_name}: stopped{removed}", file=sys.stderr)
+        return 128 + signal.Signals[stop.signal_name].value
     except KeyboardInterrupt:
         print("keras-pix2pix: interrupted", file=sys.stderr)
         return 130
     except Exception as error:  # noqa: BLE001 - the last guard of "one line, no traceback"
+        if (failure := _failure(error)) is not None:
+            print(f"keras-pix2pix: {failure[0]}", file=sys.stderr)
+            return failure[1]
         if os.environ.get("KERAS_PIX2PIX_TRACEBACK"):
             raise
         print(

@@ -41,6 +41,20 @@ class TrainingInterrupted(Exception):
         return type(self), (str(self), self.step)
 
 
+class Stopped(BaseException):
+    """SIGTERM or SIGINT stopped a command at once (keras_pix2pix.stopping raises it).
+
+    A BaseException, as KeyboardInterrupt is, so that an `except Exception` meant for a bad file
+    never swallows a stop. On its way out, each unfinished temporary file or staging folder is
+    removed and added to `removed`, so that the command can say what it cleaned up.
+    """
+
+    def __init__(self, signal_name):
+        super().__init__(signal_name)
+        self.signal_name = signal_name
+        self.removed = []
+
+
 class NonFiniteLossError(RuntimeError):
     """A loss became NaN or infinite; the last good checkpoint is untouched."""
 

@@ -21,7 +21,7 @@ import tensorflow as tf
 from keras_pix2pix import data, datasets, demo
 from keras_pix2pix.config import MAX_PIXELS, Config, UsageError, check_choice, check_setting, tile_overlap_for
 from keras_pix2pix.errors import DownloadError, first_line, path_kind, unusable_path
-from keras_pix2pix.files import is_inside, make_folder, sweep_leftovers, write_atomically
+from keras_pix2pix.files import is_inside, make_folder, output_folder, sweep_leftovers, write_atomically
 from keras_pix2pix.metrics import (
     FID_NETWORK,
     PALETTES,
@@ -234,14 +234,24 @@ def _feature_distances(outputs, targets, extractor):
     return {"fid_keras_inceptionv3": fid, "kid_keras_inceptionv3": kid, "fid_network": FID_NETWORK}
 
 
-def _prepare_output(output_dir, sources):
-    """Makes the report folder, refusing one that is (or is inside) a folder the report reads; sweeps leftovers."""
+def _check_output(output_dir, sources):
+    """Refuses a report folder that is (or is inside) a folder the report reads."""
     for name, folder in sources.items():
         if folder and os.path.isdir(folder) and is_inside(output_dir, folder):
             raise UsageError(f"--output {output_dir} is the {name} folder {folder} or inside it: pass another --output")
-    make_folder(output_dir, "--output")
-    for folder in (output_dir, os.path.join(output_dir, "images")):
-        sweep_leftovers(folder)
+
+
+def _summarize(rows, confusion, source, extractor, outputs, reals):
+    """The summary of metrics.json: the mean of each per-image figure, the split's label figures, FID."""
+    keys = list(rows[0]["metrics"]) if rows else []
+    summary = {"pairs": len(rows), "source": source.description}
+    summary.update({key: float(np.mean([row["metrics"][key] for row in rows])) for key in keys})
+    if confusion is not None:
+        # Over all pixels of the split, not the mean of per-image figures.
+        summary.update({f"{key}_overall": value for key, value in label_metrics(confusion).items()})
+    if extractor is not None:
+        summary.update(_feature_distances(outputs, reals, extractor))
+    return summary
 
 
 def _copy_curves(model, output_dir):
@@ -298,8 +308,8 @@ def evaluate(
     tile_overlap = tile_overlap_for(sizing, tile_overlap)
     log = print if verbose else (lambda *arguments, **keywords: None)
     extractor = _load_inception(inception_weights) if fid else None
-    _prepare_output(output_dir, {"--predictions": predictions, "--targets": targets, "--inputs": inputs,
-                                 "--dataset": dataset})  # fmt: skip
+    _check_output(output_dir, {"--predictions": predictions, "--targets": targets, "--inputs": inputs,
+                               "--dataset": dataset})  # fmt: skip
     if model is not None:
         source = _model_items(model, dataset, split, direction, mode, palette, data_dir, seed, max_pixels, sizing,
                               tile_overlap)  # fmt: skip
@@ -307,18 +317,14 @@ def evaluate(
         source = _folder_items(predictions, targets, inputs, palette, max_pixels)
     else:
         raise UsageError("give --model, or --predictions and --targets folders")
-    rows, confusion, outputs, reals = _score(source, output_dir, fid, verbose)
-    keys = list(rows[0]["metrics"]) if rows else []
-    summary = {"pairs": len(rows), "source": source.description}
-    summary.update({key: float(np.mean([row["metrics"][key] for row in rows])) for key in keys})
-    if confusion is not None:
-        # Over all pixels of the split, not the mean of per-image figures.
-        summary.update({f"{key}_overall": value for key, value in label_metrics(confusion).items()})
-    if fid:
-        summary.update(_feature_distances(outputs, reals, extractor))
-    report = {"summary": summary, "images": rows}
-    write_atomically(os.path.join(output_dir, "metrics.json"), json.dumps(report, indent=2))
-    write_html(report, os.path.join(output_dir, "index.html"), curves=_copy_curves(model, output_dir))
+    with output_folder(output_dir, "--output"):
+        for folder in (output_dir, os.path.join(output_dir, "images")):
+            sweep_leftovers(folder, log)
+        rows, confusion, outputs, reals = _score(source, output_dir, fid, verbose)
+        summary = _summarize(rows, confusion, source, extractor, outputs, reals)
+        report = {"summary": summary, "images": rows}
+        write_atomically(os.path.join(output_dir, "metrics.json"), json.dumps(report, indent=2))
+        write_html(report, os.path.join(output_dir, "index.html"), curves=_copy_curves(model, output_dir))
     log(
         "  ".join(f"{key} {value:.4f}" for key, value in summary.items() if isinstance(value, float))
         + f"  -> {os.path.join(output_dir, 'index.html')}"

@@ -17,7 +17,6 @@ Layout of an export to DIR:
 
 import importlib
 import os
-import shutil
 import tempfile
 import time
 
@@ -31,7 +30,7 @@ from keras_pix2pix import data, datasets, fast, sizing
 from keras_pix2pix.config import (
     DEFAULT_FORMATS, FORMATS, MAX_PIXELS, QUANTIZATIONS, SIZINGS, Config, UsageError, check_choice, check_setting,
 )  # fmt: skip
-from keras_pix2pix.files import make_folder, sweep_leftovers, write_atomically
+from keras_pix2pix.files import output_folder, staging_folder, sweep_leftovers, write_atomically
 from keras_pix2pix.metrics import parity
 from keras_pix2pix.modes import export_form
 from keras_pix2pix.progress import Progress
@@ -510,19 +509,13 @@ def export(
     # In float32 whatever the run's precision (see fast.in_float32).
     exported = fast.in_float32(export_form(generator))
     samples = _check_images(exported, config, calibration_dataset, calibration_count, quantize)
-    make_folder(output_dir, "--output")
-    sweep_leftovers(output_dir, log)
-    # Named as files.replacing names its temporaries, so that a killed export's folder is swept.
-    staging = os.path.join(output_dir, f".export-{model_name}.tmp-{os.getpid()}")
-    shutil.rmtree(staging, ignore_errors=True)
-    try:
+    with output_folder(output_dir, "--output"), staging_folder(output_dir, f"export-{model_name}") as staging:
+        sweep_leftovers(output_dir, log)
         report = _export_all(exported, staging, destinations, samples, model_name, quantize, max_pixels, log)
         # Every export is checked: move them into place, each with one rename.
         for name, destination in destinations.items():
             os.makedirs(os.path.dirname(destination), exist_ok=True)
             os.replace(os.path.join(staging, name), destination)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     for name, entry in report.items():
         measured = entry["parity"]
         log(

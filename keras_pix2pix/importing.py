@@ -294,7 +294,6 @@ def _config_for(layout, generator, dataset, direction):
 
 def _write_workdir(folder, generator, config):
     """config.json, generator.keras and a checkpoint at step 0 (the generator, a fresh discriminator, fresh optimizers)."""
-    os.makedirs(folder)
     training_generator, discriminator = models.build_models(config)
     training_generator.set_weights(generator.get_weights())
     generator_optimizer, discriminator_optimizer = make_optimizers(config, total_steps=1, decay_steps=0)
@@ -304,6 +303,24 @@ def _write_workdir(folder, generator, config):
     checkpoints.save(checkpoints.make_manager(checkpoint, folder, tf.distribute.get_strategy(), config.keep_checkpoints), 0)
     generator.save(os.path.join(folder, "generator.keras"))
     config.save(os.path.join(folder, "config.json"))
+
+
+# Moved from the staging folder into the work directory in this order: config.json last, because
+# a folder holds a run once it has one.
+_WORKDIR_ENTRIES = ("checkpoints", "generator.keras", "config.json")
+
+
+def _write_into(workdir, generator, config):
+    """Writes the work directory in a staging folder inside it, then moves each entry into place.
+
+    Staged inside the folder the user named, never beside it: nothing outside it is ever created
+    or swept. A failure or a stop leaves no staging folder, and a work directory this call created
+    is removed again (files.output_folder).
+    """
+    with files.output_folder(workdir, "--workdir"), files.staging_folder(workdir, "import") as staging:
+        _write_workdir(staging, generator, config)
+        for name in _WORKDIR_ENTRIES:
+            os.replace(os.path.join(staging, name), os.path.join(workdir, name))
 
 
 def import_checkpoint(checkpoint, workdir=None, *, direction=None, image_size=None, dataset=None, data_dir=None,
@@ -339,15 +356,13 @@ def import_checkpoint(checkpoint, workdir=None, *, direction=None, image_size=No
     direction = check_choice("direction", direction or (known.direction if known else "AtoB"), DIRECTIONS)
     name = known.name if known else os.path.splitext(os.path.basename(path))[0]
     workdir = workdir or os.path.join("runs", name)
+    if os.path.isdir(workdir):
+        files.sweep_leftovers(workdir, log)  # what a killed import into it left
     if os.path.exists(workdir) and (not os.path.isdir(workdir) or os.listdir(workdir)):
         raise UsageError(f"--workdir {workdir} exists and is not an empty folder: import into a new one")
     generator, layout = generator_from_state_dict(read_state_dict(path), image_size, path=path)
     config = _config_for(layout, generator, dataset or (known.dataset if known else "demo"), direction)
-    # Written whole beside, then renamed into place: a kill leaves no half work directory (and
-    # what a killed import left beside is swept here).
-    files.sweep_leftovers(os.path.dirname(os.path.abspath(workdir)))
-    with files.replacing(workdir) as staging:  # renamed over an empty folder too
-        _write_workdir(staging, generator, config)
+    _write_into(workdir, generator, config)
     log(
         f"imported {path}: U-Net {layout.depth} levels, {layout.filters} base filters, {layout.norm} norm, "
         f"{models.trainable_parameters(generator):,} trainable parameters, {config.direction}, "

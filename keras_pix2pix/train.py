@@ -20,17 +20,15 @@ import math
 import os
 import random
 import shutil
-import signal
-import threading
 import time
 
 import keras
 import tensorflow as tf
 
-from keras_pix2pix import checkpoints, data, datasets, distribute, fast, files, losses, models, plots
+from keras_pix2pix import checkpoints, data, datasets, distribute, fast, files, losses, models, plots, stopping
 from keras_pix2pix.config import ARCHITECTURE_FIELDS, DEFAULT_EPOCHS, Config, UsageError, duration_text
 from keras_pix2pix.modes import translate, unchanged
-from keras_pix2pix.errors import NonFiniteLossError, TrainingInterrupted
+from keras_pix2pix.errors import NonFiniteLossError, Stopped, TrainingInterrupted
 from keras_pix2pix.progress import Progress, format_duration
 
 
@@ -330,47 +328,12 @@ def resolve_config(workdir, config=None, settings=None, log=print):
     return resolved
 
 
-class _Signals:
-    """SIGTERM and SIGINT: during start-up they stop at once; once training runs, they ask it to stop.
-
-    At start-up nothing is half-done that a stop could spoil (every file is written through
-    files.replacing), so the handler raises at once: a slow start (a download, a check of every
-    image) never keeps a stop request waiting. Once steps run, the loop stops after the step in
-    progress and a checkpoint.
-    """
-
-    def __init__(self):
-        self.requested = []
-        self.immediate = True
-
-    def __call__(self, number, frame):
-        name = signal.Signals(number).name
-        if self.immediate:
-            raise TrainingInterrupted(f"{name}: stopped during start-up, before any step; nothing was lost", step=None)
-        self.requested.append(name)
-
-
-@contextlib.contextmanager
-def _stop_on_signals():
-    """Installs a _Signals for SIGTERM and SIGINT while the block runs; yields it."""
-    signals = _Signals()
-    if threading.current_thread() is not threading.main_thread():
-        yield signals  # signal handlers can only be set from the main thread
-        return
-    previous = {number: signal.signal(number, signals) for number in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        yield signals
-    finally:
-        for number, handler in previous.items():
-            signal.signal(number, handler)
-
-
 def _printer(verbose):
     """print with flush when verbose, else a function that prints nothing."""
     return (lambda message: print(message, flush=True)) if verbose else (lambda message: None)
 
 
-def fit(config=None, workdir=None, *, verbose=True, started=None, **settings):
+def fit(config=None, workdir=None, *, verbose=True, started=None, clock=time.monotonic, **settings):
     """Trains pix2pix as the paper does and returns the trained generator.
 
     Resumes from the latest checkpoint when workdir already holds a run: settings not named here
@@ -382,9 +345,11 @@ def fit(config=None, workdir=None, *, verbose=True, started=None, **settings):
             the defaults.
         workdir: the work directory (created if needed); None: runs/DATASET_NAME.
         verbose: print the summary and the progress line.
-        started: when this command's time began, as time.monotonic(), for the time limit and a
+        started: when this command's time began, as clock() read it, for the time limit and a
             duration; default: now. The command line passes its own start, so that importing
             TensorFlow counts too.
+        clock: the seconds of a monotonic clock, read for the time limit and a duration run's
+            schedule (time.monotonic; tests pass a clock of their own, unaffected by load).
         **settings: Config fields to set over config (or over config.json, or the defaults).
 
     Returns:
@@ -401,7 +366,8 @@ def fit(config=None, workdir=None, *, verbose=True, started=None, **settings):
     if workdir is None:
         dataset = settings.get("dataset") or (config.dataset if isinstance(config, Config) else Config.dataset)
         workdir = default_workdir(dataset)
-    return train_with(resolve_config(workdir, config, settings, log), workdir, verbose=verbose, started=started)
+    config = resolve_config(workdir, config, settings, log)
+    return train_with(config, workdir, verbose=verbose, started=started, clock=clock)
 
 
 
@@ -488,7 +454,8 @@ def _claim_workdir(workdir, config, chief, stack, log):
             f"--workdir {workdir} is inside the dataset folder {config.dataset}: the run's files would mix with "
             "its images; pass a --workdir outside it"
         )
-    files.make_folder(workdir, "--workdir")
+    # A run refused at start-up leaves no work directory it made (not even its .lock).
+    stack.enter_context(files.output_folder(workdir, "--workdir", own=(".lock",)))
     if not chief:
         return
     stack.enter_context(files.locked(workdir, "fit"))
@@ -658,7 +625,19 @@ def _interrupted(run, reason, current):
     run.writer.flush()
     reached = _reached(run.config, current, run.total_steps, run.checkpoint.trained_seconds)
     return TrainingInterrupted(
-        f"{reason}: saved a checkpoint at {reached} in {run.workdir}; run the same command to resume", step=current
+        f"{reason}: saved a checkpoint at {reached} in {run.workdir}; run the same command to resume "
+        "(generator.keras is written when the run finishes)",
+        step=current,
+    )
+
+
+def _unfinished(run, reason, saved):
+    """A stop after the last step's checkpoint: the training is kept, generator.keras is not written."""
+    step = int(run.checkpoint.step.numpy())
+    reached = _reached(run.config, step, run.total_steps, run.checkpoint.trained_seconds)
+    kept = f"saved a checkpoint at {reached} in {run.workdir}" if saved else f"the checkpoint of {reached} is kept"
+    return TrainingInterrupted(
+        f"{reason}: {kept}; generator.keras was not written: run the same command to write it", step=step
     )
 
 
@@ -670,7 +649,8 @@ EXIT_SECONDS = 2.0
 class _Clock:
     """The time limit and a run's duration: whether one more step, a checkpoint and the exit still fit in them."""
 
-    def __init__(self, started, limit):
+    def __init__(self, started, limit, now):
+        self.now = now
         self.started = started
         self.deadline = started + limit - EXIT_SECONDS if limit else None
         self.limit = limit
@@ -679,24 +659,23 @@ class _Clock:
 
     def trained_seconds(self):
         """The seconds the run has trained: earlier commands' and this one's since it started."""
-        return self.trained_before + time.monotonic() - self.started
+        return self.trained_before + self.now() - self.started
 
     def duration_spent(self, duration):
         """Whether a run of `duration` seconds has no time left for one more step and its closing checkpoint."""
         return self.trained_seconds() + self.step_seconds + self.save_seconds + EXIT_SECONDS >= duration
 
-    def timed(self, kind, work, *arguments):
-        """Runs work(*arguments), keeping its duration as the estimate of the next one of its kind."""
-        start = time.monotonic()
+    def timed(self, work, *arguments):
+        """(work(*arguments), the seconds it took)."""
+        start = self.now()
         result = work(*arguments)
-        setattr(self, f"{kind}_seconds", time.monotonic() - start)
-        return result
+        return result, self.now() - start
 
     def stop_reason(self, signals):
         """Why the loop must stop now (a signal's name, or the time limit), or None."""
         if signals:
             return signals[0]
-        if self.deadline and time.monotonic() + self.step_seconds + self.save_seconds >= self.deadline:
+        if self.deadline and self.now() + self.step_seconds + self.save_seconds >= self.deadline:
             return f"time limit of {duration_text(self.limit)} reached"
         return None
 
@@ -718,7 +697,7 @@ def _train_loop(run, stop, clock, verbose):
     while not last:
         current += 1
         trained_seconds.assign(clock.trained_seconds())  # what a duration run's schedule reads
-        step_losses = clock.timed("step", run.train_step, *next(batches))
+        step_losses, clock.step_seconds = clock.timed(run.train_step, *next(batches))
         if first:  # the first step traces the graph: no estimate of the next ones
             clock.step_seconds, first = 0.0, False
         if not bool(step_losses["finite"]):
@@ -737,14 +716,18 @@ def _train_loop(run, stop, clock, verbose):
             last = current == total
         if current % config.log_every == 0 or last:
             _report(run, current, step_losses, progress)
-        if current % config.sample_every == 0 or last:
-            _write_samples(run, current)
         if current % config.save_every == 0 or last:
-            clock.timed("save", checkpoints.save, run.manager, current)
+            _, clock.save_seconds = clock.timed(checkpoints.save, run.manager, current)
             skips_in_a_row = 0
-        if not last and (reason := clock.stop_reason(stop)):
+        if last:  # the training is safe in its checkpoint: the closing samples come after any stop
+            break
+        if current % config.sample_every == 0:
+            _write_samples(run, current)
+        if reason := clock.stop_reason(stop):
             raise _interrupted(run, reason, current)
     run.writer.flush()
+    if stop:  # a stop asked for while the last checkpoint was written
+        raise _unfinished(run, stop[0], saved=True)
 
 
 def _save_generator(run):
@@ -770,25 +753,31 @@ def _generator_is_current(run):
     return os.path.exists(path) and os.path.getmtime(path) >= os.path.getmtime(latest + ".index")
 
 
-def train_with(config, workdir, verbose=True, started=None):
+def train_with(config, workdir, verbose=True, started=None, clock=time.monotonic):
     """Trains with exactly this Config in workdir (fit resolves it first), resuming a checkpoint there.
 
     Args:
         config: the resolved Config (see resolve_config).
         workdir: the work directory.
         verbose: print the summary and the progress line.
-        started: when this command's time began (time.monotonic()), for the time limit and a duration; default: now.
+        started: when this command's time began (as clock() read it), for the time limit and a duration; default: now.
+        clock: the seconds of a monotonic clock (see fit).
 
     Returns:
         The trained generator, in stock form.
     """
     log = _printer(verbose)
     # Start-up (reading and checking the data, tracing the step) uses the time limit and the duration too.
-    clock = _Clock(time.monotonic() if started is None else started, config.time_limit)
-    with _stop_on_signals() as signals, contextlib.ExitStack() as held:
-        run = _set_up(config, workdir, log, held)
-        signals.immediate = False  # from here, a signal asks the loop to stop after a checkpoint
-        clock.trained_before = float(run.checkpoint.trained_seconds.numpy())
+    timer = _Clock(clock() if started is None else started, config.time_limit, clock)
+    # Installed before anything else: a stop is never the default handler's sudden death. At
+    # start-up and in the closing writes it raises Stopped at once (every file there is written
+    # through files.replacing); while steps run, it waits for the step and a checkpoint.
+    with stopping.stop_requests(acknowledge=log) as stops, contextlib.ExitStack() as held:
+        try:
+            run = _set_up(config, workdir, log, held)
+        except Stopped as stop:
+            raise TrainingInterrupted(f"{stop}: stopped during start-up, before any step; nothing was lost", None) from None
+        timer.trained_before = float(run.checkpoint.trained_seconds.numpy())
         if run.finished and _generator_is_current(run):
             reached = _reached(config, run.start, run.total_steps, run.checkpoint.trained_seconds)
             log(
@@ -796,5 +785,11 @@ def train_with(config, workdir, verbose=True, started=None):
                 "run it again with more --steps, --epochs or --duration"
             )
             return fast.clone_as(run.checkpoint.generator, "keras")
-        _train_loop(run, signals.requested, clock, verbose)
-        return _save_generator(run)
+        with stops.deferring("stopping after the step in progress, with a checkpoint"):
+            _train_loop(run, stops.requested, timer, verbose)
+        try:
+            if not run.finished:
+                _write_samples(run, int(run.checkpoint.step.numpy()))
+            return _save_generator(run)
+        except Stopped as stop:
+            raise _unfinished(run, str(stop), saved=False) from None

@@ -15,7 +15,7 @@ from keras_pix2pix import data, datasets, fast
 from keras_pix2pix.checkpoints import has_checkpoint, restore_generator
 from keras_pix2pix.config import MAX_PIXELS, Config, UsageError, check_choice, check_setting, tile_overlap_for
 from keras_pix2pix.errors import first_line, unusable_path
-from keras_pix2pix.files import is_inside, make_folder, sweep_leftovers, write_atomically
+from keras_pix2pix.files import is_inside, output_folder, sweep_leftovers, write_atomically
 from keras_pix2pix.modes import MODES, prepare
 from keras_pix2pix.progress import Progress
 from keras_pix2pix.sizing import SIZINGS, runner_for, translate_image
@@ -200,26 +200,26 @@ def predict(
     if pairs and direction is None:
         direction = config.direction if config is not None and config.direction else "AtoB"
     channels = generator.input_shape[-1]
-    make_folder(output_dir, "--output")
-    sweep_leftovers(output_dir)
-    written, skipped = [], []
-    many = verbose and len(files) > 1
-    progress = Progress(len(files), "translated", log_every=max(1, len(files) // 20)) if many else None
-    for index, (path, destination) in enumerate(zip(files, destinations)):
-        try:
-            image = _read_input(path, pairs, direction, channels, max_pixels)
-        except UsageError as problem:
-            if not skip_bad:
-                if progress:
-                    progress.close()
-                raise UsageError(f"{problem} ({len(written)} image(s) written before it; --skip-bad goes on past it)") from None
-            skipped.append(str(problem))
-            continue
-        output = translate_image(runner, image, mode, sizing, tile_overlap, log)
-        write_atomically(destination, tf.io.encode_png(data.denormalize(output)).numpy())
-        written.append(destination)
-        if progress:
-            progress.update(index + 1)
+    with output_folder(output_dir, "--output"):
+        sweep_leftovers(output_dir, log)
+        written, skipped = [], []
+        many = verbose and len(files) > 1
+        progress = Progress(len(files), "translated", log_every=max(1, len(files) // 20)) if many else None
+        for index, (path, destination) in enumerate(zip(files, destinations)):
+            try:
+                image = _read_input(path, pairs, direction, channels, max_pixels)
+            except UsageError as problem:
+                if not skip_bad:
+                    if progress:
+                        progress.close()
+                    raise UsageError(f"{problem} ({len(written)} image(s) written before it; --skip-bad goes on past it)") from None
+                skipped.append(str(problem))
+                continue
+            output = translate_image(runner, image, mode, sizing, tile_overlap, log)
+            write_atomically(destination, tf.io.encode_png(data.denormalize(output)).numpy())
+            written.append(destination)
+            if progress:
+                progress.update(index + 1)
     if progress:
         progress.close()
     if skipped:

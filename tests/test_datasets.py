@@ -454,7 +454,7 @@ def test_an_interrupted_download_leaves_no_temporary_file(tmp_path, archive_serv
         message = f"could not download {url}: [Errno 104] Connection reset by peer ({datasets.RETRY})"
         with pytest.raises(UsageError, match=_exactly(message)):
             datasets.download(url, str(destination))
-    assert seen == [f".facades.tar.tmp-{os.getpid()}.gz"] and os.listdir(cache) == []
+    assert seen == [f".facades.tar.tmp-keras-pix2pix-{os.getpid()}.gz"] and os.listdir(cache) == []
     monkeypatch.setattr(urllib.request, "urlopen", real_urlopen)
     assert datasets.download(url, str(destination)) == hashlib.sha256(good).hexdigest()
     assert os.listdir(cache) == ["facades.tar.gz"]

@@ -366,8 +366,8 @@ def test_leftovers_of_killed_commands_are_swept_at_the_next_start(run, capsys):
     leftovers = [
         os.path.join(run, "checkpoints", "ckpt-9_temp"),
         os.path.join(run, "checkpoints", "checkpoint.tmp0123abcd"),
-        os.path.join(run, ".generator.tmp-999999999.keras"),
-        os.path.join(run, ".config.tmp-999999999.json"),
+        os.path.join(run, ".generator.tmp-keras-pix2pix-999999999.keras"),
+        os.path.join(run, ".config.tmp-keras-pix2pix-999999999.json"),
     ]
     os.makedirs(os.path.join(leftovers[0], "part"))
     for path in leftovers[1:]:
@@ -412,9 +412,10 @@ def test_export_names_and_kinds(run, tmp_path, capsys, flags, pattern):
 
 
 def test_export_sweeps_a_killed_export_staging_folder(run, tmp_path, capsys):
-    staging = tmp_path / "exports" / ".export-run.tmp-999999999"
+    staging = tmp_path / "exports" / ".export-run.tmp-keras-pix2pix-999999999"
     staging.mkdir(parents=True)
     (staging / "half.tflite").write_bytes(b"half")
+    (staging / ".keras-pix2pix-staging").write_bytes(b"")
     status, out, err = run_command(capsys, "export", "--model", run, "--output", tmp_path / "exports", "--format",
                                    "tflite", "--quantize", "none")  # fmt: skip
     assert status == 0, err

@@ -1,0 +1,86 @@
+"""SIGTERM and SIGINT: a command stops at once, or, while it trains, at its next safe point.
+
+Without TensorFlow, so that the command line installs the handlers before anything heavy is
+imported: from then on a stop is never the default handler's sudden death (exit 143 with the
+closing saves half done). At once means the handler raises errors.Stopped, and every temporary
+file and staging folder on the way out is removed (files.replacing, files.staging_folder).
+Training defers: the handler says at once that the stop is coming and what it waits for, and the
+loop stops after the step in progress, with a checkpoint.
+"""
+
+import contextlib
+import signal
+import threading
+
+from keras_pix2pix.errors import Stopped
+
+SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+class StopRequests:
+    """The handler of SIGTERM and SIGINT: raises Stopped, or records the request while a safe point is awaited.
+
+    Args:
+        acknowledge: called with one line when a deferred stop is requested (print, a log).
+
+    Example:
+    >>> requests = StopRequests(acknowledge=print)
+    >>> with requests.deferring("stopping after the step in progress"):
+    ...     requests(signal.SIGTERM, None)
+    SIGTERM received: stopping after the step in progress
+    >>> requests.requested
+    ['SIGTERM']
+    """
+
+    def __init__(self, acknowledge=None):
+        self.requested = []
+        self.waiting_for = None  # None: a stop raises at once; else what a deferred stop waits for
+        self.acknowledge = acknowledge or (lambda line: None)
+
+    def __call__(self, number, frame):
+        name = signal.Signals(number).name
+        self.requested.append(name)
+        if self.waiting_for is None:
+            raise Stopped(name)
+        if len(self.requested) == 1:  # a second Ctrl-C is not a second stop to announce
+            self.acknowledge(f"{name} received: {self.waiting_for}")
+
+    @contextlib.contextmanager
+    def deferring(self, waiting_for):
+        """Within the block a stop is acknowledged and recorded, not raised.
+
+        Args:
+            waiting_for: what the stop waits for, said when it comes ("stopping after the step in progress").
+        """
+        before, self.waiting_for = self.waiting_for, waiting_for
+        try:
+            yield self
+        finally:
+            self.waiting_for = before
+
+
+@contextlib.contextmanager
+def stop_requests(acknowledge=None):
+    """Installs a StopRequests for SIGTERM and SIGINT while the block runs (the previous handlers come back after).
+
+    In a thread other than the main one nothing is installed (Python sets handlers only there);
+    the requests are yielded all the same, and stay empty.
+
+    Args:
+        acknowledge: called with one line when a deferred stop is requested.
+
+    Example:
+    >>> with stop_requests() as requests:
+    ...     signal.getsignal(signal.SIGTERM) is requests
+    True
+    """
+    requests = StopRequests(acknowledge)
+    if threading.current_thread() is not threading.main_thread():
+        yield requests
+        return
+    previous = {number: signal.signal(number, requests) for number in SIGNALS}
+    try:
+        yield requests
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
