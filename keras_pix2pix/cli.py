@@ -462,7 +462,7 @@ def _os_error_line(error):
 
 def _full_disk_line(path):
     """One line for a full disk, whichever layer's error said so (Python's OSError, TensorFlow's OpError)."""
-    free = files.free_space_text(path)
+    free = files.free_space_text(path) if path else ""
     return (
         f"could not write {path or 'a file'}: No space left on device{f' ({free})' if free else ''}; free some "
         "space and run the command again (what was written before is intact, nothing half-written is left)"

@@ -103,8 +103,11 @@ def staging_folder(folder, name):
     _remove(staging)  # this process's own, from an earlier call that could not clean up
     try:
         os.makedirs(staging)
-        with open(os.path.join(staging, STAGING_MARKER), "w") as marker:
-            marker.write(f"made by keras-pix2pix (process {os.getpid()}); removed when that process is gone\n")
+        try:
+            with open(os.path.join(staging, STAGING_MARKER), "w") as marker:
+                marker.write(f"made by keras-pix2pix (process {os.getpid()}); removed when that process is gone\n")
+        except OSError as error:  # a full disk fails the flush at close, which names no file
+            raise OSError(error.errno, error.strerror, folder) from None
         yield staging
     except BaseException as error:
         _removed_on_the_way_out(staging, error)

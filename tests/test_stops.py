@@ -139,6 +139,36 @@ def test_full_disk_while_writing_a_prediction(trained, disk, monkeypatch, capsys
     assert run_command(capsys, *command, "--seed", "3")[0] == 0 and temporaries(disk) == []
 
 
+def test_full_disk_while_tensorflow_writes_a_checkpoint_is_named_and_leaves_no_half_checkpoint(trained, disk, capsys):
+    workdir = str(disk / "run")
+    subprocess.run(["cp", "-a", trained[1], workdir], check=True)
+    fill(disk)  # config.json is refused before training; a little room lets it through to the checkpoint
+    os.truncate(os.path.join(disk, "filler"), os.path.getsize(os.path.join(disk, "filler")) - 64 * 1024)
+    before = snapshot(os.path.join(workdir, "checkpoints"))
+    line = refused(capsys, r"could not write .*/run/checkpoints: No space left on device \(.* MB free there\); free some "
+                   r"space and run the command again", "fit", "--workdir", workdir, "--steps", "3", status=1)  # fmt: skip
+    assert "function_node" not in line and "Op:" not in line  # TensorFlow's internals stay out of the line
+    assert snapshot(os.path.join(workdir, "checkpoints")) == before and temporaries(disk) == []
+    assert not [name for name in os.listdir(os.path.join(workdir, "checkpoints")) if name.endswith("_temp")]
+
+
+def test_full_disk_during_a_saved_model_export_is_named_and_leaves_nothing(trained, disk, capsys):
+    fill(disk)
+    refused(capsys, r"could not write .*/exports: No space left on device", "export", "--model", trained[1], "--output",
+            disk / "exports", "--format", "saved_model", status=1)  # fmt: skip
+    assert sorted(os.listdir(disk)) == ["filler"]  # no export folder, no staging
+
+
+def test_full_disk_during_import_and_evaluate_is_named_and_leaves_nothing(trained, disk, capsys):
+    pth = os.path.join(os.path.dirname(__file__), "fixtures", "pytorch", "unet_instance_zip.pth")
+    fill(disk)
+    refused(capsys, r"could not write .*No space left on device", "import", pth, "--workdir", disk / "imported",
+            "--image-size", "64", status=1)  # fmt: skip
+    refused(capsys, r"could not write .*/report.*: No space left on device", "evaluate", "--model", trained[1],
+            "--dataset", trained[0], "--split", "val", "--output", disk / "report", status=1)  # fmt: skip
+    assert sorted(os.listdir(disk)) == ["filler"]
+
+
 # --- a kill in the middle of a write -------------------------------------------------------------
 
 # Each child patches one writer to SIGKILL the process part-way, then runs the command line.
