@@ -5,21 +5,36 @@
 - native: the U-Net is fully convolutional, so it runs at the image's own resolution, padded
   (reflected) up to a multiple of 2**depth and cropped back. Memory grows with the image: it is
   refused above NATIVE_PIXELS.
-- tiles: overlapping tiles of the model's size, each translated, blended with weights that ramp
-  from 0 to 1 across each overlap (so no seam shows), in memory bounded by the tile size whatever
-  the image size. Paper mode computes its per-image statistics per tile.
+- tiles: overlapping tiles, each translated, blended with weights that ramp from 0 to 1 across
+  each overlap, in memory bounded by the tile size whatever the image size. In export mode (the
+  SavedModel's and the TFLite files' form) a tile is the model's size; in paper and inference
+  modes, which Keras runs at any size, it is the largest multiple of the model's size up to
+  CONTEXT_TILE_SIDE. Paper mode normalizes every tile with the whole image's statistics, pooled
+  over its tiles in a first pass. Tiles of the model's size, each normalized by its own
+  statistics, drew a grid over flat sky and wall (issue 28; bench/seams.py measures it).
 - auto (the default): resize for an image no larger than the model's size, tiles above it.
 """
 
 
+import weakref
+
 import keras
+import numpy as np
 import tensorflow as tf
 
 from keras_pix2pix import data
-from keras_pix2pix.config import DEFAULT_OVERLAP, NATIVE_PIXELS, SIZINGS, UsageError, check_choice
+from keras_pix2pix.config import DEFAULT_OVERLAP, NATIVE_PIXELS, SIZINGS, UsageError, check_choice, check_setting
 from keras_pix2pix.fast import DynamicUpSampling2D
-from keras_pix2pix.modes import translate
+from keras_pix2pix.modes import batch_normalizations, paper_statistics, translate, translate_with_statistics
 from keras_pix2pix.progress import Progress
+
+
+# The side of paper and inference modes' tiles, at most (or the model's, if larger). A tile's
+# deepest features see the whole tile, and the zero padding around it: tiles of the model's size
+# each drew their own picture, a grid. At three times a 256 px model's size the borders stepped
+# no more than the whole image does there; at twice, 1.6 times (bench/seams.py, bench/README.md).
+# About 0.6 GB of activations for a 64-filter U-Net.
+CONTEXT_TILE_SIDE = 768
 
 
 def downsampling(model):
@@ -142,21 +157,147 @@ def _coverage(starts, tile, length):
     return tf.while_loop(lambda index, _: index < tf.size(starts), add, (0, tf.zeros([length])))[1]
 
 
+def _grid(image, tile_height, tile_width, overlap):
+    """The image reflected up to at least a tile, and the starts of its rows and columns of tiles."""
+    check_setting("tile_overlap", overlap, "overlap")
+    height, width = tf.shape(image)[0], tf.shape(image)[1]
+    padded = _reflect(image, tf.maximum(height, tile_height), tf.maximum(width, tile_width))
+    rows = _starts(tf.shape(padded)[0], tile_height, round(overlap * tile_height))
+    columns = _starts(tf.shape(padded)[1], tile_width, round(overlap * tile_width))
+    return padded, rows, columns
+
+
+def whole_image_statistics(model, image, overlap=DEFAULT_OVERLAP, log=None):
+    """Paper mode's BatchNorm statistics of a whole image, pooled over its tiles, one tile in memory at a time.
+
+    Each tile adds its mean and variance per channel (modes.paper_statistics), each pixel weighted
+    by the tile's share of it in the blend, so that every pixel counts once, as over the whole
+    image; the pooled variance is the tiles' variance plus the variance of their means.
+
+    Args:
+        model: the generator, at the tiles' size.
+        image: float (height, width, channels) in [-1, 1], any size.
+        overlap: the overlap of the tiles that will be blended, as a fraction of a tile.
+        log: where progress lines go for images of many tiles; None: nowhere.
+
+    Returns:
+        [mean, variance] per BatchNorm, float32 numpy arrays, for modes.translate_with_statistics.
+
+    Example:
+    >>> from keras_pix2pix.models import build_generator
+    >>> generator = build_generator(image_size=32, filters=4)
+    >>> [statistics.shape for statistics in whole_image_statistics(generator, tf.zeros((40, 70, 3)))[:2]]
+    [(8,), (8,)]
+    """
+    tile_height, tile_width = model.input_shape[1:3]
+    padded, rows, columns = _grid(tf.convert_to_tensor(image, tf.float32), tile_height, tile_width, overlap)
+    row_shares = _shares(rows, tile_height, tf.shape(padded)[0])
+    column_shares = _shares(columns, tile_width, tf.shape(padded)[1])
+    pieces = [(row, column, row_share[:, None] * column_share[None, :]) for row, row_share in zip(rows.numpy(), row_shares)
+              for column, column_share in zip(columns.numpy(), column_shares)]  # fmt: skip
+    many = log and len(pieces) > 64
+    progress = Progress(len(pieces), "tiles (statistics)", rate_unit="tiles", log_every=64) if many else None
+    sums = None
+    for done, (row, column, weights) in enumerate(pieces, 1):
+        piece = padded[None, row : row + tile_height, column : column + tile_width]
+        moments = _weighted_sums(paper_statistics(model, piece, weights), float(np.sum(weights)))
+        sums = moments if sums is None else [total + moment for total, moment in zip(sums, moments)]
+        if progress:
+            progress.update(done)
+    return _pooled(sums, sum(float(np.sum(weights)) for _, _, weights in pieces))
+
+
+def _weighted_sums(statistics, share):
+    """A tile's [mean, variance] per layer as its share of the sums of means and of second moments, in float64."""
+    sums = []
+    for mean, variance in zip(statistics[0::2], statistics[1::2]):
+        mean = mean.astype(np.float64)
+        sums += [share * mean, share * (variance + mean**2)]
+    return sums
+
+
+def _pooled(sums, total):
+    """[mean, variance] per layer, float32, from the sums of _weighted_sums over all tiles."""
+    pooled = []
+    for mean_sum, square_sum in zip(sums[0::2], sums[1::2]):
+        mean = mean_sum / total
+        pooled += [mean.astype(np.float32), np.maximum(square_sum / total - mean**2, 0).astype(np.float32)]
+    return pooled
+
+
+def _shares(starts, tile, length):
+    """Each tile's share of each pixel along one side in the blend: its weight over the summed weights."""
+    coverage = _coverage(starts, tile, length)
+    return [(_ramp(starts, index, tile) / coverage[start : start + tile]).numpy()
+            for index, start in enumerate(starts.numpy())]  # fmt: skip
+
+
+def tile_size_for(model, image_shape, mode):
+    """The (height, width) of the tiles an image is translated in, in a mode.
+
+    Export mode's are the model's size, as the SavedModel and the TFLite files tile. Paper and
+    inference modes' are the largest multiple of the model's size up to CONTEXT_TILE_SIDE (or the
+    model's size, if larger), and no larger than the image reflected up to a multiple of
+    downsampling(model): more context per tile, and fewer tiles.
+
+    Example:
+    >>> from keras_pix2pix.models import build_generator
+    >>> generator = build_generator(image_size=64, filters=4)
+    >>> tile_size_for(generator, (1000, 1500, 3), "paper"), tile_size_for(generator, (300, 1500, 3), "paper")
+    ((768, 768), (320, 768))
+    >>> tile_size_for(generator, (1000, 1500, 3), "export")
+    (64, 64)
+    """
+    model_size = tuple(int(side) for side in model.input_shape[1:3])
+    if mode == "export":
+        return model_size
+    multiple = downsampling(model)
+    return tuple(
+        max(model_side, min(CONTEXT_TILE_SIDE // model_side * model_side, _round_up(image_side, multiple)))
+        for model_side, image_side in zip(model_size, image_shape[:2])
+    )
+
+
+# model -> (a tile size, the model built at it): the last one, for the next image of that size.
+_SIZED = weakref.WeakKeyDictionary()
+
+
+def _at_tile_size(model, size):
+    """at_size(model, *size), built once for a folder of photos of one size."""
+    if size == tuple(model.input_shape[1:3]):
+        return model
+    if _SIZED.get(model, (None,))[0] != size:
+        _SIZED[model] = size, at_size(model, *size)
+    return _SIZED[model][1]
+
+
 def tiles(model, image, mode, overlap=DEFAULT_OVERLAP, log=None):
-    """Translates a [-1, 1] image (h, w, c) of any size in overlapping tiles of the model's size, blended.
+    """Translates a [-1, 1] image (h, w, c) of any size in overlapping tiles (of tile_size_for), blended.
+
+    In paper mode every tile is normalized with the whole image's statistics (whole_image_statistics,
+    a first pass over the tiles), as the image run whole would be, and dropout stays on.
 
     Args:
         model: the generator (or its export form).
         image: float (height, width, channels) in [-1, 1].
-        mode: the test-time mode; paper mode's statistics are each tile's own.
+        mode: the test-time mode.
         overlap: the overlap of neighbouring tiles, as a fraction of the tile, in [0, 0.5].
         log: where progress lines go for images of many tiles; None: nowhere.
     """
+    size = tile_size_for(model, image.shape, mode)
+    network = _at_tile_size(model, size)
+    _, rows, columns = _grid(tf.convert_to_tensor(image, tf.float32), *size, overlap)
+    if mode == "paper" and batch_normalizations(network) and int(tf.size(rows) * tf.size(columns)) > 1:
+        statistics = whole_image_statistics(network, image, overlap, log)
 
-    def run(piece):
-        return translate(model, piece, mode)[0]
+        def run(piece):
+            return translate_with_statistics(network, piece, statistics)[0]
+    else:
 
-    return blend_tiles(run, image, model.input_shape[1:3], model.output_shape[-1], overlap, log)
+        def run(piece):
+            return translate(network, piece, mode)[0]
+
+    return blend_tiles(run, image, size, model.output_shape[-1], overlap, log)
 
 
 def blend_tiles(run, image, tile_size, output_channels, overlap=DEFAULT_OVERLAP, log=None):
@@ -186,15 +327,11 @@ def blend_tiles(run, image, tile_size, output_channels, overlap=DEFAULT_OVERLAP,
     >>> blended.shape, round(float(tf.reduce_min(blended)), 4), round(float(tf.reduce_max(blended)), 4)
     (TensorShape([40, 70, 3]), 0.5, 0.5)
     """
-    if not 0 <= overlap <= 0.5:
-        raise UsageError(f"tile_overlap must be between 0 and 0.5 of a tile; got {overlap!r}")
     tile_height, tile_width = (int(side) for side in tile_size)
     image = tf.convert_to_tensor(image, tf.float32)
     height, width = tf.shape(image)[0], tf.shape(image)[1]
-    padded = _reflect(image, tf.maximum(height, tile_height), tf.maximum(width, tile_width))
+    padded, rows, columns = _grid(image, tile_height, tile_width, overlap)
     padded_height, padded_width = tf.shape(padded)[0], tf.shape(padded)[1]
-    rows = _starts(padded_height, tile_height, round(overlap * tile_height))
-    columns = _starts(padded_width, tile_width, round(overlap * tile_width))
     count = int(tf.size(rows) * tf.size(columns)) if tf.executing_eagerly() else 0
     progress = Progress(count, "tiles", rate_unit="tiles", log_every=64) if log and count > 64 else None
     done = [0]

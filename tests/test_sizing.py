@@ -13,7 +13,10 @@ from conftest import png, refused, run_command, write_ab_folder
 
 from keras_pix2pix import sizing
 from keras_pix2pix.models import build_generator
-from keras_pix2pix.modes import translate
+from keras_pix2pix.modes import batch_normalizations, paper_statistics, translate
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "bench"))
+from seams import seam_ratio  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -30,6 +33,65 @@ def pointwise(path=None):
     if path:
         model.save(path)
     return model
+
+
+
+def normalized_pointwise():
+    """A model whose output at a pixel depends on that pixel and BatchNorm's statistics alone."""
+    keras.utils.set_random_seed(5)
+    inputs = keras.Input((32, 32, 3))
+    features = keras.layers.BatchNormalization()(keras.layers.Conv2D(8, 1)(inputs))
+    return keras.Model(inputs, keras.layers.Conv2D(3, 1, activation="tanh")(features))
+
+
+def flat_scene(height=96, width=160):
+    """Flat sky over a flat wall with two windows, in [0, 1], with a little noise: tiles all sky beside tiles of wall."""
+    image = np.empty((height, width, 3), np.float32)
+    image[:] = (0.0, 0.0, 0.67)
+    image[40:, 20:140] = (1.0, 0.33, 0.0)
+    image[55:70, 40:60] = image[55:70, 100:120] = (0.0, 0.67, 1.0)
+    return np.clip(image + np.random.RandomState(6).uniform(-0.02, 0.02, image.shape), 0, 1).astype(np.float32)
+
+
+def test_paper_mode_tiles_are_normalized_with_the_whole_images_statistics(monkeypatch):
+    monkeypatch.setattr(sizing, "CONTEXT_TILE_SIDE", 32, raising=False)  # tiles of the model's size
+    model = normalized_pointwise()
+    image = flat_scene()
+    tiled = sizing.translate_image(model, image, "paper", "tiles").numpy()
+    whole = sizing.translate_image(model, image, "paper", "native").numpy()
+    # Each tile normalized by its own statistics, a tile of sky and one of sky and wall drew the
+    # same sky apart (by up to 1.9): a seam ratio 3.9 times the whole image's, a grid. The
+    # whole image's statistics, pooled over the tiles pixel by pixel, are the same.
+    assert np.abs(tiled - whole).max() < 1e-4
+    assert abs(seam_ratio(tiled, (32, 32))[0] / seam_ratio(whole, (32, 32))[0] - 1) < 0.1
+
+
+def test_statistics_pooled_over_a_u_nets_tiles_are_the_whole_images(monkeypatch):
+    monkeypatch.setattr(sizing, "CONTEXT_TILE_SIDE", 64, raising=False)
+    keras.utils.set_random_seed(8)
+    model = build_generator(image_size=32, filters=4)
+    image = tf.constant(flat_scene() * 2 - 1)
+    network = sizing.at_size(model, 64, 64)
+    pooled = sizing.whole_image_statistics(network, image)
+    whole = paper_statistics(sizing.at_size(model, 96, 160), image[None])
+    assert len(pooled) == len(whole) == 2 * len(batch_normalizations(model))
+    # The first BatchNorm sees only convolutions: over 64-pixel tiles (at 1/4 of the image's
+    # resolution) its statistics are the whole image's but where the tiles' zero padding reaches.
+    mean, variance, whole_mean, whole_variance = pooled[0], pooled[1], whole[0], whole[1]
+    assert np.abs(mean - whole_mean).max() < 0.05 * np.sqrt(whole_variance).min()
+    assert np.abs(np.sqrt(variance / whole_variance) - 1).max() < 0.05
+
+
+def test_an_image_up_to_the_context_tile_runs_as_one_tile_as_native():
+    keras.utils.set_random_seed(7)
+    model = build_generator(image_size=32, filters=4, dropout=0)
+    image = flat_scene()
+    tiled = sizing.translate_image(model, image, "paper", "auto").numpy()
+    whole = sizing.translate_image(model, image, "paper", "native").numpy()
+    # In 32-pixel tiles, each tile's context is its own: 0.04 from the whole image on average.
+    assert np.abs(tiled - whole).max() < 1e-4
+    assert sizing.tile_size_for(model, image.shape, "paper") == (96, 160)
+    assert sizing.tile_size_for(model, image.shape, "export") == (32, 32)  # the SavedModel's tiles
 
 
 @pytest.mark.parametrize("height, width", [(300, 200), (257, 513), (5, 3)])
