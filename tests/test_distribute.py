@@ -43,7 +43,8 @@ for name, settings in (("none", dict(norm="none")), ("instance", dict(norm="inst
                        ("sync_batchnorm", dict(norm="batch", sync_batchnorm=True))):
     single = fit(Config(dataset=folder, strategy="default", **settings, **common), f"{output}/{name}-single", verbose=False)
     mirrored = fit(Config(dataset=folder, strategy="mirrored", **settings, **common), f"{output}/{name}-mirrored", verbose=False)
-    report[name] = max(float(np.abs(a.numpy() - b.numpy()).max()) for a, b in zip(single.weights, mirrored.weights))
+    differences = np.concatenate([np.abs(a.numpy() - b.numpy()).ravel() for a, b in zip(single.weights, mirrored.weights)])
+    report[name] = [float(differences.max()), float(np.quantile(differences, 0.999))]
 # A checkpoint written by the mirrored run resumes under the default strategy.
 resumed = fit(Config(dataset=folder, strategy="default", norm="instance", **{**common, "steps": 5}),
               f"{output}/instance-mirrored", verbose=False)
@@ -68,8 +69,13 @@ def test_mirrored_matches_one_device_and_resumes_under_default(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(result.stdout.split("REPORT ")[1])
     assert report["replicas"] == 2
+    # Adam's first steps move a weight by about the learning rate (2e-4) whatever its gradient's size, so
+    # a gradient near zero whose float rounding differs across replicas moves a handful of weights by up to
+    # 3e-5 (measured: 9 of 262179 with synchronized batch norm). Unsynchronized batch norm moves 58% of
+    # them past 1e-5 and the largest by 0.036: the bounds below tell the two apart.
     for norm in ("none", "instance", "sync_batchnorm"):
-        assert report[norm] <= 1e-5, (norm, report)
+        largest, almost_all = report[norm]
+        assert largest <= 1e-4 and almost_all <= 1e-6, (norm, report)
     assert tf.train.latest_checkpoint(str(tmp_path / "instance-mirrored" / "checkpoints")).endswith("ckpt-5")
 
 

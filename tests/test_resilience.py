@@ -89,7 +89,9 @@ def test_sigterm_saves_the_step_reached_and_exits_cleanly(tmp_path):
     workdir = str(tmp_path / "run")
     code, error = _run_until(_fit_command(folder, workdir, 500), kill_at=3, kill_signal=signal.SIGTERM)
     assert code == 0, error[-2000:]
-    line = [line for line in error.splitlines() if "SIGTERM" in line][0]
+    # The first line answers the signal at once; the last names the checkpoint it saved.
+    assert "SIGTERM received: stopping after the step in progress, with a checkpoint" in error
+    line = [line for line in error.splitlines() if "saved a checkpoint at step" in line][0]
     step = int(line.split("at step ")[1].split()[0])
     assert step >= 3 and f"of 500 in {workdir}; run the same command to resume" in line
     assert tf.train.latest_checkpoint(os.path.join(workdir, "checkpoints")).endswith(f"ckpt-{step}")

@@ -1,7 +1,8 @@
 """keras_pix2pix.stopping: SIGTERM and SIGINT stop at once, or are acknowledged and wait for a safe point."""
 
-import os
 import signal
+import threading
+import time
 
 import pytest
 
@@ -9,13 +10,24 @@ from keras_pix2pix.errors import Stopped
 from keras_pix2pix.stopping import stop_requests
 
 
+def _signal_main_thread(number, until=lambda: False):
+    """Sends a signal to this process's main thread and waits, up to 10 s, for its Python handler to have run.
+
+    Sent to the main thread itself: a signal sent to the process may land on one of TensorFlow's
+    threads, and Python runs the handler only when the main thread next checks, so a stop could
+    otherwise arrive after the test has put the previous handler back.
+    """
+    signal.pthread_kill(threading.main_thread().ident, number)
+    deadline = time.monotonic() + 10
+    while not until() and time.monotonic() < deadline:
+        time.sleep(0.01)  # the handler runs when sleep is interrupted
+
+
 @pytest.mark.parametrize("number", [signal.SIGTERM, signal.SIGINT])
 def test_a_signal_stops_at_once_outside_a_deferred_block(number):
     with pytest.raises(Stopped) as stop:
         with stop_requests():
-            os.kill(os.getpid(), number)
-            for _ in range(1000):  # the handler runs between two bytecodes of the main thread
-                pass
+            _signal_main_thread(number)
     assert stop.value.signal_name == signal.Signals(number).name and stop.value.removed == []
 
 
@@ -23,10 +35,9 @@ def test_a_deferred_stop_is_acknowledged_once_and_recorded():
     lines = []
     with stop_requests(acknowledge=lines.append) as requests:
         with requests.deferring("stopping after the step in progress, with a checkpoint"):
-            os.kill(os.getpid(), signal.SIGTERM)
-            os.kill(os.getpid(), signal.SIGINT)  # a second one: no second announcement
-            for _ in range(1000):
-                pass
+            _signal_main_thread(signal.SIGTERM, until=lambda: len(requests.requested) == 1)
+            # A second one (a second Ctrl-C): recorded, not announced again.
+            _signal_main_thread(signal.SIGINT, until=lambda: len(requests.requested) == 2)
         assert requests.requested == ["SIGTERM", "SIGINT"]
     assert lines == ["SIGTERM received: stopping after the step in progress, with a checkpoint"]
 
