@@ -6,6 +6,10 @@ import zlib
 
 # Quiet TensorFlow's C++ start-up lines; set before TensorFlow is imported.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Child processes (a command killed mid-write, a fresh interpreter) import the package under test,
+# not a copy pip installed earlier, wherever their working directory is.
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [_ROOT, os.environ.get("PYTHONPATH")]))
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
