@@ -388,9 +388,11 @@ def test_an_imported_run_exports_and_fine_tunes(tmp_path, capsys, pairs):
     assert run_command(capsys, "import", os.path.join(FIXTURES, "unet_batch_zip.pth"), "--workdir", workdir,
                        "--dataset", pairs)[0] == 0  # fmt: skip
     status, out, err = run_command(capsys, "export", "--model", workdir, "--output", tmp_path / "exports",
-                                   "--format", "saved_model,tflite")  # fmt: skip
+                                   "--format", "saved_model,tflite", "--quantize", "none")  # fmt: skip
+    # One TFLite form is enough here: the quantized ones of a full-size U-Net take a minute to
+    # calibrate, and test_export covers each of them on a small generator.
     assert status == 0, err
-    for kind in ("saved_model", "tflite_float32", "tflite_float16", "tflite_int8"):
+    for kind in ("saved_model", "tflite_float32"):
         assert f"{kind}: " in out
     imported = [weight.numpy() for weight in load_generator(str(workdir))[0].trainable_weights]
     status, out, err = run_command(capsys, "fit", "--workdir", workdir, "--steps", "1")

@@ -67,7 +67,7 @@ def test_sigkill_at_random_steps_then_resume_is_bit_identical(tmp_path):
     assert code == 0, error[-2000:]
 
     resumed = str(tmp_path / "resumed")
-    kills = sorted(random.Random(11).sample(range(2, steps), 3))
+    kills = sorted(random.Random(11).sample(range(2, steps), 2))
     for kill_at in kills:
         code, _ = _run_until(_fit_command(folder, resumed, steps), kill_at=kill_at)
         assert code == -signal.SIGKILL
@@ -81,21 +81,6 @@ def test_sigkill_at_random_steps_then_resume_is_bit_identical(tmp_path):
     assert straight_discriminator.keys() == resumed_discriminator.keys() and straight_discriminator
     for name, value in straight_discriminator.items():
         np.testing.assert_array_equal(value, resumed_discriminator[name], err_msg=name)
-
-
-@pytest.mark.slow
-def test_sigterm_saves_the_step_reached_and_exits_cleanly(tmp_path):
-    folder = write_ab_folder(tmp_path / "pairs", count=3)
-    workdir = str(tmp_path / "run")
-    code, error = _run_until(_fit_command(folder, workdir, 500), kill_at=3, kill_signal=signal.SIGTERM)
-    assert code == 0, error[-2000:]
-    # The first line answers the signal at once; the last names the checkpoint it saved.
-    assert "SIGTERM received: stopping after the step in progress, with a checkpoint" in error
-    line = [line for line in error.splitlines() if "saved a checkpoint at step" in line][0]
-    step = int(line.split("at step ")[1].split()[0])
-    assert step >= 3 and f"of 500 in {workdir}; run the same command to resume" in line
-    assert tf.train.latest_checkpoint(os.path.join(workdir, "checkpoints")).endswith(f"ckpt-{step}")
-    assert not os.path.exists(os.path.join(workdir, "generator.keras"))
 
 
 @pytest.fixture

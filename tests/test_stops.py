@@ -534,6 +534,7 @@ def test_sigterm_mid_run_is_acknowledged_and_the_step_reached_is_saved(trained, 
     step = int(re.search(r"SIGTERM: saved a checkpoint at step (\d+) of 100000 in ", lines[-1]).group(1))
     assert step >= 5 and "(generator.keras is written when the run finishes)" in lines[-1], lines[-1]
     assert tf.train.latest_checkpoint(os.path.join(workdir, "checkpoints")).endswith(f"ckpt-{step}")
+    assert not os.path.exists(os.path.join(workdir, "generator.keras"))
 
 
 def test_sigterm_as_the_last_step_is_reported_leaves_a_consistent_work_directory(trained, tmp_path):
