@@ -6,6 +6,8 @@ import io
 import os
 import pathlib
 import re
+import subprocess
+import sys
 import tarfile
 import threading
 import tracemalloc
@@ -608,6 +610,28 @@ def test_a_local_folder_named_as_a_release_is_named_in_the_failure(tmp_path, arc
 
 
 # --- the release outside the command line --------------------------------------------------------
+
+
+def _readme_tfds_line():
+    """The README's line that loads a release dataset through tfds, as a user would copy it."""
+    readme = pathlib.Path(__file__).resolve().parent.parent / "README.md"
+    lines = re.findall(r"`(import [^`]*tfds\.load\(\"pix2pix/[^`]*)`", readme.read_text(encoding="utf-8"))
+    assert len(lines) == 1, lines
+    return lines[0]
+
+
+def test_the_readme_tfds_line_runs_as_written_in_a_fresh_process(tmp_path, release_server):
+    # keras_pix2pix imports its modules lazily, so the README must name the one that registers
+    # the builder; a fresh interpreter has imported nothing else that would.
+    line = _readme_tfds_line()
+    assert "keras_pix2pix.release" in line
+    check = 'print("train", tfds.builder("pix2pix/facades").info.splits["train"].num_examples)'
+    environment = {**os.environ, "TFDS_DATA_DIR": str(tmp_path / "tfds")}
+    result = subprocess.run([sys.executable, "-c", f"{line}\n{check}"], cwd=tmp_path, env=environment,
+                            capture_output=True, text=True, timeout=600, check=False)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.splitlines()[-1] == "train 4"
+    assert release_server.requests == ["/facades.tar.gz"]
 
 
 @pytest.mark.parametrize("shown", [True, False])
