@@ -58,7 +58,15 @@ SPLIT_FOLDERS = ("train", "val", "test")
 
 
 def resolve_data_dir(data_dir=None):
-    """The folder for prepared datasets: the argument, $KERAS_PIX2PIX_DATA_DIR, or ~/tensorflow_datasets."""
+    """The folder for prepared datasets: the argument, $KERAS_PIX2PIX_DATA_DIR, or ~/tensorflow_datasets.
+
+    Args:
+        data_dir: --data-dir, or None for the variable or the default.
+
+    Example:
+    >>> resolve_data_dir("/data/prepared")
+    '/data/prepared'
+    """
     if data_dir:
         folder = os.path.abspath(os.path.expanduser(data_dir))
     else:
@@ -83,7 +91,16 @@ def usual_direction(dataset):
 
 
 def pix2pix_builder(name, data_dir=None):
-    """The TFDS builder of one catalog dataset, with prepared data under data_dir."""
+    """The TFDS builder of one catalog dataset, with prepared data under data_dir.
+
+    Args:
+        name: one of CATALOG_NAMES.
+        data_dir: where prepared datasets are kept (see resolve_data_dir).
+
+    Example:
+    >>> pix2pix_builder("facades").builder_config.splits
+    ('train', 'val', 'test')
+    """
     return Pix2Pix(config=name, data_dir=resolve_data_dir(data_dir))
 
 
@@ -215,13 +232,29 @@ class Splits:
 
 
 def list_images(folder):
-    """Sorted paths of the JPEG and PNG files directly in folder."""
+    """Sorted paths of the JPEG and PNG files directly in folder.
+
+    Args:
+        folder: the folder; its subfolders are not read.
+
+    Example:
+    >>> [os.path.basename(path) for path in list_images(os.path.join(pairs_folder, "train"))]
+    ['0.png', '1.png']
+    """
     names = sorted(name for name in os.listdir(folder) if name.lower().endswith(IMAGE_EXTENSIONS))
     return tuple(os.path.join(folder, name) for name in names if os.path.isfile(os.path.join(folder, name)))
 
 
 def folder_pairs(folder):
-    """FilePairs of one folder: AB images, or A/ and B/ subfolders matched by name."""
+    """FilePairs of one folder: AB images, or A/ and B/ subfolders matched by name.
+
+    Args:
+        folder: a folder of AB images, or one holding A/ and B/.
+
+    Example:
+    >>> folder_pairs(os.path.join(pairs_folder, "val")).b  # AB images: no B files
+    ('', '')
+    """
     a_folder, b_folder = os.path.join(folder, "A"), os.path.join(folder, "B")
     if os.path.isdir(a_folder) or os.path.isdir(b_folder):
         if not (os.path.isdir(a_folder) and os.path.isdir(b_folder)):
@@ -326,6 +359,11 @@ def find_dataset(dataset, data_dir=None, manual_dir=None):
             (write ./facades for a local folder that has a catalog name).
         data_dir: where prepared datasets are kept (see resolve_data_dir).
         manual_dir: a folder holding release archives downloaded by hand.
+
+    Example:
+    >>> splits = find_dataset(pairs_folder)
+    >>> splits.name, len(splits.train), splits.direction
+    ('pairs', 2, 'AtoB')
     """
     if dataset == "demo":
         splits = local_splits(demo.prepare(resolve_data_dir(data_dir)))
@@ -398,6 +436,10 @@ def check_pairs(pairs, skip_bad=False, log=print, max_pixels=MAX_PIXELS):
 
     Raises:
         UsageError naming the first bad file and its problem (with the count of bad files).
+
+    Example:
+    >>> len(check_pairs(local_splits(pairs_folder).train))
+    2
     """
     if not isinstance(pairs, FilePairs):
         return pairs
@@ -422,7 +464,15 @@ def check_pairs(pairs, skip_bad=False, log=print, max_pixels=MAX_PIXELS):
 
 
 def describe_catalog(data_dir=None):
-    """One row per known dataset: (name, half size, train pairs, direction, task, prepared here)."""
+    """One row per known dataset: (name, half size, train pairs, direction, task, prepared here).
+
+    Args:
+        data_dir: where prepared datasets are kept (see resolve_data_dir).
+
+    Example:
+    >>> [row[0] for row in describe_catalog()][:3]
+    ['demo', 'facades', 'cityscapes']
+    """
     demo_prepared = os.path.isdir(demo.folder(resolve_data_dir(data_dir)))
     rows = [("demo", "256x256", str(demo.SPLITS["train"]), demo.DIRECTION, "labels -> photo (procedural)", demo_prepared)]
     for entry in CATALOG:
