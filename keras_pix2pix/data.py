@@ -8,8 +8,17 @@ pairs, crops and flips an uninterrupted run would have seen.
 
 import tensorflow as tf
 
-from keras_pix2pix.config import DIRECTIONS, PREPROCESS_MODES, UsageError, check_choice
+from keras_pix2pix.config import (
+    DIRECTIONS,
+    MAX_PIXELS,
+    PREPROCESS_MODES,
+    UsageError,
+    check_choice,
+)
 from keras_pix2pix.orientation import upright
+
+# The files read as images, in folders and in archives.
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
 
 
 def to_channels(image, channels):
@@ -118,6 +127,30 @@ def decode_checked(contents, max_pixels, channels=None, dtype=tf.float32):
         return image if channels is None else to_channels(image, channels)
     except tf.errors.InvalidArgumentError:
         raise BadImage("is not a readable JPEG or PNG image (corrupt, truncated or another format)") from None
+
+
+def inspect_image(contents, *, ab=False, max_pixels=MAX_PIXELS):
+    """(problem or None, (height, width) or None) of encoded image bytes, decoded whole so that truncation shows.
+
+    Args:
+        contents: the file's bytes.
+        ab: whether it must hold a pair side by side (an even width, two halves of equal size).
+        max_pixels: the largest height x width accepted, read from the header before decoding.
+
+    Example:
+    >>> inspect_image(tf.io.encode_png(tf.zeros((4, 6, 3), tf.uint8)).numpy(), ab=True)
+    (None, (4, 6))
+    >>> inspect_image(b"")[0]
+    'is empty'
+    """
+    try:
+        image = decode_checked(contents, max_pixels, dtype=tf.uint8)  # uint8: a quarter of float32's memory
+    except BadImage as problem:
+        return str(problem), None
+    height, width = int(image.shape[0]), int(image.shape[1])
+    if ab and (width % 2 or width < 2):
+        return f"is {width}x{height}: an AB image needs an even width (two halves of equal size)", None
+    return None, (height, width)
 
 
 def read_image(path, max_pixels, channels=None):
@@ -283,11 +316,6 @@ def _resize_to_fit(image, size):
     """Resizes to size, leaving an image already of that size untouched."""
     same = tf.reduce_all(tf.equal(tf.shape(image)[:2], size))
     return tf.cond(same, lambda: image, lambda: resize(image, size))
-
-
-def load_pair(path, direction, input_channels=3, output_channels=3):
-    """Reads an AB image file and returns (input, target) in [0, 1]."""
-    return decode_pair(tf.io.read_file(path), tf.constant(""), direction, input_channels, output_channels)
 
 
 def train_dataset(pairs, config, direction, seed, start_example=0):

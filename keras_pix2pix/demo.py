@@ -126,6 +126,19 @@ def pair(index, split="train", size=256):
     return np.concatenate([photo, label_map], axis=1)
 
 
+def folder(data_dir):
+    """Where the demo dataset is kept under data_dir (written by prepare).
+
+    Args:
+        data_dir: the folder for prepared datasets.
+
+    Example:
+    >>> folder("/data")
+    '/data/keras_pix2pix_demo/1.0.0'
+    """
+    return os.path.join(data_dir, "keras_pix2pix_demo", VERSION)
+
+
 def prepare(data_dir):
     """Writes the demo dataset once under data_dir and returns its folder.
 
@@ -135,10 +148,10 @@ def prepare(data_dir):
     Args:
         data_dir: the folder for prepared datasets.
     """
-    folder = os.path.join(data_dir, "keras_pix2pix_demo", VERSION)
-    if os.path.isdir(folder):
-        return folder
-    temporary = f"{folder}.incomplete-{os.getpid()}"
+    prepared = folder(data_dir)
+    if os.path.isdir(prepared):
+        return prepared
+    temporary = f"{prepared}.incomplete-{os.getpid()}"
     shutil.rmtree(temporary, ignore_errors=True)
     for split, count in SPLITS.items():
         os.makedirs(os.path.join(temporary, split))
@@ -146,8 +159,8 @@ def prepare(data_dir):
             png = tf.io.encode_png(pair(index, split))
             tf.io.write_file(os.path.join(temporary, split, f"{index + 1}.png"), png)
     try:
-        os.replace(temporary, folder)
+        os.replace(temporary, prepared)
     except OSError:
         # Another process finished first; its copy is identical.
         shutil.rmtree(temporary, ignore_errors=True)
-    return folder
+    return prepared

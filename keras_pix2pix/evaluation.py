@@ -71,7 +71,7 @@ def split_pairs(dataset, split, data_dir=None):
         raise unusable_path("dataset folder", folder, "a folder of images")
     if os.path.isdir(os.path.join(folder, split)):
         return datasets.folder_pairs(os.path.join(folder, split))
-    present = [name for name in ("train", "val", "test") if os.path.isdir(os.path.join(folder, name))]
+    present = datasets.split_folders(folder)
     if present:
         raise UsageError(f"{folder} has no {split}/ split; it has {', '.join(present)}")
     return datasets.folder_pairs(folder)

@@ -22,7 +22,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from keras_pix2pix import checkpoints, datasets, files, models
+from keras_pix2pix import checkpoints, datasets, downloads, files, models
 from keras_pix2pix.config import DIRECTIONS, Config, UsageError, check_choice
 from keras_pix2pix.state_dicts import read_state_dict
 from keras_pix2pix.train import make_optimizers
@@ -76,7 +76,7 @@ def fetch_pretrained(name, data_dir=None, manual_dir=None, log=print):
         files.make_folder(os.path.dirname(path), "the data directory")
         url = f"{models_url()}/{name}.pth"
         log(f"downloading {url}")
-        digest = datasets.download(url, path, verify=read_state_dict, kind="PyTorch checkpoint", retry=RETRY)
+        digest = downloads.download(url, path, verify=read_state_dict, kind="PyTorch checkpoint", retry=RETRY)
         log(f"downloaded {path} (SHA-256 {digest})")
     return path
 

@@ -79,7 +79,9 @@ def test_image_kinds_are_converted(tmp_path, kind):
     else:
         array, sixteen = np.full((8, 16, 3), 200 * 257, np.uint16), True
     _write(tmp_path / "pair.png", array, sixteen)
-    source, target = data.load_pair(str(tmp_path / "pair.png"), "AtoB", input_channels=3, output_channels=1)
+    # As training reads it: the source's bytes, decoded and split by data.decode_pair.
+    _, a_bytes, b_bytes = next(iter(datasets.FilePairs((str(tmp_path / "pair.png"),), ("",)).ordered()))
+    source, target = data.decode_pair(a_bytes, b_bytes, "AtoB", input_channels=3, output_channels=1)
     assert source.shape == (8, 8, 3) and target.shape == (8, 8, 1)
     np.testing.assert_allclose(source.numpy(), 200 / 255, atol=1e-3)
 

@@ -6,6 +6,8 @@ import io
 import os
 import pathlib
 import re
+import subprocess
+import sys
 import tarfile
 import threading
 import tracemalloc
@@ -16,12 +18,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
+from tensorflow_datasets.core.utils import tqdm_utils
 
 from conftest import SHARED_DATA, TINY, write_ab_folder
-from keras_pix2pix import data, datasets
+from keras_pix2pix import data, datasets, downloads, release
 from keras_pix2pix.cli import main
 from keras_pix2pix.config import UsageError
-
 
 
 def _jpeg(height=32, width=64, seed=0):
@@ -109,7 +111,7 @@ def test_checksum_mismatch_is_refused(tmp_path, monkeypatch):
     archives = tmp_path / "archives"
     archives.mkdir()
     make_release_archive(archives / "facades.tar.gz")
-    monkeypatch.setitem(datasets.ARCHIVE_SHA256, "facades", "0" * 64)
+    monkeypatch.setitem(release.ARCHIVE_SHA256, "facades", "0" * 64)
     with pytest.raises(ValueError, match=r"facades.tar.gz has SHA-256 [0-9a-f]{64}, not the known 0{64}"):
         datasets.find_dataset("facades", str(tmp_path / "tfds"), manual_dir=str(archives))
 
@@ -278,7 +280,8 @@ def test_pairs_of_different_sizes_and_empty_splits(tmp_path, capsys):
 def test_real_facades_load_with_label_maps_as_input():
     splits = datasets.local_splits(os.path.join(SHARED_DATA, "facades"))
     assert (len(splits.train), len(splits.validation)) == (400, 100)
-    source, target = data.load_pair(splits.train.a[0], "BtoA")
+    _, a_bytes, b_bytes = next(iter(splits.train.take(1).ordered()))
+    source, target = data.decode_pair(a_bytes, b_bytes, "BtoA")
     hsv_source, hsv_target = tf.image.rgb_to_hsv(source).numpy(), tf.image.rgb_to_hsv(target).numpy()
     # A label map is flat, saturated colour (mostly blues); a photo is neither.
     assert hsv_source[..., 1].mean() > 0.7 > hsv_target[..., 1].mean()
@@ -399,7 +402,7 @@ def test_a_short_or_corrupt_download_is_not_cached(tmp_path, archive_server, kin
     archive_server.routes["/facades.tar.gz"], problem = _cut(good, kind)
     url = f"{archive_server.url}/facades.tar.gz"
     data_dir = tmp_path / "tfds"
-    with pytest.raises(UsageError, match=_exactly(f"the download of {url} {problem}; nothing was kept: {datasets.RETRY}")):
+    with pytest.raises(UsageError, match=_exactly(f"the download of {url} {problem}; nothing was kept: {downloads.RETRY}")):
         datasets.find_dataset("facades", str(data_dir))
     # Nothing cached, no temporary file, no digest recorded, no empty folder left behind.
     assert not (data_dir / "downloads").exists() or [name for name in os.listdir(data_dir / "downloads")
@@ -449,14 +452,14 @@ def test_an_interrupted_download_leaves_no_temporary_file(tmp_path, archive_serv
     )
     if isinstance(error, KeyboardInterrupt):
         with pytest.raises(KeyboardInterrupt):
-            datasets.download(url, str(destination))
+            downloads.download(url, str(destination))
     else:
-        message = f"could not download {url}: [Errno 104] Connection reset by peer ({datasets.RETRY})"
+        message = f"could not download {url}: [Errno 104] Connection reset by peer ({downloads.RETRY})"
         with pytest.raises(UsageError, match=_exactly(message)):
-            datasets.download(url, str(destination))
+            downloads.download(url, str(destination))
     assert seen == [f".facades.tar.tmp-keras-pix2pix-{os.getpid()}.gz"] and os.listdir(cache) == []
     monkeypatch.setattr(urllib.request, "urlopen", real_urlopen)
-    assert datasets.download(url, str(destination)) == hashlib.sha256(good).hexdigest()
+    assert downloads.download(url, str(destination)) == hashlib.sha256(good).hexdigest()
     assert os.listdir(cache) == ["facades.tar.gz"]
 
 
@@ -488,7 +491,7 @@ def test_a_damaged_archive_is_one_line_error(tmp_path, archive_server, where, ki
         (folder / "facades.tar.gz.sha256").write_text(hashlib.sha256(archive.read_bytes()).hexdigest() + "\n")
     message = _exactly(f"{archive} is damaged (truncated or corrupt: {reason}); delete it and download it again")
     with pytest.raises(UsageError, match=message):
-        list(datasets.safe_archive_files(str(archive)))
+        list(downloads.safe_archive_files(str(archive)))
     with pytest.raises(UsageError, match=message):
         datasets.find_dataset("facades", str(data_dir), manual_dir=str(manual) if where == "manual" else None)
     assert not os.path.exists(data_dir / "downloads" / "manual-facades.tar.gz.sha256"), "a damaged archive is no reference"
@@ -515,19 +518,19 @@ def test_members_are_streamed_and_oversized_images_refused(tmp_path, monkeypatch
 
     tracemalloc.start()
     try:
-        names = [name for name, contents in datasets.safe_archive_files(str(archive), wanted=in_train)]
+        names = [name for name, contents in downloads.safe_archive_files(str(archive), wanted=in_train)]
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
     assert names == extracted == ["facades/train/1.png", "facades/train/2.png", "facades/train/3.png"]
     assert peak < 4 << 20, f"{peak} bytes at the peak: a member was read whole"
 
-    monkeypatch.setattr(datasets, "MAX_IMAGE_BYTES", 100)
+    monkeypatch.setattr(downloads, "MAX_IMAGE_BYTES", 100)
     extracted.clear()
     size = len(_png(0))
     message = f"refusing {archive}: entry 'facades/train/1.png' is {size} bytes, over the 100-byte bound of an image (MAX_IMAGE_BYTES)"
     with pytest.raises(UsageError, match=_exactly(message)):
-        list(datasets.safe_archive_files(str(archive), wanted=in_train))
+        list(downloads.safe_archive_files(str(archive), wanted=in_train))
     assert extracted == [], "refused before it was read"
 
     # Unsafe entries are refused whether wanted or not.
@@ -537,7 +540,7 @@ def test_members_are_streamed_and_oversized_images_refused(tmp_path, monkeypatch
         tar.addfile(fifo)
     message = f"refusing {tmp_path / 'fifo.tar.gz'}: entry 'facades/extra/pipe' is not a regular file"
     with pytest.raises(UsageError, match=_exactly(message)):
-        list(datasets.safe_archive_files(str(tmp_path / "fifo.tar.gz"), wanted=in_train))
+        list(downloads.safe_archive_files(str(tmp_path / "fifo.tar.gz"), wanted=in_train))
 
 
 def _prepare(tmp_path, run, manual_dir=None):
@@ -566,10 +569,10 @@ def test_the_first_digest_is_recorded_and_a_changed_archive_refused(tmp_path, ar
     cached.write_bytes(second)  # the cached archive changed on disk
     with pytest.raises(UsageError, match=_changed(cached, record, first_digest, second_digest)):
         _prepare(tmp_path, 2)
-    monkeypatch.setitem(datasets.ARCHIVE_SHA256, "facades", "0" * 64)  # a pinned digest is checked first
+    monkeypatch.setitem(release.ARCHIVE_SHA256, "facades", "0" * 64)  # a pinned digest is checked first
     with pytest.raises(UsageError, match=r"facades.tar.gz has SHA-256 [0-9a-f]{64}, not the known 0{64}"):
         _prepare(tmp_path, 2)
-    monkeypatch.delitem(datasets.ARCHIVE_SHA256, "facades")
+    monkeypatch.delitem(release.ARCHIVE_SHA256, "facades")
     record.unlink()  # accepts the new archive
     assert _prepare(tmp_path, 3) == 2 and record.read_text() == second_digest + "\n"
     assert archive_server.requests == ["/facades.tar.gz"]
@@ -591,7 +594,7 @@ def test_the_first_digest_is_recorded_and_a_changed_archive_refused(tmp_path, ar
 
 def test_the_release_is_fetched_over_https(monkeypatch):
     monkeypatch.delenv("KERAS_PIX2PIX_DATASETS_URL", raising=False)
-    assert datasets.datasets_url() == "https://efrosgans.eecs.berkeley.edu/pix2pix/datasets"
+    assert release.datasets_url() == "https://efrosgans.eecs.berkeley.edu/pix2pix/datasets"
 
 
 def test_a_local_folder_named_as_a_release_is_named_in_the_failure(tmp_path, archive_server, monkeypatch, capsys):
@@ -604,3 +607,68 @@ def test_a_local_folder_named_as_a_release_is_named_in_the_failure(tmp_path, arc
     assert "the folder facades here is not read (write ./facades for it)" in capsys.readouterr().out
     # The failed attempt left no empty folders (tfds's note of the builder, .config/, aside).
     assert [folder for folder, subfolders, names in os.walk(data_dir) if not subfolders and not names] == []
+
+
+# --- the release outside the command line --------------------------------------------------------
+
+
+def _readme_tfds_line():
+    """The README's line that loads a release dataset through tfds, as a user would copy it."""
+    readme = pathlib.Path(__file__).resolve().parent.parent / "README.md"
+    lines = re.findall(r"`(import [^`]*tfds\.load\(\"pix2pix/[^`]*)`", readme.read_text(encoding="utf-8"))
+    assert len(lines) == 1, lines
+    return lines[0]
+
+
+def test_the_readme_tfds_line_runs_as_written_in_a_fresh_process(tmp_path, release_server):
+    # keras_pix2pix imports its modules lazily, so the README must name the one that registers
+    # the builder; a fresh interpreter has imported nothing else that would.
+    line = _readme_tfds_line()
+    assert "keras_pix2pix.release" in line
+    check = 'print("train", tfds.builder("pix2pix/facades").info.splits["train"].num_examples)'
+    environment = {**os.environ, "TFDS_DATA_DIR": str(tmp_path / "tfds")}
+    result = subprocess.run([sys.executable, "-c", f"{line}\n{check}"], cwd=tmp_path, env=environment,
+                            capture_output=True, text=True, timeout=600, check=False)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.splitlines()[-1] == "train 4"
+    assert release_server.requests == ["/facades.tar.gz"]
+
+
+@pytest.mark.parametrize("shown", [True, False])
+def test_find_dataset_leaves_the_progress_bar_setting_as_it_found_it(tmp_path, monkeypatch, shown):
+    archives = tmp_path / "archives"
+    archives.mkdir()
+    make_release_archive(archives / "facades.tar.gz")
+    during = []
+    prepare = release.Pix2Pix._split_generators
+
+    def recording(self, dl_manager):
+        during.append(tqdm_utils._active)
+        return prepare(self, dl_manager)
+
+    monkeypatch.setattr(release.Pix2Pix, "_split_generators", recording)
+    before = tqdm_utils._active
+    tfds.display_progress_bar(shown)
+    try:
+        datasets.find_dataset("facades", str(tmp_path / "tfds"), manual_dir=str(archives))
+        assert tqdm_utils._active is shown
+        with pytest.raises(UsageError, match="holds no facades.tar.gz"):  # a failure puts it back too
+            datasets.find_dataset("facades", str(tmp_path / "other"), manual_dir=str(tmp_path))
+        assert tqdm_utils._active is shown
+    finally:
+        tfds.display_progress_bar(before)
+    assert during and not any(during)  # our own progress lines, not tfds's bars, while it prepared
+
+
+def test_names_that_moved_out_of_datasets_still_import_from_it():
+    # They lived in datasets.py before downloads.py and release.py; code written against them runs.
+    for module, names in (
+        (downloads, ["ARCHIVE_ERRORS", "CHUNK_BYTES", "MAX_IMAGE_BYTES", "RETRY", "check_recorded", "download",
+                     "safe_archive_files", "verify_archive"]),
+        (release, ["ARCHIVE_SHA256", "CATALOG", "CATALOG_NAMES", "CITATION", "DEFAULT_DATASETS_URL", "Pix2Pix",
+                   "Pix2PixConfig", "catalog_entry", "datasets_url"]),
+        (data, ["IMAGE_EXTENSIONS"]),
+    ):  # fmt: skip
+        for name in names:
+            assert getattr(datasets, name) is getattr(module, name), name
+
