@@ -219,14 +219,22 @@ def always_nan(monkeypatch):
     monkeypatch.setattr(train, "make_train_step", factory)
 
 
+def _hung(number, frame):
+    raise TimeoutError("fit did not give up within 900 s")
+
+
 def test_on_nan_skip_gives_up_when_the_loss_stays_non_finite(run, capsys, always_nan):
-    # A hang would fail the test through the alarm rather than block the suite.
-    signal.alarm(120)
+    # A hang fails the test through the alarm rather than block the suite. The alarm needs a
+    # handler: SIGALRM's default action ends the process, here the test worker, and the bound
+    # is far above the 35 s this takes, so that a busy machine does not trip it.
+    previous = signal.signal(signal.SIGALRM, _hung)
+    signal.alarm(900)
     try:
         line = refused(capsys, r"non-finite loss 11 times since .*ckpt-2, rolled back each time .* diverged", "fit",
                        "--workdir", run, "--steps", "50", "--on-nan", "skip", status=1)  # fmt: skip
     finally:
         signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
     assert "lower --learning-rate" in line
     assert tf.train.latest_checkpoint(os.path.join(run, "checkpoints")).endswith("ckpt-2")
 
