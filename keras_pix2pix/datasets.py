@@ -189,10 +189,9 @@ class TfdsPairs:
         hold all of it in memory (gigabytes for edges2handbags). So the permutation is taken in
         windows of WINDOW positions: for each window, one pass over the split keeps the
         examples whose place falls in it and sorts them into place. Memory holds one window;
-        the split is read ceil(count / WINDOW) times an epoch. A record read and skipped took
-        about 0.1 ms here (facades, 16 passes of 400: 0.7 s), so edges2handbags (138,567
-        pairs, 68 passes) reads for about 16 minutes of an epoch that trains for 10 hours or
-        more, in the input pipeline beside the steps; splits up to 2,048 pairs are read once.
+        the split is read ceil(count / WINDOW) times an epoch: for edges2handbags (138,567
+        pairs, 68 passes) a small share of an epoch's time, spent in the input pipeline beside
+        the steps (bench/README.md); splits up to 2,048 pairs are read once.
         """
         order = tf.random.experimental.stateless_shuffle(tf.range(self.count, dtype=tf.int64), seed=tf.stack([seed, epoch]))
         place = tf.cast(tf.argsort(order), tf.int64)  # place[i]: where example i stands in this epoch

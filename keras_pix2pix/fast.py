@@ -115,8 +115,8 @@ class DownConvolution(keras.layers.Conv2D):
     """keras.layers.Conv2D computing its 4x4 stride-2 "same" layers on small maps as one matrix product.
 
     The same layer, variables and outputs (to float rounding) as the Keras layer; see _small_map
-    for where and why. The U-Net's innermost encoder layers (8x8, 4x4 and 2x2 inputs at 256) took
-    17 ms instead of 24 ms forward and backward in float32, 10 ms instead of 26 in bfloat16.
+    for where and why. On the U-Net's innermost encoder layers (8x8, 4x4 and 2x2 inputs at 256)
+    it measured faster forward and backward, in float32 and more so in bfloat16 (bench/README.md).
 
     Example:
     >>> layer = DownConvolution(8, 4, strides=2, padding="same")
@@ -150,8 +150,8 @@ class UpConvolution(keras.layers.Conv2DTranspose):
 
     The same layer, variables and outputs (to float rounding) as the Keras layer; see _small_map
     for where and why. One matrix product gives each input pixel's 4x4 output patch, and an
-    overlap-add of the patches gives the output. The U-Net's decoder layers on 2x2, 4x4 and 8x8
-    inputs took 54 ms instead of 97 ms forward and backward in float32, 31 instead of 67 in bfloat16.
+    overlap-add of the patches gives the output. On the U-Net's decoder layers of 2x2, 4x4 and 8x8
+    inputs it measured close to twice as fast forward and backward (bench/README.md).
 
     Example:
     >>> layer = UpConvolution(8, 4, strides=2, padding="same")
@@ -189,9 +189,9 @@ class SubPixelConvolution(keras.layers.Conv2DTranspose):
     The same layer, variables and outputs (to float rounding) and the same multiply-adds: each of
     the four output pixels of a 2x2 block sees a 2x2 window of the input through its own quarter of
     the kernel, so one 2x2 convolution with four times the filters, then depth_to_space, gives the
-    output. This is the form the TFLite files use: XNNPACK ran it about twice as fast as its
-    TRANSPOSE_CONV (the 16x16 decoder layer 12 ms instead of 24, the output layer 1.5 instead of
-    18). In TensorFlow the kernel rearrangement costs more than it saves, except on the output layer.
+    output. This is the form the TFLite files use: XNNPACK runs it faster than its TRANSPOSE_CONV,
+    by most on the output layer (bench/README.md). In TensorFlow the kernel rearrangement costs
+    more than it saves, except on the output layer.
 
     Example:
     >>> layer = SubPixelConvolution(8, 4, strides=2, padding="same")
@@ -293,8 +293,8 @@ class FusedAdam(keras.optimizers.Adam):
 
     The same variables and checkpoints as Keras' Adam (m and v per variable; the step size
     lr * sqrt(1 - beta_2^t) / (1 - beta_1^t)), computed by ResourceApplyAdam in one pass over the
-    memory instead of about ten elementwise ops. For the 54M-parameter U-Net that is 26 ms instead
-    of 94 ms a step on the 2-core CPU of bench/README.md. epsilon is added where PyTorch's Adam
+    memory instead of about ten elementwise ops, which for the 54M-parameter U-Net saves most of
+    the optimizer's share of a step (bench/README.md). epsilon is added where PyTorch's Adam
     (the paper's code) adds it, to the bias-corrected sqrt(v_t / (1 - beta_2^t)), not to sqrt(v_t)
     as Keras does; the difference shows only while v is tiny. amsgrad and weight decay take Keras'
     path (and its epsilon).

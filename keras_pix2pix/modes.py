@@ -109,8 +109,8 @@ def prepare(generator, mode):
 
 @tf.function(reduce_retracing=True)
 def _paper_pass(generator, image):
-    # A graph, traced once per generator and image size: at 256x256 it took 122 ms an image
-    # on the 2-core CPU of bench/README.md, against 188 ms calling the model eagerly.
+    # A graph, traced once per generator and image size: calling the model eagerly in training
+    # mode measured about half as fast again (bench/README.md).
     return tf.cast(generator(image, training=True), tf.float32)
 
 
