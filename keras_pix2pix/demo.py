@@ -36,6 +36,12 @@ WALL_COLOURS = np.array([(150, 70, 50), (196, 176, 136), (140, 140, 132), (176, 
 
 def _scene(random, size):
     """One (label map, photo) pair of the demo dataset, as uint8 arrays of size x size."""
+    labels, frames, wall_rows = _layout(random, size)
+    return PALETTE[labels], _render(random, labels, frames, wall_rows)
+
+
+def _layout(random, size):
+    """A facade's label map, its window frames (a mask) and the rows its wall spans (top, ground)."""
     labels = np.zeros((size, size), dtype=np.uint8)
     rows, cols = np.mgrid[0:size, 0:size]
     unit = size / 256
@@ -82,8 +88,15 @@ def _scene(random, size):
             frames[y : y + window_height, x + window_width // 2 - frame // 2 : x + window_width // 2 + (frame + 1) // 2] = True
             sill = max(2, int(5 * unit))
             labels[y + window_height : y + window_height + sill, max(left, x - frame) : x + window_width + frame] = 5
+    return labels, frames, (top, ground_top)
 
-    # Render each class with its texture; lighting varies per image, so the task has some freedom.
+
+def _render(random, labels, frames, wall_rows):
+    """The photo of a label map: each class with its texture, lit differently in each image (so the task has some freedom)."""
+    size = labels.shape[0]
+    rows, cols = np.mgrid[0:size, 0:size]
+    unit = size / 256
+    top, ground_top = wall_rows
     noise = random.normal(0, 6, (size, size, 1)).astype(np.float32)
     sky_mix = (rows / size)[..., None]
     sky = (1 - sky_mix) * np.array([105, 155, 225]) + sky_mix * np.array([205, 222, 240])
@@ -105,8 +118,7 @@ def _scene(random, size):
     textures = np.stack([sky, wall, glass, door, roof, sill, ground])
     photo = np.take_along_axis(textures, labels[None, ..., None].astype(np.int64), axis=0)[0]
     light = random.uniform(0.85, 1.15) * (1 + random.uniform(-0.12, 0.12) * (cols / size - 0.5))
-    photo = np.clip(photo * light[..., None] + noise, 0, 255).astype(np.uint8)
-    return PALETTE[labels], photo
+    return np.clip(photo * light[..., None] + noise, 0, 255).astype(np.uint8)
 
 
 def pair(index, split="train", size=256):
