@@ -19,7 +19,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_pix2pix import data, datasets, demo
-from keras_pix2pix.config import MAX_PIXELS, Config, UsageError, check_choice, check_setting, tile_overlap_for
+from keras_pix2pix.config import MAX_PIXELS, Config, UsageError, check_choice
 from keras_pix2pix.errors import DownloadError, first_line, path_kind, unusable_path
 from keras_pix2pix.files import is_inside, make_folder, output_folder, sweep_leftovers, write_atomically
 from keras_pix2pix.metrics import (
@@ -32,9 +32,10 @@ from keras_pix2pix.metrics import (
     label_confusion,
     label_metrics,
 )
-from keras_pix2pix.modes import MODES, prepare, translate
+from keras_pix2pix.modes import prepare, translate
+from keras_pix2pix.options import MODES, SIZINGS, Evaluate, check_setting, defaults, tile_overlap_for
 from keras_pix2pix.progress import Progress
-from keras_pix2pix.sizing import SIZINGS, runner_for, translate_image
+from keras_pix2pix.sizing import runner_for, translate_image
 from keras_pix2pix.translation import load_generator
 
 
@@ -264,10 +265,16 @@ def _copy_curves(model, output_dir):
     return "losses.png"
 
 
+# Every default of evaluate is its option's (keras_pix2pix.options), the command line's too.
+_DEFAULT = defaults(Evaluate)
+
+
 def evaluate(
-    model=None, output_dir="evaluation", *, dataset=None, split="test", direction=None, mode="paper", palette=None,
-    fid=False, inception_weights="imagenet", predictions=None, targets=None, inputs=None, data_dir=None, seed=0,
-    max_pixels=MAX_PIXELS, sizing="resize", tile_overlap=None, verbose=True,
+    model=_DEFAULT.model, output_dir=_DEFAULT.output_dir, *, dataset=_DEFAULT.dataset, split=_DEFAULT.split,
+    direction=_DEFAULT.direction, mode=_DEFAULT.mode, palette=_DEFAULT.palette, fid=_DEFAULT.fid,
+    inception_weights=_DEFAULT.inception_weights, predictions=_DEFAULT.predictions, targets=_DEFAULT.targets,
+    inputs=_DEFAULT.inputs, data_dir=_DEFAULT.data_dir, seed=_DEFAULT.seed, max_pixels=_DEFAULT.max_pixels,
+    sizing=_DEFAULT.sizing, tile_overlap=_DEFAULT.tile_overlap, verbose=True,
 ):  # fmt: skip
     """Scores a model on a split (or a folder of predictions against targets) and writes a report.
 

@@ -27,9 +27,8 @@ from ai_edge_litert.interpreter import Interpreter
 from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
 
 from keras_pix2pix import data, datasets, fast, sizing
-from keras_pix2pix.config import (
-    DEFAULT_FORMATS, FORMATS, MAX_PIXELS, QUANTIZATIONS, SIZINGS, Config, UsageError, check_choice, check_setting,
-)  # fmt: skip
+from keras_pix2pix.config import MAX_PIXELS, Config, UsageError, check_choice
+from keras_pix2pix.options import FORMATS, QUANTIZATIONS, SIZINGS, Export, check_setting, defaults
 from keras_pix2pix.files import output_folder, staging_folder, sweep_leftovers, write_atomically
 from keras_pix2pix.metrics import parity
 from keras_pix2pix.modes import export_form
@@ -452,17 +451,21 @@ def _export_all(exported, staging, destinations, samples, model_name, quantize, 
     return report
 
 
+# Every default of export is its option's (keras_pix2pix.options), the command line's too.
+_DEFAULT = defaults(Export)
+
+
 def export(
     model,
     output_dir,
     *,
-    formats=DEFAULT_FORMATS,
-    quantize=("none", "float16", "int8"),
-    version=1,
-    model_name=None,
-    calibration_dataset=None,
+    formats=_DEFAULT.formats,
+    quantize=_DEFAULT.quantize,
+    version=_DEFAULT.version,
+    model_name=_DEFAULT.model_name,
+    calibration_dataset=_DEFAULT.calibration_dataset,
     calibration_count=100,
-    max_pixels=MAX_PIXELS,
+    max_pixels=_DEFAULT.max_pixels,
     log=print,
 ):
     """Exports a trained generator, proves each export matches it, and moves them into place.
