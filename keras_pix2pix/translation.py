@@ -19,6 +19,7 @@ from keras_pix2pix.files import is_inside, output_folder, sweep_leftovers, write
 from keras_pix2pix.modes import prepare
 from keras_pix2pix.options import MODES, SIZINGS, Predict, check_setting, defaults, tile_overlap_for
 from keras_pix2pix.progress import Progress
+from keras_pix2pix.seeding import keep_random_states
 from keras_pix2pix.sizing import runner_for, translate_image
 
 
@@ -156,6 +157,7 @@ def _read_input(path, pairs, direction, channels, max_pixels):
 _DEFAULT = defaults(Predict)
 
 
+@keep_random_states  # the seed given seeds this call alone, not the caller's random sequences
 def predict(
     model, inputs, output_dir, *, pairs=_DEFAULT.pairs, direction=_DEFAULT.direction, mode=_DEFAULT.mode,
     seed=_DEFAULT.seed, overwrite=_DEFAULT.overwrite, skip_bad=_DEFAULT.skip_bad, max_pixels=_DEFAULT.max_pixels,
