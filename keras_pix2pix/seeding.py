@@ -30,7 +30,7 @@ def _tensorflow_states():
     """TensorFlow's global seed, the generator of its ops' seeds, and its global tf.random.Generator's state."""
     eager = context.context()
     operation_seeds = getattr(eager, "_rng", None)
-    generator = stateful_random_ops.global_generator
+    generator = getattr(stateful_random_ops, "global_generator", None)  # made on first use; None until then
     return (
         getattr(eager, "_seed", None),
         operation_seeds.getstate() if operation_seeds is not None else None,
@@ -41,11 +41,11 @@ def _tensorflow_states():
 def _restore_tensorflow(seed, operation_seeds, generator_state):
     eager = context.context()
     if getattr(eager, "_seed", None) != seed or getattr(eager, "_rng", None) is None:
-        eager._set_global_seed(seed)  # noqa: SLF001 - the only setter that leaves no graph seed behind
+        eager._set_global_seed(seed)  # the only setter that leaves no graph seed behind
     if operation_seeds is not None and getattr(eager, "_rng", None) is not None:
         # The next op's seed is the one it would have had: the caller's sequence goes on unchanged.
-        eager._rng.setstate(operation_seeds)  # noqa: SLF001
-    generator = stateful_random_ops.global_generator
+        eager._rng.setstate(operation_seeds)
+    generator = getattr(stateful_random_ops, "global_generator", None)
     if generator_state is not None and generator is not None:
         generator.state.assign(generator_state)
 

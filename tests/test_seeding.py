@@ -6,8 +6,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from conftest import png
 import keras_pix2pix
+from conftest import png
 
 
 def _draws():
