@@ -154,9 +154,10 @@ class _Split:
         return dataset, direction or datasets.usual_direction(dataset), pairs
 
 
-def _model_items(model, wanted, mode, palette, sizing, overlap):
-    """The pairs of a split (wanted, a _Split) translated by a model in a test-time mode, at the model's size or their own."""
-    generator, saved = load_generator(model)
+def _model_items(model_path, wanted, mode, palette, sizing, overlap):
+    """The pairs of a split (wanted, a _Split) translated by a model (a work directory or a .keras file) in a
+    test-time mode, at the model's size or their own."""
+    generator, saved = load_generator(model_path)
     dataset, direction, pairs = wanted.resolve(saved)
     # The model's own shapes say how to read the pairs: its size, its input and output channels.
     image_size, channels = generator.input_shape[1:3], (generator.input_shape[-1], generator.output_shape[-1])

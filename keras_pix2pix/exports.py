@@ -168,11 +168,11 @@ def calibration_images(dataset, model, count=100, *, data_dir=None, manual_dir=N
     return np.stack([inputs[0].numpy() for inputs, _ in batches])
 
 
-def _served_name(model, model_name):
+def _served_name(model_path, model_name):
     """The served model's name: the given one or the work directory's, made safe for a folder name."""
     given = model_name
     if model_name is None:
-        model_name = os.path.basename(os.path.normpath(model)) if os.path.isdir(model) else "pix2pix"
+        model_name = os.path.basename(os.path.normpath(model_path)) if os.path.isdir(model_path) else "pix2pix"
     safe = "".join(character if character.isalnum() or character in "-_" else "_" for character in model_name)
     if not safe.strip("_"):
         raise UsageError(f"--name must hold letters or digits (and - or _), the served model's folder; got {given!r}")

@@ -14,14 +14,14 @@ import re
 from keras_pix2pix.files import write_atomically
 
 
-def write_report(output_dir, summary, rows, model=None):
+def write_report(output_dir, summary, rows, workdir=None):
     """Writes OUTPUT/metrics.json (the summary and each image's row) and OUTPUT/index.html.
 
     Args:
         output_dir: the report folder; the rows' thumbnails are in its images/ already.
         summary: the summary figures (metrics.json's "summary").
         rows: {"name", "files", "metrics"} of each image (metrics.json's "images").
-        model: the work directory evaluated, whose losses.png the page shows; None: no curves.
+        workdir: the model evaluated (a work directory shows its losses.png; a .keras file or None: no curves).
 
     Example:
     >>> os.makedirs(tmp + "/empty_report", exist_ok=True)
@@ -31,12 +31,12 @@ def write_report(output_dir, summary, rows, model=None):
     """
     report = {"summary": summary, "images": rows}
     write_atomically(os.path.join(output_dir, "metrics.json"), json.dumps(report, indent=2))
-    write_html(report, os.path.join(output_dir, "index.html"), curves=_copy_curves(model, output_dir))
+    write_html(report, os.path.join(output_dir, "index.html"), curves=_copy_curves(workdir, output_dir))
 
 
-def _copy_curves(model, output_dir):
+def _copy_curves(workdir, output_dir):
     """The run's losses.png, copied beside the page; its name there, or None when the model has none."""
-    source = os.path.join(model, "losses.png") if model and os.path.isdir(model) else None
+    source = os.path.join(workdir, "losses.png") if workdir and os.path.isdir(workdir) else None
     if source is None or not os.path.isfile(source):
         return None
     with open(source, "rb") as file:
