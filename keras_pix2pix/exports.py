@@ -27,10 +27,10 @@ from ai_edge_litert.interpreter import Interpreter
 
 from keras_pix2pix import data, datasets, fast, sizing
 from keras_pix2pix.config import MAX_PIXELS, UsageError, check_choice
-from keras_pix2pix.options import FORMATS, QUANTIZATIONS, Export, check_setting, defaults
 from keras_pix2pix.files import output_folder, staging_folder, sweep_leftovers, write_atomically
 from keras_pix2pix.metrics import parity
 from keras_pix2pix.modes import export_form
+from keras_pix2pix.options import FORMATS, QUANTIZATIONS, Export, check_setting, defaults
 from keras_pix2pix.progress import Progress
 from keras_pix2pix.serving import write_saved_model
 from keras_pix2pix.translation import load_generator

@@ -25,8 +25,8 @@ import keras
 import tensorflow as tf
 
 from keras_pix2pix.config import check_choice
-from keras_pix2pix.options import MODES
 from keras_pix2pix.fast import clone_with
+from keras_pix2pix.options import MODES
 
 
 def moving_statistics(model):

@@ -24,9 +24,9 @@ import tensorflow as tf
 
 from keras_pix2pix import data
 from keras_pix2pix.config import UsageError, check_choice
-from keras_pix2pix.options import DEFAULT_OVERLAP, NATIVE_PIXELS, SIZINGS, check_setting
 from keras_pix2pix.fast import DynamicUpSampling2D
 from keras_pix2pix.modes import batch_normalizations, paper_statistics, translate, translate_with_statistics
+from keras_pix2pix.options import DEFAULT_OVERLAP, NATIVE_PIXELS, SIZINGS, check_setting
 from keras_pix2pix.progress import Progress
 
 
