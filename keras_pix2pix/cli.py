@@ -8,8 +8,9 @@
     keras-pix2pix import facades_label2photo --workdir runs/facades_label2photo
     keras-pix2pix pretrained
 
-`fit`'s flags are generated from Config's fields (their help, kinds, choices and defaults), so a
-setting is declared once, in keras_pix2pix.config. Mistakes a user can make (a bad flag value, a
+`fit`'s flags are generated from Config's fields (their help, kinds, choices and defaults), the
+other commands' from their options' (keras_pix2pix.options), so a setting or option is declared
+once, and the Python functions take the same defaults. Mistakes a user can make (a bad flag value, a
 missing path, an empty dataset) print one line and exit with status 2.
 """
 
@@ -23,10 +24,8 @@ import sys
 import time
 
 from keras_pix2pix import __version__, files
-from keras_pix2pix.config import (
-    DEFAULT_FORMATS, DEFAULT_OVERLAP, DIRECTIONS, FORMATS, MAX_PIXELS, MODES, NATIVE_PIXELS, QUANTIZATIONS, SIZINGS, Config,
-    UsageError, check_setting, flag_of, parse_duration, parse_size, tile_overlap_for,
-)  # fmt: skip
+from keras_pix2pix.config import Config, UsageError, parse_duration, parse_size
+from keras_pix2pix.options import COMMANDS, check_setting, flag_of, tile_overlap_for
 from keras_pix2pix.errors import CheckpointWriteError, NonFiniteLossError, Stopped, TrainingInterrupted, first_line
 from keras_pix2pix.console import quiet_tensorflow
 from keras_pix2pix.stopping import stop_requests
@@ -71,29 +70,63 @@ def _shown(value):
     return "x".join(map(str, value)) if isinstance(value, tuple) else value
 
 
-def add_setting(parser, field, groups):
-    """Adds the flag of one Config field, as its declaration describes it."""
-    spec = field.metadata
-    flag = flag_of(field.name)
-    help_text = spec["help"]
+def _help(field):
+    """The flag's help: the declaration's, with its default unless it is off, None or already spoken of."""
+    spec, help_text = field.metadata, field.metadata["help"]
     if spec["kind"] == "bool":
         # A switch: its flag turns the setting on, or off (--no-flip) when it is on by default.
-        help_text = f"turn off: {help_text}" if field.default else help_text
-    elif field.default is not None:
-        help_text += f" (default: {_shown(field.default)})"
+        return f"turn off: {help_text}" if field.default else help_text
+    # An option's help may speak of its default in its own words ("paper (default; dropout on, ...)").
+    spoken = "required" in spec and ("default" in help_text or spec["required"])
+    if field.default is not None and not spoken:
+        return help_text + f" (default: {_shown(field.default)})"
+    return help_text
+
+
+def _argument_type(field, flag):
+    kind = field.metadata["kind"]
+    if kind == "choice":
+        return type(field.metadata["choices"][0])
+    return {"int": int, "number": float, "size": _size(flag), "duration": _duration(flag), "str": str, "list": _list}[kind]
+
+
+def add_setting(parser, field, groups):
+    """Adds the flag of one Config field or command option, as its declaration describes it."""
+    spec = field.metadata
+    flag = spec["flag"] or "--" + field.name.replace("_", "-")
+    if spec.get("positional"):
+        many = {"nargs": "+"} if spec["kind"] == "list" else {}
+        parser.add_argument(field.name, metavar=spec["positional"], help=spec["help"], **many)
+        return
     if spec["group"]:
         if spec["group"] not in groups:
             groups[spec["group"]] = parser.add_mutually_exclusive_group()
         parser = groups[spec["group"]]
-    keywords = {"dest": field.name, "help": help_text}
+    keywords = {"dest": field.name, "help": _help(field)}
+    if "required" in spec:  # a command's option: named as its flag in the usage line (--output OUTPUT)
+        keywords.update(required=spec["required"], metavar=flag[2:].upper().replace("-", "_"))
     if spec["kind"] == "bool":
         keywords["action"] = "store_false" if field.default else "store_true"
-    elif spec["kind"] == "choice":
-        keywords["choices"] = spec["choices"]
-        keywords["type"] = type(spec["choices"][0])
     else:
-        keywords["type"] = {"int": int, "number": float, "size": _size(flag), "duration": _duration(flag), "str": str}[spec["kind"]]
+        keywords["type"] = _argument_type(field, flag)
+    if spec["kind"] in ("bool", "choice"):
+        keywords.pop("metavar", None)  # a switch takes no value; a choice shows its values
+    if spec["kind"] == "choice":
+        keywords["choices"] = spec["choices"]
     parser.add_argument(flag, **keywords)
+
+
+def _add_options(parser, command):
+    """Adds the flags of a command's options (keras_pix2pix.options), with their defaults."""
+    for field in dataclasses.fields(COMMANDS[command]):
+        add_setting(parser, field, {})
+        if not field.metadata["required"] and not field.metadata["positional"]:
+            parser.set_defaults(**{field.name: field.default})
+
+
+def _options(arguments, command):
+    """The values of a command's options, by the Python function's argument names."""
+    return {field.name: getattr(arguments, field.name) for field in dataclasses.fields(COMMANDS[command])}
 
 
 def _add_fit(commands):
@@ -125,57 +158,14 @@ def fit_command(arguments):
     _library("train").fit(workdir=getattr(arguments, "workdir", None), started=arguments.started, **given)
 
 
-def _add_mode(parser):
-    parser.add_argument(
-        "--mode",
-        choices=MODES,
-        default="paper",
-        help="test-time mode: paper (default; dropout on, each image's own batch statistics, as the paper "
-        "tests), inference (no dropout, moving statistics) or export (the paper's statistics without "
-        "dropout, as the exported files compute)",
-    )
-
-
-def _add_max_pixels(parser, what="largest image accepted, in pixels, read from its header"):
-    parser.add_argument("--max-pixels", type=int, default=MAX_PIXELS, help=f"{what} (default: {MAX_PIXELS:,})")
-
-
 def _add_predict(commands):
     parser = commands.add_parser(
         "predict",
         help="translate images with a trained generator",
         description="Translate image files or folders; writes NAME.png per input, at the input's size.",
     )
-    parser.add_argument("--model", required=True, help="a work directory or a .keras file")
-    parser.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders")
-    parser.add_argument("--output", required=True, help="folder for the translated PNGs")
-    parser.add_argument("--pairs", action="store_true", help="inputs are AB pair images: translate the input half")
-    parser.add_argument("--direction", choices=DIRECTIONS, help="input half with --pairs (default: the run's)")
-    _add_mode(parser)
-    parser.add_argument("--seed", type=int, help="makes paper mode's dropout repeatable")
-    parser.add_argument(
-        "--sizing",
-        choices=SIZINGS,
-        default="auto",
-        help="how an image meets the model's size: resize (to it and back: cheap, loses detail finer than the "
-        "model's size), native (the whole image at its own resolution, padded to a multiple of 2**depth: memory "
-        f"grows with the image, up to {NATIVE_PIXELS / 1e6:g} megapixels), tiles (overlapping tiles of the model's "
-        "size, blended without seams: bounded memory at any size; paper mode normalizes each tile with its own "
-        "statistics) or auto (the default: resize up to the model's size, tiles above)",
-    )
-    _add_tile_overlap(parser)
-    parser.add_argument("--overwrite", action="store_true", help="replace outputs that exist already")
-    parser.add_argument("--skip-bad", action="store_true", help="go on past unreadable or oversized inputs")
-    _add_max_pixels(parser)
+    _add_options(parser, "predict")
     parser.set_defaults(command=predict_command)
-
-
-def _add_tile_overlap(parser):
-    # No default here: a value given where no tile runs is refused (see _check_sizing_flags).
-    parser.add_argument(
-        "--tile-overlap", type=float,
-        help=f"overlap of tiles, a fraction of a tile from 0 to 0.5, with --sizing tiles or auto (default: {DEFAULT_OVERLAP})",
-    )  # fmt: skip
 
 
 def _check_sizing_flags(arguments):
@@ -186,21 +176,8 @@ def _check_sizing_flags(arguments):
 
 def predict_command(arguments):
     _check_sizing_flags(arguments)
-    written = _library("translation").predict(
-        arguments.model,
-        arguments.inputs,
-        arguments.output,
-        pairs=arguments.pairs,
-        direction=arguments.direction,
-        mode=arguments.mode,
-        seed=arguments.seed,
-        overwrite=arguments.overwrite,
-        skip_bad=arguments.skip_bad,
-        max_pixels=arguments.max_pixels,
-        sizing=arguments.sizing,
-        tile_overlap=arguments.tile_overlap,
-    )
-    print(f"wrote {len(written)} image(s) to {arguments.output}")
+    written = _library("translation").predict(**_options(arguments, "predict"))
+    print(f"wrote {len(written)} image(s) to {arguments.output_dir}")
 
 
 def _add_evaluate(commands):
@@ -211,40 +188,13 @@ def _add_evaluate(commands):
         "SSIM; label-map accuracy and mean IoU when the target is a label map; FID and KID with --fid. "
         "Writes OUTPUT/metrics.json and OUTPUT/index.html (sortable, thumbnails in OUTPUT/images).",
     )
-    parser.add_argument("--model", help="a work directory or a .keras file")
-    parser.add_argument("--dataset", help="demo, a release name or a folder (default: the run's dataset)")
-    parser.add_argument("--split", default="test", help="test (default), val or train")
-    parser.add_argument("--direction", choices=DIRECTIONS, help="(default: the run's)")
-    parser.add_argument("--output", required=True, help="the report folder")
-    _add_mode(parser)
-    parser.add_argument("--palette", help="facades, cityscapes, demo or a file of 'R G B' lines, for label metrics")
-    parser.add_argument(
-        "--fid",
-        action="store_true",
-        help="also FID and KID on Keras' InceptionV3 (ImageNet weights; not the published FID network)",
-    )
-    parser.add_argument("--inception-weights", default="imagenet", help="a local InceptionV3 weights file")
-    parser.add_argument("--predictions", help="without --model: a folder of outputs to score")
-    parser.add_argument("--targets", help="without --model: the folder of targets, matched by file name")
-    parser.add_argument("--inputs", help="without --model: inputs to show in the page (optional)")
-    parser.add_argument("--data-dir", help="where prepared datasets are kept")
-    parser.add_argument("--seed", type=int, default=0, help="paper mode's dropout seed (default: 0)")
-    _add_max_pixels(parser)
-    parser.add_argument(
-        "--sizing",
-        choices=SIZINGS,
-        default="resize",
-        help="resize (the default, the paper's protocol: every pair scored at the model's size), or native, "
-        "tiles or auto: each pair translated and scored at its own size (see predict --help)",
-    )
-    _add_tile_overlap(parser)
+    _add_options(parser, "evaluate")
     parser.set_defaults(command=evaluate_command)
 
 
 def evaluate_command(arguments):
     _check_sizing_flags(arguments)
-    options = {key: value for key, value in vars(arguments).items() if key not in ("command", "model", "output", "verbose", "started")}
-    _library("evaluation").evaluate(arguments.model, arguments.output, **options)
+    _library("evaluation").evaluate(**_options(arguments, "evaluate"))
 
 
 def _list(text):
@@ -259,42 +209,13 @@ def _add_export(commands):
         "as a SavedModel laid out for TF Serving (OUTPUT/NAME/VERSION) and as TFLite files; each is reloaded "
         "and compared with the Keras model before it is kept.",
     )
-    parser.add_argument("--model", required=True, help="a work directory or a .keras file")
-    parser.add_argument("--output", required=True, help="the export folder")
-    parser.add_argument(
-        "--format", type=_list, default=DEFAULT_FORMATS,
-        help=f"some of {','.join(FORMATS)} (default: {','.join(DEFAULT_FORMATS)}; onnx needs "
-        "pip install \"keras-pix2pix[onnx]\")",
-    )  # fmt: skip
-    parser.add_argument(
-        "--quantize",
-        type=_list,
-        default=("none", "float16", "int8"),
-        help=f"TFLite kinds, some of {','.join(QUANTIZATIONS)} (default: none,float16,int8); int8_io is int8 "
-        "with int8 input and output tensors (integer-only devices, Edge TPU style); dynamic runs ~100x slower "
-        "than int8 on x86 CPUs: prefer int8",
-    )
-    parser.add_argument("--version", type=int, default=1, help="SavedModel version (default: 1)")
-    parser.add_argument("--name", help="served model name (default: the work directory's name)")
-    parser.add_argument(
-        "--calibration-dataset", help="data for int8 calibration and the checks (default: the run's dataset)"
-    )
-    _add_max_pixels(parser, "largest image the SavedModel's serving_default accepts, in pixels")
+    _add_options(parser, "export")
     parser.set_defaults(command=export_command)
 
 
 def export_command(arguments):
     _check_flags({"max_pixels": arguments.max_pixels})
-    _library("exports").export(
-        arguments.model,
-        arguments.output,
-        formats=arguments.format,
-        quantize=arguments.quantize,
-        version=arguments.version,
-        model_name=arguments.name,
-        calibration_dataset=arguments.calibration_dataset,
-        max_pixels=arguments.max_pixels,
-    )
+    _library("exports").export(**_options(arguments, "export"))
 
 
 def _add_datasets(commands):
@@ -327,28 +248,12 @@ def _add_import(commands):
         "generator.keras and a checkpoint that fit fine-tunes. predict, evaluate and export work on it as on a "
         "run trained here.",
     )
-    parser.add_argument(
-        "checkpoint", metavar="CHECKPOINT", help="a .pth file, or a name that `keras-pix2pix pretrained` lists (downloaded once)"
-    )
-    parser.add_argument("--workdir", help="the work directory to create (default: runs/NAME)")
-    parser.add_argument("--direction", choices=DIRECTIONS, help="the task's direction (default: the model's, else AtoB)")
-    parser.add_argument("--image-size", type=_size("--image-size"), help="the size the generator takes (default: 2**depth, 256)")
-    parser.add_argument("--dataset", help="the dataset config.json names, for fine-tuning and calibration")
-    parser.add_argument("--data-dir", help="where downloads are kept")
-    parser.add_argument("--manual-dir", help="a folder holding NAME.pth downloaded by hand")
+    _add_options(parser, "import")
     parser.set_defaults(command=import_command)
 
 
 def import_command(arguments):
-    _library("importing").import_checkpoint(
-        arguments.checkpoint,
-        arguments.workdir,
-        direction=arguments.direction,
-        image_size=arguments.image_size,
-        dataset=arguments.dataset,
-        data_dir=arguments.data_dir,
-        manual_dir=arguments.manual_dir,
-    )
+    _library("importing").import_checkpoint(**_options(arguments, "import"))
 
 
 def _add_pretrained(commands):

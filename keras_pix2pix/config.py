@@ -32,20 +32,6 @@ MAX_PIXELS = 50_000_000
 # The run length when neither steps nor epochs is given: junyanz's 100 + 100 epochs.
 DEFAULT_EPOCHS = 200
 
-# The choices of predict, evaluate and export, here (beside the settings' own) so that the command
-# line builds its help without importing TensorFlow.
-MODES = ("paper", "inference", "export")
-SIZINGS = ("auto", "resize", "native", "tiles")
-# The largest image `--sizing native` runs whole: a U-Net of 64 base filters holds about 1 KB of
-# activations per input pixel, so 4 megapixels take some 4 GB; beyond, tiles.
-NATIVE_PIXELS = 4_000_000
-DEFAULT_OVERLAP = 0.125
-FORMATS = ("saved_model", "tflite", "onnx")
-# What export writes unless told: ONNX needs the extra `pip install "keras-pix2pix[onnx]"`.
-DEFAULT_FORMATS = ("saved_model", "tflite")
-QUANTIZATIONS = ("none", "float16", "dynamic", "int8", "int8_io")
-
-
 def check_choice(name, value, allowed):
     """Raises a UsageError naming the argument, the allowed values and the value received.
 
@@ -178,8 +164,11 @@ def _check_number(name, value, spec):
     raise UsageError(f"{name} must be a number {low}{high}; got {value!r}")
 
 
-def _check_field(field, value, name=None):
-    """Validates one field's value against its declaration; the message calls it name (default: the field's)."""
+def check_field(field, value, name=None):
+    """Validates one field's value against its declaration; the message calls it name (default: the field's).
+
+    Used for Config's settings here and for the commands' options (keras_pix2pix.options).
+    """
     spec, name = field.metadata, name or field.name
     if value is None and spec["optional"]:
         return
@@ -380,7 +369,7 @@ class Config:
             if getattr(self, name) is not None:
                 object.__setattr__(self, name, parse_duration(getattr(self, name), name))
         for field in dataclasses.fields(self):
-            _check_field(field, getattr(self, field.name))
+            check_field(field, getattr(self, field.name))
         if any(load < crop for load, crop in zip(self.resolved_load_size, self.image_size)):
             raise UsageError(
                 f"load_size must be at least image_size {self.image_size} on each side "
@@ -467,64 +456,6 @@ class Config:
         """(field, self's value, other's value) for each field where the two differ."""
         mine, theirs = self.to_dict(), other.to_dict()
         return [(key, mine[key], theirs[key]) for key in mine if mine[key] != theirs[key]]
-
-
-@dataclasses.dataclass(frozen=True)
-class _Options:
-    """Options of predict and evaluate that are no setting of a run, declared as the settings are."""
-
-    tile_overlap: float = setting(DEFAULT_OVERLAP, "overlap of neighbouring tiles, a fraction of a tile", "number",
-                                  minimum=0.0, maximum=0.5)  # fmt: skip
-
-
-_DECLARED = {field.name: field for kind in (Config, _Options) for field in dataclasses.fields(kind)}
-
-
-def flag_of(name):
-    """The command line's flag of a setting or option (its declared flag, else --the-name-with-dashes), for messages.
-
-    Example:
-    >>> flag_of("learning_rate"), flag_of("max_pixels"), flag_of("tile_overlap")
-    ('--lr', '--max-pixels', '--tile-overlap')
-    """
-    field = _DECLARED.get(name)
-    return (field.metadata["flag"] if field else None) or "--" + name.replace("_", "-")
-
-
-def check_setting(name, value, shown=None):
-    """Validates a value against the declaration of setting (Config's field) or option `name`.
-
-    Messages name what the caller named: Python's argument, or on the command line the flag
-    (shown=flag_of(name)), checked as it is parsed.
-
-    Example:
-    >>> check_setting("max_pixels", 0)
-    Traceback (most recent call last):
-    ...
-    keras_pix2pix.errors.UsageError: max_pixels must be an integer >= 1; got 0
-    >>> check_setting("tile_overlap", 0.9, flag_of("tile_overlap"))
-    Traceback (most recent call last):
-    ...
-    keras_pix2pix.errors.UsageError: --tile-overlap must be a number >= 0.0 and <= 0.5; got 0.9
-    """
-    _check_field(_DECLARED[name], value, shown)
-    return value
-
-
-def tile_overlap_for(sizing, tile_overlap, flags=False):
-    """The tiles' overlap for a sizing: DEFAULT_OVERLAP unless one is given; refuses one given where no tile runs.
-
-    Args:
-        sizing: one of SIZINGS; only tiles and auto run tiles.
-        tile_overlap: the overlap given, a fraction of a tile in [0, 0.5], or None.
-        flags: name the options as the command line does (--tile-overlap), not as Python does.
-    """
-    overlap_name, sizing_name = (flag_of(name) if flags else name for name in ("tile_overlap", "sizing"))
-    if tile_overlap is None:
-        return DEFAULT_OVERLAP
-    if sizing not in ("tiles", "auto"):
-        raise UsageError(f"{overlap_name} applies only to {sizing_name} tiles or auto; got {sizing_name} {sizing}")
-    return check_setting("tile_overlap", tile_overlap, overlap_name)
 
 
 # Settings that shape the networks: a checkpoint cannot be resumed with other values.

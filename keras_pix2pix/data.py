@@ -366,12 +366,25 @@ def train_dataset(pairs, config, direction, seed, start_example=0):
 
 
 def eval_dataset(pairs, config, direction, batch_size=1):
-    """(input, target) batches in [-1, 1], resized to the image size, in the source's order."""
+    """(input, target) batches in [-1, 1], resized to a Config's image size, in the source's order."""
+    return resized_pairs(pairs, direction, config.image_size, (config.input_channels, config.output_channels), batch_size)
+
+
+def resized_pairs(pairs, direction, image_size, channels, batch_size=1):
+    """(input, target) batches in [-1, 1], resized to image_size, in the source's order.
+
+    Args:
+        pairs: the pairs (see keras_pix2pix.datasets).
+        direction: "AtoB" or "BtoA": which half of a pair is the input.
+        image_size: (height, width) of both images, a model's size.
+        channels: (input channels, target channels), 1 or 3 each.
+        batch_size: pairs per batch.
+    """
     if len(pairs) == 0:
         raise UsageError("the evaluation split holds no images")
 
     def load(name, a_bytes, b_bytes):
-        source, target = decode_pair(a_bytes, b_bytes, direction, config.input_channels, config.output_channels)
-        return normalize(resize(source, config.image_size)), normalize(resize(target, config.image_size))
+        source, target = decode_pair(a_bytes, b_bytes, direction, *channels)
+        return normalize(resize(source, image_size)), normalize(resize(target, image_size))
 
     return pairs.ordered().map(load, num_parallel_calls=tf.data.AUTOTUNE).batch(batch_size).prefetch(tf.data.AUTOTUNE)

@@ -8,18 +8,14 @@ input | output | target thumbnails (stored in OUTPUT/images/) that opens with no
 """
 
 import dataclasses
-import html
-import json
-import math
 import os
-import re
 
 import keras
 import numpy as np
 import tensorflow as tf
 
 from keras_pix2pix import data, datasets, demo
-from keras_pix2pix.config import MAX_PIXELS, Config, UsageError, check_choice, check_setting, tile_overlap_for
+from keras_pix2pix.config import MAX_PIXELS, UsageError, check_choice
 from keras_pix2pix.errors import DownloadError, first_line, path_kind, unusable_path
 from keras_pix2pix.files import is_inside, make_folder, output_folder, sweep_leftovers, write_atomically
 from keras_pix2pix.metrics import (
@@ -32,9 +28,12 @@ from keras_pix2pix.metrics import (
     label_confusion,
     label_metrics,
 )
-from keras_pix2pix.modes import MODES, prepare, translate
+from keras_pix2pix.modes import prepare, translate
+from keras_pix2pix.options import MODES, SIZINGS, Evaluate, check_setting, defaults, tile_overlap_for
 from keras_pix2pix.progress import Progress
-from keras_pix2pix.sizing import SIZINGS, runner_for, translate_image
+from keras_pix2pix.report import write_report
+from keras_pix2pix.seeding import keep_random_states
+from keras_pix2pix.sizing import runner_for, translate_image
 from keras_pix2pix.translation import load_generator
 
 
@@ -126,45 +125,57 @@ def _folder_items(predictions, targets, inputs, palette, max_pixels):
     return _Items(items, len(items), f"{predictions} against {targets}", _resolve_palette(palette, None, None))
 
 
-def _own_size_items(pairs, config, direction, runner, mode, sizing, overlap):
+def _own_size_items(pairs, channels, direction, runner, mode, sizing, overlap):
     """(output, target, input) arrays in [-1, 1] at each pair's own size: translated natively or in tiles."""
     for _, a_bytes, b_bytes in pairs.ordered():
-        source, target = data.decode_pair(a_bytes, b_bytes, direction, config.input_channels, config.output_channels)
+        source, target = data.decode_pair(a_bytes, b_bytes, direction, *channels)
         output = translate_image(runner, source, mode, sizing, overlap)
         yield output, data.normalize(target), data.normalize(source)
 
 
-def _model_items(model, dataset, split, direction, mode, palette, data_dir, seed, max_pixels, sizing, overlap):
-    """The pairs of a split translated by a model in a test-time mode, at the model's size or their own (sizing)."""
-    keras.utils.set_random_seed(seed)
-    generator, saved = load_generator(model)
-    dataset = dataset or (saved.dataset if saved else None)
-    if dataset is None:
-        raise UsageError("a bare .keras file has no config.json: pass --dataset")
-    height, width, input_channels = generator.input_shape[1:]
-    config = Config(
-        dataset=dataset, image_size=(height, width), input_channels=input_channels,
-        output_channels=generator.output_shape[-1],
-    )  # fmt: skip
-    pairs = split_pairs(dataset, split, data_dir or (saved.data_dir if saved else None))
-    pairs = datasets.check_pairs(pairs, max_pixels=max_pixels)
-    direction = direction or (saved.direction if saved and saved.dataset == dataset else None)
-    direction = direction or datasets.usual_direction(dataset)
+@dataclasses.dataclass(frozen=True)
+class _Split:
+    """Which pairs a model is scored on: a split of a dataset, read as the model's run reads it unless told."""
+
+    dataset: str | None
+    split: str
+    direction: str | None
+    data_dir: str | None
+    max_pixels: int
+
+    def resolve(self, saved):
+        """(dataset, direction, pairs): the run's (saved, a Config or None) dataset, data folder and direction if none is given."""
+        dataset = self.dataset or (saved.dataset if saved else None)
+        if dataset is None:
+            raise UsageError("a bare .keras file has no config.json: pass --dataset")
+        pairs = split_pairs(dataset, self.split, self.data_dir or (saved.data_dir if saved else None))
+        pairs = datasets.check_pairs(pairs, max_pixels=self.max_pixels)
+        direction = self.direction or (saved.direction if saved and saved.dataset == dataset else None)
+        return dataset, direction or datasets.usual_direction(dataset), pairs
+
+
+def _model_items(model_path, wanted, mode, palette, sizing, overlap):
+    """The pairs of a split (wanted, a _Split) translated by a model (a work directory or a .keras file) in a
+    test-time mode, at the model's size or their own."""
+    generator, saved = load_generator(model_path)
+    dataset, direction, pairs = wanted.resolve(saved)
+    # The model's own shapes say how to read the pairs: its size, its input and output channels.
+    image_size, channels = generator.input_shape[1:3], (generator.input_shape[-1], generator.output_shape[-1])
     runner = runner_for(prepare(generator, mode), sizing)
     names = pairs.names() if isinstance(pairs, datasets.FilePairs) else None
 
     def items():
         if sizing == "resize":  # the paper's protocol: scored at the model's size
             translated = ((translate(runner, source, mode)[0], target[0], source[0])
-                          for source, target in data.eval_dataset(pairs, config, direction))  # fmt: skip
+                          for source, target in data.resized_pairs(pairs, direction, image_size, channels))  # fmt: skip
         else:
-            translated = _own_size_items(pairs, config, direction, runner, mode, sizing, overlap)
+            translated = _own_size_items(pairs, channels, direction, runner, mode, sizing, overlap)
         for index, (output, target, source) in enumerate(translated):
             name = os.path.splitext(os.path.basename(names[index]))[0] if names else f"{index + 1:05d}"
             yield name, np.asarray(output), np.asarray(target), np.asarray(source)
 
     label_palette = _resolve_palette(palette, os.path.basename(os.path.normpath(dataset)), direction)
-    description = f"{dataset} {split}, {direction}, {mode} mode, sizing {sizing}"
+    description = f"{dataset} {wanted.split}, {direction}, {mode} mode, sizing {sizing}"
     return _Items(items(), len(pairs), description, label_palette)
 
 
@@ -254,20 +265,17 @@ def _summarize(rows, confusion, source, extractor, outputs, reals):
     return summary
 
 
-def _copy_curves(model, output_dir):
-    """The run's losses.png, copied beside the page; its name there, or None when the model has none."""
-    source = os.path.join(model, "losses.png") if model and os.path.isdir(model) else None
-    if source is None or not os.path.isfile(source):
-        return None
-    with open(source, "rb") as file:
-        write_atomically(os.path.join(output_dir, "losses.png"), file.read())
-    return "losses.png"
+# Every default of evaluate is its option's (keras_pix2pix.options), the command line's too.
+_DEFAULT = defaults(Evaluate)
 
 
+@keep_random_states  # the seed given seeds this call alone, not the caller's random sequences
 def evaluate(
-    model=None, output_dir="evaluation", *, dataset=None, split="test", direction=None, mode="paper", palette=None,
-    fid=False, inception_weights="imagenet", predictions=None, targets=None, inputs=None, data_dir=None, seed=0,
-    max_pixels=MAX_PIXELS, sizing="resize", tile_overlap=None, verbose=True,
+    model=_DEFAULT.model, output_dir=_DEFAULT.output_dir, *, dataset=_DEFAULT.dataset, split=_DEFAULT.split,
+    direction=_DEFAULT.direction, mode=_DEFAULT.mode, palette=_DEFAULT.palette, fid=_DEFAULT.fid,
+    inception_weights=_DEFAULT.inception_weights, predictions=_DEFAULT.predictions, targets=_DEFAULT.targets,
+    inputs=_DEFAULT.inputs, data_dir=_DEFAULT.data_dir, seed=_DEFAULT.seed, max_pixels=_DEFAULT.max_pixels,
+    sizing=_DEFAULT.sizing, tile_overlap=_DEFAULT.tile_overlap, verbose=True,
 ):  # fmt: skip
     """Scores a model on a split (or a folder of predictions against targets) and writes a report.
 
@@ -311,8 +319,9 @@ def evaluate(
     _check_output(output_dir, {"--predictions": predictions, "--targets": targets, "--inputs": inputs,
                                "--dataset": dataset})  # fmt: skip
     if model is not None:
-        source = _model_items(model, dataset, split, direction, mode, palette, data_dir, seed, max_pixels, sizing,
-                              tile_overlap)  # fmt: skip
+        keras.utils.set_random_seed(seed)  # paper mode's dropout, repeatable; for this call alone (keep_random_states)
+        wanted = _Split(dataset, split, direction, data_dir, max_pixels)
+        source = _model_items(model, wanted, mode, palette, sizing, tile_overlap)
     elif predictions and targets:
         source = _folder_items(predictions, targets, inputs, palette, max_pixels)
     else:
@@ -322,120 +331,9 @@ def evaluate(
             sweep_leftovers(folder, log)
         rows, confusion, outputs, reals = _score(source, output_dir, fid, verbose)
         summary = _summarize(rows, confusion, source, extractor, outputs, reals)
-        report = {"summary": summary, "images": rows}
-        write_atomically(os.path.join(output_dir, "metrics.json"), json.dumps(report, indent=2))
-        write_html(report, os.path.join(output_dir, "index.html"), curves=_copy_curves(model, output_dir))
+        write_report(output_dir, summary, rows, model)
     log(
         "  ".join(f"{key} {value:.4f}" for key, value in summary.items() if isinstance(value, float))
         + f"  -> {os.path.join(output_dir, 'index.html')}"
     )
     return summary
-
-
-_HTML = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>keras-pix2pix evaluation</title>
-<style>
-body {{ font-family: system-ui, sans-serif; margin: 1.5em; color: #222; }}
-table {{ border-collapse: collapse; }}
-th, td {{ padding: 4px 8px; border-bottom: 1px solid #ddd; text-align: right; }}
-th {{ cursor: pointer; background: #f3f3f3; position: sticky; top: 0; user-select: none; }}
-th.sorted-up::after {{ content: " \\25B2"; }} th.sorted-down::after {{ content: " \\25BC"; }}
-td.name, th.name {{ text-align: left; }}
-img {{ width: {thumb}px; height: auto; image-rendering: auto; display: block; }}
-#summary td, #summary th {{ cursor: default; }}
-</style></head><body>
-<h1>keras-pix2pix evaluation</h1>
-<p>{source}: {pairs} pairs. Click a column header to sort.</p>
-<table id="summary"><tr>{summary_head}</tr><tr>{summary_row}</tr></table>
-{notes}
-{curves}
-<h2>Images</h2>
-<table id="images"><thead><tr><th class="name">#</th><th class="name">name</th>
-<th class="name">input</th><th class="name">output</th><th class="name">target</th>{metric_head}</tr></thead>
-<tbody>
-{rows}
-</tbody></table>
-<script>
-document.querySelectorAll("#images th").forEach(function (header, column) {{
-  header.addEventListener("click", function () {{
-    var body = document.querySelector("#images tbody");
-    var up = !header.classList.contains("sorted-up");
-    document.querySelectorAll("#images th").forEach(function (h) {{ h.classList.remove("sorted-up", "sorted-down"); }});
-    header.classList.add(up ? "sorted-up" : "sorted-down");
-    var rows = Array.prototype.slice.call(body.rows);
-    rows.sort(function (a, b) {{
-      var x = a.cells[column].dataset.value, y = b.cells[column].dataset.value;
-      var nx = parseFloat(x), ny = parseFloat(y);
-      // Names sort naturally (2 before 10), as the rows first appear.
-      var order = isNaN(nx) || isNaN(ny) ? String(x).localeCompare(String(y), undefined, {{numeric: true}}) : nx - ny;
-      return up ? order : -order;
-    }});
-    rows.forEach(function (row) {{ body.appendChild(row); }});
-  }});
-}});
-</script>
-</body></html>
-"""
-
-
-def natural_key(name):
-    """Sorts names as people do: digits by their value.
-
-    Example:
-    >>> sorted(["10.jpg", "2.jpg", "1.jpg", "b1", "a10", "a9"], key=natural_key)
-    ['1.jpg', '2.jpg', '10.jpg', 'a9', 'a10', 'b1']
-    """
-    return [(0, int(part), "") if part.isdigit() else (1, 0, part.lower()) for part in re.split(r"(\d+)", name) if part]
-
-
-def write_html(report, path, thumbnail=160, curves=None):
-    """A self-contained page: the summary, the training curves if given, then one sortable row per image.
-
-    Args:
-        report: the report (metrics.json's content).
-        path: the page to write.
-        thumbnail: the width of the thumbnails, in pixels.
-        curves: the training curves' PNG, relative to the page (losses.png), or None.
-    """
-    summary = report["summary"]
-    numbers = {key: value for key, value in summary.items() if isinstance(value, float)}
-    keys = list(report["images"][0]["metrics"]) if report["images"] else []
-    rows = []
-    # Rows in the natural order of their names (1, 2, 10, not 1, 10, 2); # numbers them so.
-    for index, row in enumerate(sorted(report["images"], key=lambda row: natural_key(row["name"]))):
-        cells = [f'<td class="name" data-value="{index + 1}">{index + 1}</td>']
-        cells.append(f'<td class="name" data-value="{html.escape(row["name"])}">{html.escape(row["name"])}</td>')
-        for role in ("input", "output", "target"):
-            source = row["files"].get(role)
-            cells.append(
-                f'<td class="name" data-value="{index}"><img src="{html.escape(source)}" alt="{role}" loading="lazy"></td>'
-                if source
-                else f'<td data-value="{index}"></td>'
-            )
-        for key in keys:
-            value = row["metrics"][key]
-            cells.append(f'<td data-value="{value:.6g}">{_format(key, value)}</td>')
-        rows.append("<tr>" + "".join(cells) + "</tr>")
-    page = _HTML.format(
-        thumb=thumbnail,
-        source=html.escape(str(summary.get("source", ""))),
-        pairs=summary.get("pairs", 0),
-        summary_head="".join(f"<th>{html.escape(key)}</th>" for key in numbers),
-        summary_row="".join(f"<td>{_format(key, value)}</td>" for key, value in numbers.items()),
-        notes=f"<p>FID and KID: {html.escape(summary['fid_network'])}.</p>" if "fid_network" in summary else "",
-        curves=f'<h2>Training</h2><img src="{html.escape(curves)}" alt="training curves" style="width: 880px">'
-        if curves else "",
-        metric_head="".join(f"<th>{html.escape(key)}</th>" for key in keys),
-        rows="\n".join(rows),
-    )
-    write_atomically(path, page)
-
-
-def _format(key, value):
-    if key.startswith("psnr"):
-        return f"{value:.2f}"
-    if key.startswith("fid") or key == "l1_255":
-        return f"{value:.2f}"
-    if math.isfinite(value) and abs(value) < 1e-3 and value != 0:
-        return f"{value:.2e}"
-    return f"{value:.4f}"

@@ -6,7 +6,7 @@ XNNPACK runs fastest (keras_pix2pix.fast, "tflite" and "tflite_int8").
 
 One writer per format, each followed by its check: every file is written into a staging folder,
 reloaded and compared with the Keras export-mode model, and only then moved into place, so a
-failed export leaves nothing half-written.
+failed export leaves nothing half-written. The SavedModel's signatures are keras_pix2pix.serving's.
 
 Layout of an export to DIR:
     DIR/MODEL_NAME/VERSION/                     the SavedModel (TF Serving's model base path is DIR/MODEL_NAME)
@@ -24,16 +24,15 @@ import keras
 import numpy as np
 import tensorflow as tf
 from ai_edge_litert.interpreter import Interpreter
-from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
 
 from keras_pix2pix import data, datasets, fast, sizing
-from keras_pix2pix.config import (
-    DEFAULT_FORMATS, FORMATS, MAX_PIXELS, QUANTIZATIONS, SIZINGS, Config, UsageError, check_choice, check_setting,
-)  # fmt: skip
+from keras_pix2pix.config import MAX_PIXELS, UsageError, check_choice
 from keras_pix2pix.files import output_folder, staging_folder, sweep_leftovers, write_atomically
 from keras_pix2pix.metrics import parity
 from keras_pix2pix.modes import export_form
+from keras_pix2pix.options import FORMATS, QUANTIZATIONS, Export, check_setting, defaults
 from keras_pix2pix.progress import Progress
+from keras_pix2pix.serving import write_saved_model
 from keras_pix2pix.translation import load_generator
 
 TFLITE_NAMES = {"none": "float32", "float16": "float16", "dynamic": "dynamic", "int8": "int8", "int8_io": "int8_io"}
@@ -53,141 +52,6 @@ def _check_choices(name, values, allowed):
     for value in values:
         check_choice(name, value, allowed)
     return values
-
-
-def _sizing_index(choices):
-    """Each image's --sizing choice, a string, as its index in SIZINGS; an unknown one fails the request."""
-    matches = tf.equal(choices[:, None], tf.constant(SIZINGS)[None, :])
-    known = tf.debugging.assert_equal(
-        tf.reduce_all(tf.reduce_any(matches, axis=1)), True,
-        message=f"sizing must be one of {', '.join(SIZINGS)}",
-    )  # fmt: skip
-    with tf.control_dependencies([known]):
-        return tf.argmax(tf.cast(matches, tf.int32), axis=1, output_type=tf.int32)
-
-
-def _serving_functions(model, max_pixels=MAX_PIXELS):
-    height, width, channels = model.input_shape[1:]
-    output_channels = model.output_shape[-1]
-    multiple = sizing.downsampling(model)
-    # The same network at any size, for native translation; it shares the model's variables.
-    any_size = sizing.at_size(model, None, None)
-
-    def run(images):
-        return tf.cast(any_size(images, training=False), tf.float32)
-
-    def translate(images):
-        """float32 images in [-1, 1], each side a multiple of 2**depth -> float32 in [-1, 1] (native)."""
-        shape = tf.shape(images)
-        sides = tf.debugging.assert_equal(
-            tf.stack([shape[1] % multiple, shape[2] % multiple]), 0,
-            message=f"translate takes images whose sides are multiples of {multiple}: pad them (reflect) and crop "
-            "the outputs, or send encoded images to translate_bytes",
-        )  # fmt: skip
-        with tf.control_dependencies([sides]):
-            return {"images": run(images)}
-
-    def decode(contents):
-        # The size is read from the header and checked before decoding: a small file can claim
-        # a huge image (a 285 KB PNG of 10000x10000 decodes to 1.2 GB of float32).
-        size = data.header_size(contents)
-        within = tf.debugging.assert_less_equal(
-            size[0] * size[1], tf.constant(max_pixels, tf.int64),
-            message=f"an image is larger than the limit of {max_pixels} pixels (export --max-pixels)",
-        )  # fmt: skip
-        with tf.control_dependencies([within]):
-            return tf.io.decode_image(contents, channels=channels, dtype=tf.float32, expand_animations=False)
-
-    def translate_one(arguments):
-        contents, choice = arguments
-        image = decode(contents)
-        image_height, image_width = tf.shape(image)[0], tf.shape(image)[1]
-        # auto: resize an image no larger than the model's size, tile a larger one (as predict does).
-        small = tf.logical_and(image_height <= height, image_width <= width)
-        choice = tf.where(tf.equal(choice, SIZINGS.index("auto")),
-                          tf.where(small, SIZINGS.index("resize"), SIZINGS.index("tiles")), choice)  # fmt: skip
-
-        def native():
-            within = tf.debugging.assert_less_equal(
-                image_height * image_width, sizing.NATIVE_PIXELS,
-                message=f"sizing native runs an image whole, and this one is over its limit of "
-                f"{sizing.NATIVE_PIXELS / 1e6:g} megapixels: use tiles",
-            )  # fmt: skip
-            with tf.control_dependencies([within]):
-                return sizing.run_padded(run, data.normalize(image), multiple)
-
-        branches = {
-            "resize": lambda: sizing.resized(run, image, (height, width)),
-            "native": native,
-            "tiles": lambda: sizing.blend_tiles(
-                lambda tile: run(tile)[0], data.normalize(image), (height, width), output_channels
-            ),
-        }  # fmt: skip
-        # Indexed from 0: SIZINGS[0] is auto, resolved above.
-        output = tf.switch_case(choice - 1, [branches[name] for name in SIZINGS[1:]])
-        return tf.io.encode_png(data.denormalize(tf.ensure_shape(output, [None, None, output_channels])))
-
-    def translate_bytes(image_bytes, sizings):
-        """Encoded JPEG or PNG images of any size, each with its sizing -> PNG images of the same sizes."""
-        same = tf.debugging.assert_equal(
-            tf.size(sizings), tf.size(image_bytes), message="sizing needs one choice per image"
-        )
-        with tf.control_dependencies([same]):
-            choices = _sizing_index(sizings)
-        # One image at a time: each may be of its own size and sizing, and memory stays that of one.
-        output_bytes = tf.map_fn(translate_one, (image_bytes, choices), fn_output_signature=tf.string,
-                                 parallel_iterations=1)  # fmt: skip
-        # The _bytes suffix makes TF Serving's REST API return the PNGs base64-encoded.
-        return {"output_bytes": output_bytes}
-
-    def serve(image_bytes):
-        """Encoded JPEG or PNG images of any size -> PNG images of the same sizes (sizing auto)."""
-        return translate_bytes(image_bytes, tf.fill(tf.shape(image_bytes), "auto"))
-
-    return translate, serve, translate_bytes, (height, width, channels)
-
-
-def _warmup_records(path, model_name, sample_png):
-    """assets.extra/tf_serving_warmup_requests: TF Serving replays these before it serves."""
-    request = predict_pb2.PredictRequest(
-        model_spec=model_pb2.ModelSpec(name=model_name, signature_name="serving_default")
-    )
-    request.inputs["image_bytes"].CopyFrom(tf.make_tensor_proto([sample_png], dtype=tf.string))
-    log = prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=request))
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with tf.io.TFRecordWriter(path) as writer:
-        writer.write(log.SerializeToString())
-
-
-def write_saved_model(model, path, model_name="pix2pix", max_pixels=MAX_PIXELS):
-    """Writes the SavedModel (ExportArchive) with its three signatures and the warmup records.
-
-    Args:
-        model: the export-mode generator.
-        path: the version folder to write.
-        model_name: the name TF Serving serves it under (used in the warmup requests).
-        max_pixels: the largest image serving_default decodes; a larger one fails the request.
-    """
-    translate, serve, translate_bytes, (height, width, channels) = _serving_functions(model, max_pixels)
-    # Not archive.track(model): the archive saves the variables its endpoints use in any case,
-    # and tracking the model saves each of them a second time (as its Keras variable), which
-    # doubled variables/ (435.8 MB instead of 217.7 MB at 256x256) for TF Serving to download.
-    archive = keras.export.ExportArchive()
-    image_bytes = tf.TensorSpec([None], tf.string, name="image_bytes")
-    archive.add_endpoint(name="serving_default", fn=serve, input_signature=[image_bytes])
-    archive.add_endpoint(
-        name="translate_bytes",
-        fn=translate_bytes,
-        input_signature=[image_bytes, tf.TensorSpec([None], tf.string, name="sizing")],
-    )
-    archive.add_endpoint(
-        name="translate",
-        fn=translate,
-        input_signature=[tf.TensorSpec([None, None, None, channels], tf.float32, name="images")],
-    )
-    archive.write_out(path, verbose=False)
-    sample = tf.io.encode_png(tf.fill([height, width, channels], tf.constant(128, tf.uint8))).numpy()
-    _warmup_records(os.path.join(path, "assets.extra", "tf_serving_warmup_requests"), model_name, sample)
 
 
 def tflite_model(model, quantize="none", representative=None):
@@ -285,20 +149,30 @@ def run_tflite(model_content, images, threads=None):
     return np.stack([run(image[None]) for image in np.asarray(images, np.float32)])
 
 
-def calibration_images(dataset, config, count=100, data_dir=None, direction=None):
-    """Up to count training inputs in [-1, 1] at the model's size, for int8 calibration and checks."""
-    splits = datasets.find_dataset(dataset, data_dir or config.data_dir, config.manual_dir)
-    pairs = datasets.check_pairs(splits.train.take(count), True, lambda message: None, config.max_pixels)
-    direction = direction or config.direction or splits.direction
-    images = [inputs[0].numpy() for inputs, _ in data.eval_dataset(pairs, config, direction)]
-    return np.stack(images)
+def calibration_images(dataset, model, count=100, *, data_dir=None, manual_dir=None, direction=None,
+                       max_pixels=MAX_PIXELS):  # fmt: skip
+    """Up to count training inputs in [-1, 1] at the model's size, for int8 calibration and checks.
+
+    Args:
+        dataset: "demo", a release name or a folder.
+        model: the generator: its input size and its input and output channels say how to read the pairs.
+        count: the most inputs taken.
+        data_dir, manual_dir: where prepared datasets and hand-downloaded archives are kept.
+        direction: which half of a pair is the input; None: the dataset's usual one.
+        max_pixels: the largest image accepted, in pixels.
+    """
+    splits = datasets.find_dataset(dataset, data_dir, manual_dir)
+    pairs = datasets.check_pairs(splits.train.take(count), True, lambda message: None, max_pixels)
+    image_size, channels = model.input_shape[1:3], (model.input_shape[-1], model.output_shape[-1])
+    batches = data.resized_pairs(pairs, direction or splits.direction, image_size, channels)
+    return np.stack([inputs[0].numpy() for inputs, _ in batches])
 
 
-def _served_name(model, model_name):
+def _served_name(model_path, model_name):
     """The served model's name: the given one or the work directory's, made safe for a folder name."""
     given = model_name
     if model_name is None:
-        model_name = os.path.basename(os.path.normpath(model)) if os.path.isdir(model) else "pix2pix"
+        model_name = os.path.basename(os.path.normpath(model_path)) if os.path.isdir(model_path) else "pix2pix"
     safe = "".join(character if character.isalnum() or character in "-_" else "_" for character in model_name)
     if not safe.strip("_"):
         raise UsageError(f"--name must hold letters or digits (and - or _), the served model's folder; got {given!r}")
@@ -310,14 +184,10 @@ def _check_images(exported, config, calibration_dataset, calibration_count, quan
     if calibration_dataset is None and config is not None:
         calibration_dataset = config.dataset
     if calibration_dataset is not None:
-        if config is None:
-            # A bare .keras file: the model's own shapes say how to read the calibration data.
-            height, width, channels = exported.input_shape[1:]
-            config = Config(
-                dataset=calibration_dataset, image_size=(height, width), input_channels=channels,
-                output_channels=exported.output_shape[-1],
-            )  # fmt: skip
-        return calibration_images(calibration_dataset, config, calibration_count)
+        if config is None:  # a bare .keras file: no run says where its data is kept
+            return calibration_images(calibration_dataset, exported, calibration_count)
+        return calibration_images(calibration_dataset, exported, calibration_count, data_dir=config.data_dir,
+                                  manual_dir=config.manual_dir, direction=config.direction, max_pixels=config.max_pixels)  # fmt: skip
     if set(INTEGER_KINDS) & set(quantize):
         raise UsageError(
             "int8 quantization needs calibration images: pass --calibration-dataset (a bare .keras file has "
@@ -452,17 +322,21 @@ def _export_all(exported, staging, destinations, samples, model_name, quantize, 
     return report
 
 
+# Every default of export is its option's (keras_pix2pix.options), the command line's too.
+_DEFAULT = defaults(Export)
+
+
 def export(
     model,
     output_dir,
     *,
-    formats=DEFAULT_FORMATS,
-    quantize=("none", "float16", "int8"),
-    version=1,
-    model_name=None,
-    calibration_dataset=None,
+    formats=_DEFAULT.formats,
+    quantize=_DEFAULT.quantize,
+    version=_DEFAULT.version,
+    model_name=_DEFAULT.model_name,
+    calibration_dataset=_DEFAULT.calibration_dataset,
     calibration_count=100,
-    max_pixels=MAX_PIXELS,
+    max_pixels=_DEFAULT.max_pixels,
     log=print,
 ):
     """Exports a trained generator, proves each export matches it, and moves them into place.

@@ -24,6 +24,7 @@ import tensorflow as tf
 
 from keras_pix2pix import checkpoints, datasets, downloads, files, models
 from keras_pix2pix.config import DIRECTIONS, Config, UsageError, check_choice
+from keras_pix2pix.options import Import, defaults
 from keras_pix2pix.state_dicts import read_state_dict
 from keras_pix2pix.train import make_optimizers
 
@@ -323,8 +324,13 @@ def _write_into(workdir, generator, config):
             os.replace(os.path.join(staging, name), os.path.join(workdir, name))
 
 
-def import_checkpoint(checkpoint, workdir=None, *, direction=None, image_size=None, dataset=None, data_dir=None,
-                      manual_dir=None, log=print):  # fmt: skip
+# Every default of import_checkpoint is its option's (keras_pix2pix.options), the command line's too.
+_DEFAULT = defaults(Import)
+
+
+def import_checkpoint(checkpoint, workdir=_DEFAULT.workdir, *, direction=_DEFAULT.direction,
+                      image_size=_DEFAULT.image_size, dataset=_DEFAULT.dataset, data_dir=_DEFAULT.data_dir,
+                      manual_dir=_DEFAULT.manual_dir, log=print):  # fmt: skip
     """Turns a junyanz pix2pix generator (.pth) into a keras-pix2pix work directory; returns the generator.
 
     Args:

@@ -13,13 +13,13 @@ process that never imports keras_pix2pix. The faster forms of the same functions
 and the TFLite files use are made from these models by keras_pix2pix.fast.
 """
 
+import dataclasses
 import math
 
 import keras
 
-from keras_pix2pix.config import (
-    BIAS_PLACEMENTS, DROPOUT_PLACEMENTS, NORMS, UPSAMPLINGS, UsageError, check_choice, parse_size,
-)  # fmt: skip
+from keras_pix2pix.config import UsageError, parse_size
+from keras_pix2pix.options import check_setting
 
 
 def _weights():
@@ -90,18 +90,28 @@ def _upsampling(x, filters, upsample, name, dtype=None, use_bias=False):
                                name=f"{name}_conv", dtype=dtype)(x)  # fmt: skip
 
 
-def _up_block(x, filters, norm, dropout, name, dtype=None, synchronized=False, use_bias=False, upsample="transpose"):
-    """ReLU - ConvTranspose(4x4, stride 2) (or resize - Conv) - norm - Dropout: doubles the height and width.
+@dataclasses.dataclass(frozen=True)
+class _DecoderBlocks:
+    """What every decoder block of one generator shares: its normalization, layer dtype and decoder kind."""
 
-    The ReLU opens the block, as in the paper's code (d2_ = d1 - ReLU - FullConv - BN - Dropout):
-    it acts on the whole decoder input, the previous block's output and the skip features alike.
-    """
-    x = keras.layers.ReLU(name=f"{name}_relu", dtype=dtype)(x)
-    x = _upsampling(x, filters, upsample, name, dtype, use_bias)
-    x = _normalization(x, norm, name, dtype, synchronized)
-    if dropout:
-        x = keras.layers.Dropout(dropout, name=f"{name}_dropout", dtype=dtype)(x)
-    return x
+    norm: str
+    dtype: object = None
+    synchronized: bool = False
+    use_bias: bool = False
+    upsample: str = "transpose"
+
+    def up(self, x, filters, dropout, name):
+        """ReLU - ConvTranspose(4x4, stride 2) (or resize - Conv) - norm - Dropout: doubles the height and width.
+
+        The ReLU opens the block, as in the paper's code (d2_ = d1 - ReLU - FullConv - BN - Dropout):
+        it acts on the whole decoder input, the previous block's output and the skip features alike.
+        """
+        x = keras.layers.ReLU(name=f"{name}_relu", dtype=self.dtype)(x)
+        x = _upsampling(x, filters, self.upsample, name, self.dtype, self.use_bias)
+        x = _normalization(x, self.norm, name, self.dtype, self.synchronized)
+        if dropout:
+            x = keras.layers.Dropout(dropout, name=f"{name}_dropout", dtype=self.dtype)(x)
+        return x
 
 
 def _output_head(x, output_channels, dtype, upsample="transpose"):
@@ -117,27 +127,13 @@ def default_depth(image_size):
     return int(math.floor(math.log2(min(image_size))))
 
 
-def _checked_generator_arguments(image_size, input_channels, output_channels, depth, filters, norm, dropout, biases,
-                                 dropout_placement, upsample):  # fmt: skip
-    """(height, width, depth) of a U-Net, after checking every argument of build_generator."""
+def _unet_size(image_size, depth):
+    """(height, width, depth) of a U-Net: depth None brings the shorter side to 1; each side a multiple of 2**depth."""
     height, width = parse_size(image_size)
-    check_choice("norm", norm, NORMS)
-    check_choice("upsample", upsample, UPSAMPLINGS)
-    check_choice("biases", biases, BIAS_PLACEMENTS)
-    check_choice("dropout_placement", dropout_placement, DROPOUT_PLACEMENTS)
-    for argument, value in (("input_channels", input_channels), ("output_channels", output_channels)):
-        if not isinstance(value, int) or value < 1:
-            raise UsageError(f"{argument} must be a positive integer; got {value!r}")
-    if not isinstance(filters, int) or filters < 1:
-        raise UsageError(f"filters must be a positive integer; got {filters!r}")
-    if not 0 <= dropout < 1:
-        raise UsageError(f"dropout must be in [0, 1); got {dropout!r}")
     if depth is None:
         if min(height, width) < 2:
             raise UsageError(f"image_size must be at least 2 on each side (a U-Net halves it); got {height}x{width}")
         depth = default_depth((height, width))
-    elif not isinstance(depth, int) or depth < 1:
-        raise UsageError(f"depth must be a positive integer; got {depth!r}")
     multiple = 2**depth
     if height % multiple or width % multiple:
         raise UsageError(
@@ -145,6 +141,29 @@ def _checked_generator_arguments(image_size, input_channels, output_channels, de
             f"(depth {depth}); got {height}x{width}"
         )
     return height, width, depth
+
+
+# The builders' arguments that are one network's setting in Config: filters is generator_filters or discriminator_filters.
+_NETWORK_SETTINGS = ("biases", "filters", "layers")
+
+
+def _check_arguments(network, channels, **arguments):
+    """Checks a builder's arguments against their settings' declarations (config.Config): fit's bounds.
+
+    A builder's argument and fit's setting are one setting with one validator: a network that
+    builds here can be trained, and a refusal reads the same whichever is called.
+
+    Args:
+        network: "generator" or "discriminator", whose settings the arguments are.
+        channels: (input_channels, output_channels): any positive counts, not only Config's 1 or 3
+            (an imported generator may have others).
+        arguments: the other arguments, by their names in the builder.
+    """
+    for argument, value in zip(("input_channels", "output_channels"), channels):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise UsageError(f"{argument} must be a positive integer; got {value!r}")
+    for argument, value in arguments.items():
+        check_setting(f"{network}_{argument}" if argument in _NETWORK_SETTINGS else argument, value, argument)
 
 
 def build_generator(
@@ -200,10 +219,11 @@ def build_generator(
     >>> generator(keras.ops.zeros((1, 64, 64, 3))).shape
     TensorShape([1, 64, 64, 3])
     """
-    height, width, depth = _checked_generator_arguments(
-        image_size, input_channels, output_channels, depth, filters, norm, dropout, biases, dropout_placement, upsample
-    )
+    _check_arguments("generator", norm=norm, upsample=upsample, biases=biases, dropout_placement=dropout_placement,
+                     depth=depth, filters=filters, dropout=dropout, channels=(input_channels, output_channels))
+    height, width, depth = _unet_size(image_size, depth)
     biased = norm == "none" or biases == "all"
+    decoder = _DecoderBlocks(norm, dtype, synchronized_batchnorm, biased, upsample)
     encoder_filters = [min(filters * 2**index, filters * 8) for index in range(depth)]
     x = inputs = keras.Input((height, width, input_channels), name="input_image")
     encoder_outputs = []
@@ -220,8 +240,7 @@ def build_generator(
     decoder_filters = list(reversed(encoder_filters[:-1]))
     for index, (block_filters, skip) in enumerate(zip(decoder_filters, skip_list)):
         dropped = index < 3 if dropout_placement == "paper" else 1 <= index <= depth - 5
-        x = _up_block(x, block_filters, norm, dropout if dropped else 0, f"up{index + 1}", dtype, synchronized_batchnorm,
-                      use_bias=biased, upsample=upsample)  # fmt: skip
+        x = decoder.up(x, block_filters, dropout if dropped else 0, f"up{index + 1}")
         # 256 -> 2x2x(512+)512 ... 128x128x(64+)64. The skip's channels come first, as in junyanz's
         # torch.cat([x, model(x)]), so that the authors' kernels fit as they are.
         if skips:
@@ -328,11 +347,7 @@ def build_discriminator(
     TensorShape([1, 30, 30, 1])
     """
     height, width = parse_size(image_size)
-    check_choice("norm", norm, NORMS)
-    if not isinstance(layers, int) or layers < 0:
-        raise UsageError(f"layers must be an integer >= 0 (0, 1, 3 or 5 in the paper); got {layers!r}")
-    if not isinstance(filters, int) or filters < 1:
-        raise UsageError(f"filters must be a positive integer; got {filters!r}")
+    _check_arguments("discriminator", norm=norm, layers=layers, filters=filters, channels=(input_channels, output_channels))
     grid = patch_grid((height, width), layers)
     if min(grid) < 1:
         raise UsageError(

@@ -24,8 +24,9 @@ import weakref
 import keras
 import tensorflow as tf
 
-from keras_pix2pix.config import MODES, check_choice
+from keras_pix2pix.config import check_choice
 from keras_pix2pix.fast import clone_with
+from keras_pix2pix.options import MODES
 
 
 def moving_statistics(model):

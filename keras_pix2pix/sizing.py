@@ -23,9 +23,10 @@ import numpy as np
 import tensorflow as tf
 
 from keras_pix2pix import data
-from keras_pix2pix.config import DEFAULT_OVERLAP, NATIVE_PIXELS, SIZINGS, UsageError, check_choice, check_setting
+from keras_pix2pix.config import UsageError, check_choice
 from keras_pix2pix.fast import DynamicUpSampling2D
 from keras_pix2pix.modes import batch_normalizations, paper_statistics, translate, translate_with_statistics
+from keras_pix2pix.options import DEFAULT_OVERLAP, NATIVE_PIXELS, SIZINGS, check_setting
 from keras_pix2pix.progress import Progress
 
 
@@ -113,10 +114,31 @@ def run_padded(run, image, multiple):
     return run(padded[None])[0, :height, :width]
 
 
+def auto_sizing(image_size, model_size):
+    """The sizing "auto" stands for: resize an image no larger than the model's size, tile a larger one.
+
+    The one rule, for predict and evaluate (sizes as ints: a str) and in the SavedModel's graph
+    (sizes as tensors: a string tensor).
+
+    Example:
+    >>> auto_sizing((256, 200), (256, 256)), auto_sizing((300, 200), (256, 256))
+    ('resize', 'tiles')
+    """
+    fits = (image_size[0] <= model_size[0]) & (image_size[1] <= model_size[1])
+    if isinstance(fits, (bool, np.bool_)):
+        return "resize" if fits else "tiles"
+    return tf.where(fits, "resize", "tiles")
+
+
+def within_native_limit(height, width):
+    """Whether sizing native runs an image of this size whole (NATIVE_PIXELS); ints or tensors, as auto_sizing."""
+    return height * width <= NATIVE_PIXELS
+
+
 def native(model, image, mode):
     """Translates a [-1, 1] image (h, w, c) at its own resolution; returns (h, w, output channels)."""
     height, width = image.shape[:2]
-    if height * width > NATIVE_PIXELS:
+    if not within_native_limit(height, width):
         raise UsageError(
             f"--sizing native runs an image whole, and {width}x{height} is over its limit of "
             f"{NATIVE_PIXELS / 1e6:g} megapixels: use --sizing tiles"
@@ -389,7 +411,7 @@ def translate_image(model, image, mode="paper", sizing="auto", overlap=DEFAULT_O
     height, width = image.shape[:2]
     model_height, model_width = model.input_shape[1:3]
     if sizing == "auto":
-        sizing = "resize" if height <= model_height and width <= model_width else "tiles"
+        sizing = auto_sizing((height, width), (model_height, model_width))
     normalized = data.normalize(tf.convert_to_tensor(image, tf.float32))
     if sizing == "native":
         return native(model, normalized, mode)

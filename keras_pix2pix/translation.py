@@ -13,12 +13,14 @@ import tensorflow as tf
 
 from keras_pix2pix import data, datasets, fast
 from keras_pix2pix.checkpoints import has_checkpoint, restore_generator
-from keras_pix2pix.config import MAX_PIXELS, Config, UsageError, check_choice, check_setting, tile_overlap_for
+from keras_pix2pix.config import Config, UsageError, check_choice
 from keras_pix2pix.errors import first_line, unusable_path
 from keras_pix2pix.files import is_inside, output_folder, sweep_leftovers, write_atomically
-from keras_pix2pix.modes import MODES, prepare
+from keras_pix2pix.modes import prepare
+from keras_pix2pix.options import MODES, SIZINGS, Predict, check_setting, defaults, tile_overlap_for
 from keras_pix2pix.progress import Progress
-from keras_pix2pix.sizing import SIZINGS, runner_for, translate_image
+from keras_pix2pix.seeding import keep_random_states
+from keras_pix2pix.sizing import runner_for, translate_image
 
 
 def _load_keras_file(path):
@@ -151,9 +153,15 @@ def _read_input(path, pairs, direction, channels, max_pixels):
     return data.to_channels(image, channels)
 
 
+# Every default of predict is its option's (keras_pix2pix.options), the command line's too.
+_DEFAULT = defaults(Predict)
+
+
+@keep_random_states  # the seed given seeds this call alone, not the caller's random sequences
 def predict(
-    model, inputs, output_dir, *, pairs=False, direction=None, mode="paper", seed=None, overwrite=False,
-    skip_bad=False, max_pixels=MAX_PIXELS, sizing="auto", tile_overlap=None, log=print, verbose=True,
+    model, inputs, output_dir, *, pairs=_DEFAULT.pairs, direction=_DEFAULT.direction, mode=_DEFAULT.mode,
+    seed=_DEFAULT.seed, overwrite=_DEFAULT.overwrite, skip_bad=_DEFAULT.skip_bad, max_pixels=_DEFAULT.max_pixels,
+    sizing=_DEFAULT.sizing, tile_overlap=_DEFAULT.tile_overlap, log=print, verbose=True,
 ):  # fmt: skip
     """Translates image files and folders, writing one PNG per input into output_dir.
 

@@ -13,7 +13,7 @@ from conftest import TINY, png
 
 from keras_pix2pix import plots
 from keras_pix2pix.cli import main
-from keras_pix2pix.evaluation import write_html
+from keras_pix2pix.report import write_html
 from keras_pix2pix.progress import Progress
 
 # TensorFlow's C++ log lines (I0000 00:00:... file.cc:12] ...) and absl's Python warnings.
