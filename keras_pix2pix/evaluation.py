@@ -36,6 +36,7 @@ from keras_pix2pix.modes import MODES, prepare, translate
 from keras_pix2pix.progress import Progress
 from keras_pix2pix.sizing import SIZINGS, runner_for, translate_image
 from keras_pix2pix.translation import load_generator
+from keras_pix2pix.workdir import losses_plot
 
 
 def _resolve_palette(palette, dataset, direction):
@@ -256,7 +257,7 @@ def _summarize(rows, confusion, source, extractor, outputs, reals):
 
 def _copy_curves(model, output_dir):
     """The run's losses.png, copied beside the page; its name there, or None when the model has none."""
-    source = os.path.join(model, "losses.png") if model and os.path.isdir(model) else None
+    source = losses_plot(model) if model and os.path.isdir(model) else None
     if source is None or not os.path.isfile(source):
         return None
     with open(source, "rb") as file:

@@ -22,10 +22,10 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from keras_pix2pix import checkpoints, datasets, files, models
+from keras_pix2pix import checkpoints, datasets, files, models, workdir as layout
 from keras_pix2pix.config import DIRECTIONS, Config, UsageError, check_choice
 from keras_pix2pix.state_dicts import read_state_dict
-from keras_pix2pix.train import make_optimizers
+from keras_pix2pix.optimization import make_optimizers
 
 DEFAULT_MODELS_URL = "https://efrosgans.eecs.berkeley.edu/pix2pix/models-pytorch"
 MODELS_URL_VARIABLE = "KERAS_PIX2PIX_MODELS_URL"
@@ -300,14 +300,15 @@ def _write_workdir(folder, generator, config):
     generator_optimizer.build(training_generator.trainable_variables)
     discriminator_optimizer.build(discriminator.trainable_variables)
     checkpoint = checkpoints.make_checkpoint(training_generator, discriminator, generator_optimizer, discriminator_optimizer)
-    checkpoints.save(checkpoints.make_manager(checkpoint, folder, tf.distribute.get_strategy(), config.keep_checkpoints), 0)
-    generator.save(os.path.join(folder, "generator.keras"))
-    config.save(os.path.join(folder, "config.json"))
+    directory = layout.checkpoint_directory(folder, tf.distribute.get_strategy())
+    checkpoints.save(checkpoints.make_manager(checkpoint, directory, config.keep_checkpoints), 0)
+    layout.write_generator(folder, generator)
+    layout.write_config(folder, config)
 
 
 # Moved from the staging folder into the work directory in this order: config.json last, because
 # a folder holds a run once it has one.
-_WORKDIR_ENTRIES = ("checkpoints", "generator.keras", "config.json")
+_WORKDIR_ENTRIES = (layout.CHECKPOINTS, layout.GENERATOR, layout.CONFIG)
 
 
 def _write_into(workdir, generator, config):
