@@ -12,9 +12,9 @@ import tensorflow as tf
 from conftest import tiny_config, write_ab_folder
 from keras_pix2pix import data, datasets, fast, models
 from keras_pix2pix.modes import translate
-from keras_pix2pix.translation import load_generator
 from keras_pix2pix.optimization import learning_rate_at
 from keras_pix2pix.train import fit, make_optimizers, make_train_step, run_length
+from keras_pix2pix.translation import load_generator
 
 
 def _weights(model):
@@ -277,3 +277,19 @@ def test_optimizers_use_epsilon_1e8():
     from keras_pix2pix.train import make_optimizers
 
     assert [optimizer.epsilon for optimizer in make_optimizers(tiny_config(), 10, 5)] == [1e-8, 1e-8]
+
+
+def test_a_deterministic_fit_leaves_op_determinism_as_it_found_it(tmp_path, ab_dataset):
+    # TensorFlow's public API can turn op determinism on but neither read nor undo it: fit uses the framework's.
+    from tensorflow.python.framework import config as framework_config
+
+    assert not framework_config.is_op_determinism_enabled()
+    fit(tiny_config(dataset=ab_dataset, steps=1, deterministic=True, seed=1), str(tmp_path / "a"), verbose=False)
+    assert not framework_config.is_op_determinism_enabled()
+    # A caller who had turned it on finds it still on.
+    tf.config.experimental.enable_op_determinism()
+    try:
+        fit(tiny_config(dataset=ab_dataset, steps=1, deterministic=True, seed=1), str(tmp_path / "b"), verbose=False)
+        assert framework_config.is_op_determinism_enabled()
+    finally:
+        framework_config.disable_op_determinism()
