@@ -22,10 +22,11 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from keras_pix2pix import checkpoints, datasets, files, models, workdir as layout
+from keras_pix2pix import checkpoints, datasets, files, models
+from keras_pix2pix import workdir as layout
 from keras_pix2pix.config import DIRECTIONS, Config, UsageError, check_choice
-from keras_pix2pix.state_dicts import read_state_dict
 from keras_pix2pix.optimization import make_optimizers
+from keras_pix2pix.state_dicts import read_state_dict
 
 DEFAULT_MODELS_URL = "https://efrosgans.eecs.berkeley.edu/pix2pix/models-pytorch"
 MODELS_URL_VARIABLE = "KERAS_PIX2PIX_MODELS_URL"

@@ -40,7 +40,9 @@ def learning_rate_at(progress, learning_rate, decay_fraction):
         return tf.constant(learning_rate, tf.float32)
     # In float64, then rounded once: for progress = step / total this is the float32 rate of
     # (total - step) / decay_steps that earlier versions computed, bit for bit.
-    fraction_left = (1.0 - tf.cast(progress, tf.float64)) / decay_fraction
+    # A Python float becomes a float64 constant at once: tf.cast would make it float32 first.
+    progress = tf.cast(progress, tf.float64) if tf.is_tensor(progress) else tf.constant(progress, tf.float64)
+    fraction_left = (1.0 - progress) / decay_fraction
     return learning_rate * tf.cast(tf.clip_by_value(fraction_left, 0.0, 1.0), tf.float32)
 
 
