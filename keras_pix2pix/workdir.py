@@ -295,7 +295,14 @@ def resolve_config(workdir, config=None, settings=None, log=print):
 
 
 def check_progress(workdir, start, total_steps, restored):
-    """Refuses a run that would undo work: fewer steps than done, or a new run over a trained generator."""
+    """Refuses a run that would undo work: fewer steps than done, or a new run over a trained generator.
+
+    Args:
+        workdir: the work directory.
+        start: the step its checkpoint restored (0 for none).
+        total_steps: the steps this run asks for; None for a duration run.
+        restored: the checkpoint restored, or None.
+    """
     if total_steps is not None and start > total_steps:
         raise UsageError(
             f"{workdir} has trained {start} steps, more than the {total_steps} this run asks for: ask for more "
