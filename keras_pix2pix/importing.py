@@ -23,10 +23,18 @@ import numpy as np
 import tensorflow as tf
 
 from keras_pix2pix import checkpoints, datasets, files, models
-from keras_pix2pix import workdir as layout
 from keras_pix2pix.config import DIRECTIONS, Config, UsageError, check_choice
 from keras_pix2pix.optimization import make_optimizers
 from keras_pix2pix.state_dicts import read_state_dict
+from keras_pix2pix.workdir import (
+    CHECKPOINTS,
+    CONFIG,
+    GENERATOR,
+    checkpoint_directory,
+    default_workdir,
+    write_config,
+    write_generator,
+)  # fmt: skip
 
 DEFAULT_MODELS_URL = "https://efrosgans.eecs.berkeley.edu/pix2pix/models-pytorch"
 MODELS_URL_VARIABLE = "KERAS_PIX2PIX_MODELS_URL"
@@ -301,15 +309,15 @@ def _write_workdir(folder, generator, config):
     generator_optimizer.build(training_generator.trainable_variables)
     discriminator_optimizer.build(discriminator.trainable_variables)
     checkpoint = checkpoints.make_checkpoint(training_generator, discriminator, generator_optimizer, discriminator_optimizer)
-    directory = layout.checkpoint_directory(folder, tf.distribute.get_strategy())
+    directory = checkpoint_directory(folder, tf.distribute.get_strategy())
     checkpoints.save(checkpoints.make_manager(checkpoint, directory, config.keep_checkpoints), 0)
-    layout.write_generator(folder, generator)
-    layout.write_config(folder, config)
+    write_generator(folder, generator)
+    write_config(folder, config)
 
 
 # Moved from the staging folder into the work directory in this order: config.json last, because
 # a folder holds a run once it has one.
-_WORKDIR_ENTRIES = (layout.CHECKPOINTS, layout.GENERATOR, layout.CONFIG)
+_WORKDIR_ENTRIES = (CHECKPOINTS, GENERATOR, CONFIG)
 
 
 def _write_into(workdir, generator, config):
@@ -357,7 +365,7 @@ def import_checkpoint(checkpoint, workdir=None, *, direction=None, image_size=No
         raise UsageError(f"{checkpoint} is neither a .pth file nor one of {', '.join(PRETRAINED_NAMES)}")
     direction = check_choice("direction", direction or (known.direction if known else "AtoB"), DIRECTIONS)
     name = known.name if known else os.path.splitext(os.path.basename(path))[0]
-    workdir = workdir or os.path.join("runs", name)
+    workdir = workdir or default_workdir(name)
     if os.path.isdir(workdir):
         files.sweep_leftovers(workdir, log)  # what a killed import into it left
     if os.path.exists(workdir) and (not os.path.isdir(workdir) or os.listdir(workdir)):
