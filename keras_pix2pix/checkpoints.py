@@ -2,7 +2,9 @@
 
 A checkpoint holds both networks, both optimizers, the step, the batches skipped after
 non-finite losses, the generator's dropout random states (so that a resumed run draws the masks
-an uninterrupted one would), the form of the networks and the seconds trained.
+an uninterrupted one would), the form of the networks, the seconds trained and the run's
+progress (what the learning-rate schedule reads: keras_pix2pix.optimization).
+The functions here take a run's checkpoints folder; keras_pix2pix.workdir says where it is.
 tf.train.CheckpointManager writes new files and only then points `checkpoint` at them, so a
 write that fails part-way leaves the previous checkpoint as the latest.
 """
@@ -13,11 +15,9 @@ import shutil
 
 import tensorflow as tf
 
-from keras_pix2pix import distribute
 from keras_pix2pix.config import UsageError
 from keras_pix2pix.errors import CheckpointWriteError, first_line
 from keras_pix2pix.files import write_atomically
-from keras_pix2pix.models import generator_from_config
 from keras_pix2pix.modes import dropout_states
 
 # The form of the networks a checkpoint holds, saved in it: 2 since the U-Net is the authors'
@@ -27,12 +27,27 @@ _INDEX_NAME = re.compile(r"ckpt-(\d+)\.index")
 _LEFT_BY_A_KILL = re.compile(r"ckpt-\d+_temp.*|checkpoint\.tmp.*")
 
 
-def make_checkpoint(generator, discriminator, generator_optimizer, discriminator_optimizer):
+# Variables a checkpoint of an older keras-pix2pix lacks: restored when it records them, else
+# left at their start (the run sets them again from its step or its clock).
+_OPTIONAL = ("trained_seconds", "progress")
+_PARTS = (
+    "generator", "discriminator", "generator_optimizer", "discriminator_optimizer", "step", "skipped_batches",
+    "network_form", "generator_dropout_states", *_OPTIONAL,
+)  # fmt: skip
+
+
+def make_checkpoint(generator, discriminator, generator_optimizer, discriminator_optimizer, progress=None):
     """The checkpoint of a run, with its counters (create it under the strategy's scope).
+
+    Args:
+        generator, discriminator: the networks.
+        generator_optimizer, discriminator_optimizer: their optimizers.
+        progress: the float64 variable the optimizers' schedule reads (optimization.progress_variable);
+            None: a new one.
 
     Returns:
         A tf.train.Checkpoint whose `step`, `skipped_batches` and `network_form` are int64
-        variables.
+        variables, `trained_seconds` a float32 one and `progress` a float64 one.
     """
 
     def counter(name, value=0):
@@ -47,7 +62,26 @@ def make_checkpoint(generator, discriminator, generator_optimizer, discriminator
         skipped_batches=counter("skipped_batches"),
         network_form=counter("network_form", NETWORK_FORM),
         generator_dropout_states=dropout_states(generator),
+        trained_seconds=tf.Variable(0.0, trainable=False, name="trained_seconds"),
+        progress=progress if progress is not None else tf.Variable(0.0, dtype=tf.float64, trainable=False, name="progress"),
     )
+
+
+def _recorded_parts(checkpoint, prefix):
+    """What of checkpoint to restore from prefix: all of it, or, for an older checkpoint, the parts it records.
+
+    A second tf.train.Checkpoint over the same objects restores into them; it leaves out the
+    optional variables the files lack, which TensorFlow would otherwise count as unmatched.
+    """
+    reader = tf.train.load_checkpoint(prefix)
+    missing = {name for name in _OPTIONAL if hasattr(checkpoint, name) and not reader.has_tensor(_key(name))}
+    if not missing:
+        return checkpoint
+    return tf.train.Checkpoint(**{name: getattr(checkpoint, name) for name in _PARTS if name not in missing})
+
+
+def _key(name):
+    return f"{name}/.ATTRIBUTES/VARIABLE_VALUE"
 
 
 def _written(directory):
@@ -81,8 +115,7 @@ def _check_network_form(form, path, workdir):
 def _recorded(prefix, name, default):
     """The value of a checkpoint's counter `name`, or default when it records none; reading it reads the files."""
     reader = tf.train.load_checkpoint(prefix)
-    key = f"{name}/.ATTRIBUTES/VARIABLE_VALUE"
-    return reader.get_tensor(key) if reader.has_tensor(key) else default
+    return reader.get_tensor(_key(name)) if reader.has_tensor(_key(name)) else default
 
 
 def _network_form(prefix):
@@ -114,7 +147,7 @@ def _restore_newest_intact(checkpoint, prefixes, workdir):
             continue
         _check_network_form(form, prefix, workdir)
         try:
-            status = checkpoint.restore(prefix)
+            status = _recorded_parts(checkpoint, prefix).restore(prefix)
         except (tf.errors.InvalidArgumentError, ValueError) as error:
             if isinstance(error, tf.errors.InvalidArgumentError) and "dtype" not in str(error):
                 damaged.append((prefix, first_line(error)))
@@ -178,33 +211,31 @@ def _repair_state(directory, restored, prefixes):
     write_atomically(state_path, "\n".join(lines) + "\n")
 
 
-def make_manager(checkpoint, workdir, strategy, keep):
-    """The CheckpointManager of WORKDIR/checkpoints (a worker's own folder off the chief)."""
-    return tf.train.CheckpointManager(checkpoint, distribute.checkpoint_directory(workdir, strategy), max_to_keep=keep)
+def make_manager(checkpoint, directory, keep):
+    """The CheckpointManager of a checkpoints folder (workdir.checkpoint_directory says which)."""
+    return tf.train.CheckpointManager(checkpoint, directory, max_to_keep=keep)
 
 
-def restore_latest(checkpoint, workdir, strategy, keep, log=print, *, trained_seconds=None):
-    """Restores the newest intact checkpoint of a run into `checkpoint` and makes its manager.
+def restore_latest(checkpoint, directory, keep, log=print, *, workdir=None):
+    """Restores the newest intact checkpoint of a folder into `checkpoint` and makes its manager.
 
-    A damaged newest checkpoint (truncated, missing files) is set aside in checkpoints/damaged/
+    A damaged newest checkpoint (truncated, missing files) is set aside in its folder's damaged/
     with a warning and the one before it is resumed; a damaged `checkpoint` state file is
-    rewritten. Nothing readable at all, when checkpoints were written, is refused.
+    rewritten. Nothing readable at all, when checkpoints were written, is refused. A checkpoint
+    of an older keras-pix2pix that lacks `trained_seconds` or `progress` restores the rest; those
+    keep their start values.
 
     Args:
         checkpoint: the run's tf.train.Checkpoint (see make_checkpoint).
-        workdir: the work directory.
-        strategy: the tf.distribute strategy (a worker off the chief keeps its own folder).
+        directory: the checkpoints folder (see workdir.checkpoint_directory).
         keep: checkpoints the manager keeps.
         log: where the warnings go.
-        trained_seconds: a float variable that becomes the checkpoint's `trained_seconds`, set to
-            what the checkpoint restored records (0 for none, or one written before they were
-            recorded). Attached after the restore: TensorFlow refuses a checkpoint that lacks a
-            variable of the object restored into, and older checkpoints lack this one.
+        workdir: the work directory, named in refusals; default: the folder above directory.
 
     Returns:
-        (the tf.train.CheckpointManager of the run's checkpoints folder, the step restored or 0).
+        (the tf.train.CheckpointManager of the folder, the step restored or 0).
     """
-    directory = distribute.checkpoint_directory(workdir, strategy)
+    workdir = workdir or os.path.dirname(directory)
     prefixes = _written(directory)
     restored, damaged = _restore_newest_intact(checkpoint, prefixes, workdir)
     if restored is None and damaged:
@@ -215,10 +246,7 @@ def restore_latest(checkpoint, workdir, strategy, keep, log=print, *, trained_se
         )
     _set_aside(damaged, directory, log)
     _repair_state(directory, restored, [prefix for prefix in prefixes if prefix not in dict(damaged)])
-    if trained_seconds is not None:
-        checkpoint.trained_seconds = trained_seconds
-        trained_seconds.assign(float(_recorded(restored, "trained_seconds", 0.0)) if restored else 0.0)
-    return make_manager(checkpoint, workdir, strategy, keep), int(checkpoint.step.numpy()) if restored else 0
+    return make_manager(checkpoint, directory, keep), int(checkpoint.step.numpy()) if restored else 0
 
 
 def save(manager, step):
@@ -256,21 +284,24 @@ def sweep(directory, log):
         log(f"removed {len(left)} unfinished checkpoint file(s) left by an interrupted run in {directory}")
 
 
-def has_checkpoint(workdir):
-    """Whether a work directory holds a checkpoint file (intact or not)."""
-    return bool(_written(os.path.join(workdir, "checkpoints")))
+def has_checkpoint(directory):
+    """Whether a checkpoints folder holds a checkpoint file (intact or not)."""
+    return bool(_written(directory))
 
 
-def restore_generator(workdir, config):
-    """The generator (stock layers) of a work directory's newest intact checkpoint, for runs without generator.keras.
+def restore_generator(generator, directory, workdir):
+    """Restores the generator of a checkpoints folder's newest intact checkpoint into `generator` (stock layers).
 
     Every form of the networks has the same variables, so the stock generator restores a
     checkpoint written by the training form. Every variable of the generator must be restored:
     a config.json edited by hand into other shapes is refused, not half restored.
+
+    Args:
+        generator: the generator to restore into.
+        directory: the checkpoints folder.
+        workdir: the work directory, named in refusals.
     """
-    generator = generator_from_config(config)
-    prefixes = _written(os.path.join(workdir, "checkpoints"))
-    restored, damaged = _restore_newest_intact(tf.train.Checkpoint(generator=generator), prefixes, workdir)
+    restored, damaged = _restore_newest_intact(tf.train.Checkpoint(generator=generator), _written(directory), workdir)
     if restored is None:
         why = f": {damaged[0][1]}" if damaged else ""
         raise UsageError(f"{workdir} holds no readable checkpoint{why}")

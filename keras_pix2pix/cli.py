@@ -25,9 +25,9 @@ import time
 
 from keras_pix2pix import __version__, files
 from keras_pix2pix.config import Config, UsageError, parse_duration, parse_size
-from keras_pix2pix.options import COMMANDS, check_setting, flag_of, tile_overlap_for
-from keras_pix2pix.errors import CheckpointWriteError, NonFiniteLossError, Stopped, TrainingInterrupted, first_line
 from keras_pix2pix.console import quiet_tensorflow
+from keras_pix2pix.errors import CheckpointWriteError, NonFiniteLossError, Stopped, TrainingInterrupted, first_line
+from keras_pix2pix.options import COMMANDS, check_setting, flag_of, tile_overlap_for
 from keras_pix2pix.stopping import stop_requests
 
 

@@ -86,15 +86,3 @@ def is_chief(strategy):
     task_type, task_id = resolver.task_type, resolver.task_id
     has_chief = "chief" in resolver.cluster_spec().as_dict()
     return task_type in (None, "chief") or (not has_chief and task_type == "worker" and task_id == 0)
-
-
-def checkpoint_directory(workdir, strategy):
-    """Where this process writes checkpoints: every worker must save, but only the chief's count.
-
-    The others write to a temporary folder of their own, as TensorFlow's multi-worker guide requires.
-    """
-    folder = os.path.join(workdir, "checkpoints")
-    if is_chief(strategy):
-        return folder
-    resolver = strategy.cluster_resolver
-    return os.path.join(folder, f".worker-{resolver.task_type}-{resolver.task_id}")

@@ -24,9 +24,18 @@ import tensorflow as tf
 
 from keras_pix2pix import checkpoints, datasets, downloads, files, models
 from keras_pix2pix.config import DIRECTIONS, Config, UsageError, check_choice
+from keras_pix2pix.optimization import make_optimizers
 from keras_pix2pix.options import Import, defaults
 from keras_pix2pix.state_dicts import read_state_dict
-from keras_pix2pix.train import make_optimizers
+from keras_pix2pix.workdir import (
+    CHECKPOINTS,
+    CONFIG,
+    GENERATOR,
+    checkpoint_directory,
+    default_workdir,
+    write_config,
+    write_generator,
+)  # fmt: skip
 
 DEFAULT_MODELS_URL = "https://efrosgans.eecs.berkeley.edu/pix2pix/models-pytorch"
 MODELS_URL_VARIABLE = "KERAS_PIX2PIX_MODELS_URL"
@@ -301,14 +310,15 @@ def _write_workdir(folder, generator, config):
     generator_optimizer.build(training_generator.trainable_variables)
     discriminator_optimizer.build(discriminator.trainable_variables)
     checkpoint = checkpoints.make_checkpoint(training_generator, discriminator, generator_optimizer, discriminator_optimizer)
-    checkpoints.save(checkpoints.make_manager(checkpoint, folder, tf.distribute.get_strategy(), config.keep_checkpoints), 0)
-    generator.save(os.path.join(folder, "generator.keras"))
-    config.save(os.path.join(folder, "config.json"))
+    directory = checkpoint_directory(folder, tf.distribute.get_strategy())
+    checkpoints.save(checkpoints.make_manager(checkpoint, directory, config.keep_checkpoints), 0)
+    write_generator(folder, generator)
+    write_config(folder, config)
 
 
 # Moved from the staging folder into the work directory in this order: config.json last, because
 # a folder holds a run once it has one.
-_WORKDIR_ENTRIES = ("checkpoints", "generator.keras", "config.json")
+_WORKDIR_ENTRIES = (CHECKPOINTS, GENERATOR, CONFIG)
 
 
 def _write_into(workdir, generator, config):
@@ -361,7 +371,7 @@ def import_checkpoint(checkpoint, workdir=_DEFAULT.workdir, *, direction=_DEFAUL
         raise UsageError(f"{checkpoint} is neither a .pth file nor one of {', '.join(PRETRAINED_NAMES)}")
     direction = check_choice("direction", direction or (known.direction if known else "AtoB"), DIRECTIONS)
     name = known.name if known else os.path.splitext(os.path.basename(path))[0]
-    workdir = workdir or os.path.join("runs", name)
+    workdir = workdir or default_workdir(name)
     if os.path.isdir(workdir):
         files.sweep_leftovers(workdir, log)  # what a killed import into it left
     if os.path.exists(workdir) and (not os.path.isdir(workdir) or os.listdir(workdir)):

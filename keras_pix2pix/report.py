@@ -12,6 +12,7 @@ import os
 import re
 
 from keras_pix2pix.files import write_atomically
+from keras_pix2pix.workdir import losses_plot
 
 
 def write_report(output_dir, summary, rows, workdir=None):
@@ -36,7 +37,7 @@ def write_report(output_dir, summary, rows, workdir=None):
 
 def _copy_curves(workdir, output_dir):
     """The run's losses.png, copied beside the page; its name there, or None when the model has none."""
-    source = os.path.join(workdir, "losses.png") if workdir and os.path.isdir(workdir) else None
+    source = losses_plot(workdir) if workdir and os.path.isdir(workdir) else None
     if source is None or not os.path.isfile(source):
         return None
     with open(source, "rb") as file:

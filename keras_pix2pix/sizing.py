@@ -29,7 +29,6 @@ from keras_pix2pix.modes import batch_normalizations, paper_statistics, translat
 from keras_pix2pix.options import DEFAULT_OVERLAP, NATIVE_PIXELS, SIZINGS, check_setting
 from keras_pix2pix.progress import Progress
 
-
 # The side of paper and inference modes' tiles, at most (or the model's, if larger). A tile's
 # deepest features see the whole tile, and the zero padding around it: tiles of the model's size
 # each drew their own picture, a grid. At three times a 256 px model's size the borders stepped

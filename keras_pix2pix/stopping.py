@@ -5,13 +5,15 @@ imported: from then on a stop is never the default handler's sudden death (exit 
 closing saves half done). At once means the handler raises errors.Stopped, and every temporary
 file and staging folder on the way out is removed (files.replacing, files.staging_folder).
 Training defers: the handler says at once that the stop is coming and what it waits for, and the
-loop stops after the step in progress, with a checkpoint.
+loop stops after the step in progress, with a checkpoint. The time limit and a --duration stop
+it the same way: Clock says when one more step no longer fits.
 """
 
 import contextlib
 import signal
 import threading
 
+from keras_pix2pix.config import duration_text
 from keras_pix2pix.errors import Stopped
 
 SIGNALS = (signal.SIGTERM, signal.SIGINT)
@@ -84,3 +86,60 @@ def stop_requests(acknowledge=None):
     finally:
         for number, handler in previous.items():
             signal.signal(number, handler)
+
+
+# Kept back from the time limit for the process to end after its last checkpoint: TensorFlow's
+# teardown took 1.2 s after a 64 px run on the 2-core CPU of bench/README.md.
+EXIT_SECONDS = 2.0
+
+
+class Clock:
+    """The time limit and a run's duration: whether one more step, a checkpoint and the exit still fit in them.
+
+    Args:
+        started: when the command's time began, as `now` reads it.
+        limit: the time limit in seconds, or None.
+        now: the seconds of a monotonic clock (time.monotonic; tests pass one of their own).
+        trained_before: the seconds the run trained in earlier commands (its checkpoint's).
+
+    Example:
+    >>> seconds = iter(range(100, 200, 10))
+    >>> clock = Clock(started=100, limit=60, now=lambda: next(seconds))
+    >>> clock.step_seconds = clock.measure(lambda: None)[1]
+    >>> clock.step_seconds, clock.trained_seconds()
+    (10, 20.0)
+    >>> clock.stop_reason(signals=[])
+    >>> clock.stop_reason(signals=["SIGTERM"])
+    'SIGTERM'
+    """
+
+    def __init__(self, started, limit, now, trained_before=0.0):
+        self.now = now
+        self.started = started
+        self.deadline = started + limit - EXIT_SECONDS if limit else None
+        self.limit = limit
+        self.step_seconds = 0.0  # the last step's, once the first (which traces the graph) is past
+        self.save_seconds = 0.0  # the last checkpoint's
+        self.trained_before = trained_before
+
+    def trained_seconds(self):
+        """The seconds the run has trained: earlier commands' and this one's since it started."""
+        return self.trained_before + self.now() - self.started
+
+    def duration_spent(self, duration):
+        """Whether a run of `duration` seconds has no time left for one more step and its closing checkpoint."""
+        return self.trained_seconds() + self.step_seconds + self.save_seconds + EXIT_SECONDS >= duration
+
+    def measure(self, work, *arguments):
+        """(work(*arguments), the seconds it took)."""
+        start = self.now()
+        result = work(*arguments)
+        return result, self.now() - start
+
+    def stop_reason(self, signals):
+        """Why the loop must stop now (a signal's name, or the time limit), or None."""
+        if signals:
+            return signals[0]
+        if self.deadline and self.now() + self.step_seconds + self.save_seconds >= self.deadline:
+            return f"time limit of {duration_text(self.limit)} reached"
+        return None

@@ -5,98 +5,20 @@ and resized back to its own size.
 """
 
 import os
-import sys
-import zipfile
 
 import keras
 import tensorflow as tf
 
-from keras_pix2pix import data, datasets, fast
-from keras_pix2pix.checkpoints import has_checkpoint, restore_generator
-from keras_pix2pix.config import Config, UsageError, check_choice
-from keras_pix2pix.errors import first_line, unusable_path
+from keras_pix2pix import data, datasets
+from keras_pix2pix.config import UsageError, check_choice
+from keras_pix2pix.errors import unusable_path
 from keras_pix2pix.files import is_inside, output_folder, sweep_leftovers, write_atomically
 from keras_pix2pix.modes import prepare
 from keras_pix2pix.options import MODES, SIZINGS, Predict, check_setting, defaults, tile_overlap_for
 from keras_pix2pix.progress import Progress
 from keras_pix2pix.seeding import keep_random_states
 from keras_pix2pix.sizing import runner_for, translate_image
-
-
-def _load_keras_file(path):
-    """A generator from a .keras file, in stock form; one UsageError for a file that is not one.
-
-    Keras' safe mode stays on: a file holding Python code (a Lambda layer) is refused, not run.
-    Files written before the networks were stock hold keras_pix2pix's training layers
-    (registered by keras_pix2pix.fast): they load, and run in stock form.
-    """
-    if not zipfile.is_zipfile(path):
-        raise UsageError(f"{path} is damaged or not a .keras file (a .keras file is a zip archive)")
-    try:
-        model = keras.models.load_model(path)
-    except Exception as error:  # noqa: BLE001 - Keras raises many kinds for a bad file; each means: not loadable
-        reason = first_line(error)
-        if "Lambda" in reason or "safe_mode" in reason:
-            reason = "it holds Python code (a Lambda layer), which keras-pix2pix does not run"
-        raise UsageError(f"{path} cannot be loaded as a Keras model: {reason}") from None
-    if not _is_generator(model):
-        raise UsageError(
-            f"{path} is not an image-to-image generator: it maps {model.input_shape} to {model.output_shape}, "
-            "not one image batch to another of the same size"
-        )
-    return fast.clone_as(model, "keras")
-
-
-def _is_generator(model):
-    shapes = (getattr(model, "input_shape", None), getattr(model, "output_shape", None))
-    if not all(isinstance(shape, tuple) and len(shape) == 4 for shape in shapes):
-        return False
-    (_, *input_size, input_channels), (_, *output_size, output_channels) = shapes
-    return input_size == output_size and None not in input_size and input_channels in (1, 3) and output_channels in (1, 3)
-
-
-def _from_workdir(model):
-    """The generator and Config of a work directory: generator.keras, else (or when it is damaged) the latest checkpoint."""
-    config_path = os.path.join(model, "config.json")
-    config = Config.load(config_path) if os.path.exists(config_path) else None
-    generator_path = os.path.join(model, "generator.keras")
-    damaged = None
-    if os.path.exists(generator_path):
-        try:
-            return _load_keras_file(generator_path), config
-        except UsageError as error:
-            damaged = error
-    if config is None or not has_checkpoint(model):
-        if damaged:
-            raise damaged
-        raise UsageError(f"{model} holds neither generator.keras nor a checkpoint with its config.json")
-    generator = restore_generator(model, config)
-    if damaged:
-        print(f"warning: {damaged}; using the generator of the latest checkpoint instead", file=sys.stderr)
-    return generator, config
-
-
-def load_generator(model):
-    """Loads a trained generator and its run's Config (None when there is no config.json).
-
-    Args:
-        model: a work directory (its generator.keras, or its latest checkpoint when training
-            stopped before writing generator.keras or the file is damaged) or a .keras file.
-
-    Example:
-    >>> generator, config = load_generator(workdir)
-    >>> generator.input_shape, config.image_size
-    ((None, 32, 32, 3), (32, 32))
-    """
-    if os.path.isdir(model):
-        return _from_workdir(model)
-    if os.path.isfile(model):
-        if not model.endswith(".keras"):
-            raise UsageError(f"model must be a work directory or a .keras file; got {model}")
-        config_path = os.path.join(os.path.dirname(model), "config.json")
-        config = Config.load(config_path) if os.path.exists(config_path) else None
-        return _load_keras_file(model), config
-    raise unusable_path("model", model, "a work directory or a .keras file")
+from keras_pix2pix.workdir import load_generator  # its home: the work directory's files; public here too
 
 
 def _input_files(inputs):

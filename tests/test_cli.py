@@ -83,7 +83,10 @@ def test_help_lists_the_commands(capsys):
 def handed_over(monkeypatch):
     """The Configs that fit hands to the training function (which is not run)."""
     configs = []
-    monkeypatch.setattr(train, "train_with", lambda config, workdir, verbose=True, started=None, clock=None: configs.append(config))
+    def train_with(config, workdir, verbose=True, started=None, clock=None, train_step_factory=None):
+        configs.append(config)
+
+    monkeypatch.setattr(train, "train_with", train_with)
     return configs
 
 

@@ -19,7 +19,7 @@ from conftest import write_ab_folder
 from keras_pix2pix.modes import translate
 from keras_pix2pix.translation import load_generator
 
-from keras_pix2pix.checkpoints import restore_generator
+from keras_pix2pix.workdir import restore_generator
 
 # Each test trains in processes of its own.
 pytestmark = pytest.mark.slow

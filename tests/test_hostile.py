@@ -6,6 +6,7 @@ byte-identical afterwards unless the command's purpose was to change it. Kills, 
 memory bounds are in tests/test_stops.py.
 """
 
+import functools
 import json
 import os
 import re
@@ -205,18 +206,17 @@ def test_a_trained_generator_without_checkpoints_is_not_replaced(run, capsys):
 
 @pytest.fixture
 def always_nan(monkeypatch):
-    """Every training step reports a non-finite loss."""
-    real_factory = train.make_train_step
+    """Every training step reports a non-finite loss (fit's train_step_factory, under the command line's fit)."""
 
     def factory(*arguments, **keywords):
-        real = real_factory(*arguments, **keywords)
+        real = train.make_train_step(*arguments, **keywords)
 
         def step(inputs, targets):
             return {**real(inputs, targets), "generator_total": tf.constant(np.nan), "finite": tf.constant(False)}
 
         return step
 
-    monkeypatch.setattr(train, "make_train_step", factory)
+    monkeypatch.setattr(train, "fit", functools.partial(train.fit, train_step_factory=factory))
 
 
 def _hung(number, frame):

@@ -84,12 +84,11 @@ def test_sigkill_at_random_steps_then_resume_is_bit_identical(tmp_path):
 
 
 @pytest.fixture
-def injected_nan(monkeypatch):
-    """Makes the train step's 4th call report a NaN loss after wrecking a generator weight."""
-    real_factory = train.make_train_step
+def injected_nan():
+    """A train_step_factory whose step's 4th call reports a NaN loss after wrecking a generator weight."""
 
     def factory(generator, *arguments):
-        real = real_factory(generator, *arguments)
+        real = train.make_train_step(generator, *arguments)
         calls = []
 
         def step(inputs, targets):
@@ -102,7 +101,7 @@ def injected_nan(monkeypatch):
 
         return step
 
-    monkeypatch.setattr(train, "make_train_step", factory)
+    return factory
 
 
 def _checkpoint_bytes(workdir, name):
@@ -114,7 +113,8 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, injected_na
     folder = write_ab_folder(tmp_path / "pairs", count=3)
     workdir = str(tmp_path / "run")
     with pytest.raises(train.NonFiniteLossError, match=r"non-finite loss at step 4 \(generator_total nan, .*\); the last good checkpoint, .*ckpt-2, is untouched"):
-        train.fit(tiny_config(dataset=folder, steps=8, save_every=2), workdir, verbose=False)
+        train.fit(tiny_config(dataset=folder, steps=8, save_every=2), workdir, verbose=False,
+                  train_step_factory=injected_nan)  # fmt: skip
     assert tf.train.latest_checkpoint(os.path.join(workdir, "checkpoints")).endswith("ckpt-2")
     generator, _ = load_generator(workdir)
     assert all(np.isfinite(weight.numpy()).all() for weight in generator.weights)
@@ -123,7 +123,8 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, injected_na
 def test_nan_loss_skip_rolls_back_and_goes_on(tmp_path, injected_nan, capsys):
     folder = write_ab_folder(tmp_path / "pairs", count=3)
     workdir = str(tmp_path / "run")
-    generator = train.fit(tiny_config(dataset=folder, steps=8, save_every=2, on_nan="skip"), workdir)
+    generator = train.fit(tiny_config(dataset=folder, steps=8, save_every=2, on_nan="skip"), workdir,
+                          train_step_factory=injected_nan)
     output = capsys.readouterr().out
     assert "non-finite loss at step 4 (generator_total nan" in output
     assert "rolled back to step 2, skipping that batch" in output

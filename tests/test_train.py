@@ -12,8 +12,9 @@ import tensorflow as tf
 from conftest import tiny_config, write_ab_folder
 from keras_pix2pix import data, datasets, fast, models
 from keras_pix2pix.modes import translate
+from keras_pix2pix.optimization import learning_rate_at
+from keras_pix2pix.train import fit, make_optimizers, make_train_step, run_length
 from keras_pix2pix.translation import load_generator
-from keras_pix2pix.train import ConstantThenLinearDecay, fit, make_optimizers, make_train_step, run_length
 
 
 def _weights(model):
@@ -44,10 +45,24 @@ def test_one_train_step_changes_both_models():
 
 
 def test_schedule_is_constant_then_linear_to_zero():
-    schedule = ConstantThenLinearDecay(2e-4, total_steps=200, decay_steps=100)
-    values = [float(schedule(step)) for step in (0, 99, 100, 150, 199, 200)]
+    values = [float(learning_rate_at(step / 200, 2e-4, decay_fraction=100 / 200)) for step in (0, 99, 100, 150, 199, 200)]
     assert values == pytest.approx([2e-4, 2e-4, 2e-4, 1e-4, 2e-6, 0.0], abs=1e-9)
-    assert float(ConstantThenLinearDecay(1e-3, 10, 0)(9)) == pytest.approx(1e-3)
+    assert float(learning_rate_at(0.9, 1e-3, decay_fraction=0)) == pytest.approx(1e-3)
+
+
+def test_steps_schedule_is_bit_identical_to_the_step_counting_one():
+    # Earlier versions computed the rate from the optimizer's step: lr * clip((total - step) / decay).
+    # Progress step / total must give the same float32 rate, bit for bit (resumed runs compare exactly).
+    for total, decay in ((200, 100), (7, 3), (1000, 999), (12345, 6172), (3, 0)):
+        for step in range(0, total + 1, max(1, total // 97)):
+            remaining = tf.cast(total, tf.float32) - tf.cast(step, tf.float32)
+            before = 2e-4 * tf.clip_by_value(remaining / decay, 0.0, 1.0) if decay else tf.constant(2e-4, tf.float32)
+            now = learning_rate_at(step / total, 2e-4, decay_fraction=decay / total)
+            assert now.numpy().tobytes() == before.numpy().tobytes(), (total, decay, step)
+    progress = tf.Variable(0.0, dtype=tf.float64)
+    generator_adam, discriminator_adam = make_optimizers(tiny_config(steps=200, decay_steps=100), 200, 100, progress)
+    progress.assign(150 / 200)
+    assert float(generator_adam.learning_rate) == float(discriminator_adam.learning_rate) == pytest.approx(1e-4)
 
 
 def test_run_length_from_epochs_and_defaults():
@@ -262,3 +277,19 @@ def test_optimizers_use_epsilon_1e8():
     from keras_pix2pix.train import make_optimizers
 
     assert [optimizer.epsilon for optimizer in make_optimizers(tiny_config(), 10, 5)] == [1e-8, 1e-8]
+
+
+def test_a_deterministic_fit_leaves_op_determinism_as_it_found_it(tmp_path, ab_dataset):
+    # TensorFlow's public API can turn op determinism on but neither read nor undo it: fit uses the framework's.
+    from tensorflow.python.framework import config as framework_config
+
+    assert not framework_config.is_op_determinism_enabled()
+    fit(tiny_config(dataset=ab_dataset, steps=1, deterministic=True, seed=1), str(tmp_path / "a"), verbose=False)
+    assert not framework_config.is_op_determinism_enabled()
+    # A caller who had turned it on finds it still on.
+    tf.config.experimental.enable_op_determinism()
+    try:
+        fit(tiny_config(dataset=ab_dataset, steps=1, deterministic=True, seed=1), str(tmp_path / "b"), verbose=False)
+        assert framework_config.is_op_determinism_enabled()
+    finally:
+        framework_config.disable_op_determinism()
