@@ -98,10 +98,11 @@ def test_time_limit_stops_with_a_checkpoint_and_the_run_resumes(tmp_path, demo_d
     assert stop, result.stderr
     step = int(stop.group(1))
     assert os.path.exists(workdir / "checkpoints" / f"ckpt-{step}.index")
-    # The limit, plus what the 2 s exit reserve cannot hold on a loaded machine: the last checkpoint and
-    # TensorFlow's teardown took up to 5 s together with both cores busy; twice that for a machine
-    # twice as slow. The decision itself is tested with a clock of its own (tests/test_duration.py).
-    assert elapsed < 15 + 10, elapsed
+    # Only a sanity bound: a run to 100000 steps, or a closing that hangs, would take far longer. The
+    # time counted includes Python's and TensorFlow's start-up and teardown, which a busy machine
+    # stretches (55 s measured with both cores burnt and more beside), so a tight bound here would
+    # measure the machine; the stop's timing is tested with a clock of its own (tests/test_duration.py).
+    assert elapsed < 15 + 120, elapsed
     resumed = command(*arguments, "--steps", step + 2)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert f"resuming {workdir} at step {step} of {step + 2}" in resumed.stdout
