@@ -25,7 +25,11 @@ setup(
     extras_require={
         # export --format onnx: the converter, and the runtime that checks its file.
         "onnx": ONNX,
-        "test": ["pytest>=8", "pytest-xdist>=3", "hypothesis>=6", "nbclient>=0.10", "nbformat>=5", "ipykernel>=6", *ONNX],
+        # ruff and vulture: tests/test_lint.py keeps the tree lint-clean and free of dead code.
+        "test": [
+            "pytest>=8", "pytest-xdist>=3", "hypothesis>=6", "nbclient>=0.10", "nbformat>=5", "ipykernel>=6",
+            "ruff>=0.8", "vulture>=2.11", *ONNX,
+        ],
     },
     entry_points={"console_scripts": ["keras-pix2pix=keras_pix2pix.cli:main"]},
 )
