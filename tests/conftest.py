@@ -18,7 +18,6 @@ import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import keras_pix2pix  # noqa: E402, F401  (sets the Keras backend)
-import keras  # noqa: E402  (after the package, which chose its backend)
 from keras_pix2pix import cli, demo, train  # noqa: E402
 from keras_pix2pix.config import Config  # noqa: E402
 
@@ -73,7 +72,7 @@ def write_ab_folder(folder, count, size=32, splits=("train", "val"), seed=0, ext
     return str(folder)
 
 
-# --- the command line as a careless user meets it (refusals in each module's tests; tests/test_processes.py, tests/test_signals.py) ---
+# --- the command line as a careless user meets it (each module's refusals; test_processes, test_signals) ---
 
 
 def snapshot(*folders):
@@ -176,6 +175,8 @@ def temporaries(folder):
 def identity_model(tmp_path):
     """A .keras generator of 32x32 that returns its input: quick to load, any sizing runs it, and
     predict's output is the input as decoded."""
+    import keras  # here, after keras_pix2pix chose the Keras backend
+
     inputs = keras.Input((32, 32, 3))
     identity = keras.initializers.Constant(np.eye(3, dtype=np.float32)[None, None])
     outputs = keras.layers.Conv2D(3, 1, use_bias=False, kernel_initializer=identity)(inputs)

@@ -2,8 +2,8 @@ import json
 import os
 
 import pytest
-
 from conftest import TINY, refused
+
 from keras_pix2pix.config import Config, parse_size
 
 

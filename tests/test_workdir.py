@@ -15,7 +15,6 @@ from conftest import TINY, fit_more, refused, run_command, snapshot
 
 from keras_pix2pix import files
 
-
 # Refused one after the other on one work directory, which then resumes once: a fit per case
 # would cost a resume each and check nothing more.
 REFUSED_FITS = [
