@@ -172,18 +172,20 @@ def test_failed_checkpoint_write_leaves_the_previous_one_restorable(tmp_path, mo
     workdir = str(tmp_path / "run")
     train.fit(tiny_config(dataset=folder, steps=2, save_every=2), workdir, verbose=False)
     before = _checkpoint_bytes(workdir, "ckpt-2")
-    real_write = tf.train.Checkpoint._write
+    real_save = tf.train.CheckpointManager.save
 
-    def full_disk(self, prefix, options=None):
-        # Half a data file on disk, then the device fills up.
-        with open(f"{prefix}.data-00000-of-00001", "wb") as file:
+    def full_disk(self, checkpoint_number=None, check_interval=True, options=None):
+        # Half a data file on disk, then the device fills up. Injected at CheckpointManager.save,
+        # TensorFlow's public method that checkpoints.save calls; TensorFlow's own half-written
+        # shards on a real full disk are test_full_disk_while_tensorflow_writes_a_checkpoint_...'s.
+        with open(os.path.join(self.directory, f"ckpt-{checkpoint_number}.data-00000-of-00001"), "wb") as file:
             file.write(b"\0" * 100)
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(tf.train.Checkpoint, "_write", full_disk)
+    monkeypatch.setattr(tf.train.CheckpointManager, "save", full_disk)
     with pytest.raises(checkpoints.CheckpointWriteError, match=r"could not write the checkpoint of step 4 .*No space left on device.*ckpt-2, is untouched"):
         train.fit(tiny_config(dataset=folder, steps=4, save_every=2), workdir, verbose=False)
-    monkeypatch.setattr(tf.train.Checkpoint, "_write", real_write)
+    monkeypatch.setattr(tf.train.CheckpointManager, "save", real_save)
     assert tf.train.latest_checkpoint(os.path.join(workdir, "checkpoints")).endswith("ckpt-2")
     assert _checkpoint_bytes(workdir, "ckpt-2") == before
     os.remove(os.path.join(workdir, "generator.keras"))
