@@ -1,6 +1,8 @@
+import functools
 import hashlib
 import os
 import re
+import shutil
 import struct
 import zlib
 
@@ -70,7 +72,7 @@ def write_ab_folder(folder, count, size=32, splits=("train", "val"), seed=0, ext
     return str(folder)
 
 
-# --- the command line as a careless user meets it (tests/test_hostile.py, tests/test_stops.py) ---
+# --- the command line as a careless user meets it (each module's refusals; test_processes, test_signals) ---
 
 
 def snapshot(*folders):
@@ -145,3 +147,81 @@ def trained(tmp_path_factory):
 def huge(tmp_path_factory):
     """A valid PNG of 20000x20000 zeros: 5 MB on disk, 1.2 GB decoded (4.8 GB as float32)."""
     return huge_png(tmp_path_factory.mktemp("huge") / "huge.png", 20000, 20000)
+
+
+@pytest.fixture
+def run(trained, tmp_path):
+    """A copy of the trained run in tmp_path/run (modification times kept)."""
+    copy = str(tmp_path / "run")
+    shutil.copytree(trained[1], copy)
+    return copy
+
+
+def fit_more(capsys, run, steps=3):
+    """(status, stdout and stderr) of `fit --workdir run --steps steps` on the command line."""
+    status, out, err = run_command(capsys, "fit", "--workdir", run, "--steps", steps)
+    return status, out + err
+
+
+def temporaries(folder):
+    """Temporary files and folders (files.replacing's, and export staging) anywhere under folder."""
+    found = []
+    for root, folders, names in os.walk(folder):
+        found += [os.path.join(root, name) for name in folders + names if ".tmp-" in name]
+    return found
+
+
+@pytest.fixture
+def identity_model(tmp_path):
+    """A .keras generator of 32x32 that returns its input: quick to load, any sizing runs it, and
+    predict's output is the input as decoded."""
+    import keras  # here, after keras_pix2pix chose the Keras backend
+
+    inputs = keras.Input((32, 32, 3))
+    identity = keras.initializers.Constant(np.eye(3, dtype=np.float32)[None, None])
+    outputs = keras.layers.Conv2D(3, 1, use_bias=False, kernel_initializer=identity)(inputs)
+    path = str(tmp_path / "identity.keras")
+    keras.Model(inputs, outputs).save(path)
+    return path
+
+
+# --- faults injected through fit's public train_step_factory= -------------------------------------
+
+
+def nan_train_step(at_call=None):
+    """A train_step_factory for fit whose step reports a non-finite loss.
+
+    at_call=None: every call does (the weights are left alone); at_call=n: only the n-th call, after
+    it set the generator's first weight to NaN, as a diverged step would.
+    """
+
+    def factory(generator, *arguments, **keywords):
+        real = train.make_train_step(generator, *arguments, **keywords)
+        calls = []
+
+        def step(inputs, targets):
+            calls.append(1)
+            result = real(inputs, targets)
+            if at_call is None or len(calls) == at_call:
+                if at_call is not None:
+                    weight = generator.trainable_variables[0]
+                    weight.assign(tf.fill(weight.shape, np.nan))
+                result = {**result, "generator_total": tf.constant(np.nan), "finite": tf.constant(False)}
+            return result
+
+        return step
+
+    return factory
+
+
+@pytest.fixture
+def injected_nan():
+    """A train_step_factory whose step's 4th call reports a NaN loss after wrecking a generator weight."""
+    return nan_train_step(at_call=4)
+
+
+@pytest.fixture
+def always_nan(monkeypatch):
+    """Every training step reports a non-finite loss, under the command line's fit too: train.fit
+    (public) is replaced by itself with nan_train_step() as its train_step_factory."""
+    monkeypatch.setattr(train, "fit", functools.partial(train.fit, train_step_factory=nan_train_step()))

@@ -1,6 +1,8 @@
 import json
+import os
 
 import pytest
+from conftest import TINY, refused
 
 from keras_pix2pix.config import Config, parse_size
 
@@ -66,3 +68,20 @@ def test_parse_size():
     assert parse_size(16) == (16, 16)
     with pytest.raises(ValueError, match=r"image_size must be a positive size .* got '0x4'"):
         parse_size("0x4")
+
+
+# --- impossible sizes and lengths on the command line -----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "flags, pattern",
+    [
+        (["--image-size", "1", "--discriminator-layers", "0"], r"image_size must be at least 2 on each side"),
+        (["--image-size", "100"], r"image_size must be a multiple of 2\*\*depth = 64 on each side"),
+        (["--steps", str(2**64)], r"steps must be an integer between 1 and 9007199254740992; got 18446744073709551616"),
+        (["--epochs", "1e300"], r"epochs must be a number > 0\.0 and <= 9\.0072e\+15"),
+    ],
+)
+def test_impossible_sizes_and_lengths_are_named(trained, tmp_path, capsys, flags, pattern):
+    refused(capsys, pattern, "fit", "--dataset", trained[0], "--workdir", tmp_path / "run", *TINY, *flags)
+    assert not os.path.exists(tmp_path / "run" / "config.json")

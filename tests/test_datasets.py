@@ -6,6 +6,7 @@ import io
 import os
 import pathlib
 import re
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -18,9 +19,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 from tensorflow_datasets.core.utils import tqdm_utils
 
-from conftest import SHARED_DATA, TINY, write_ab_folder
+from conftest import SHARED_DATA, TINY, huge_png, png, refused, run_command, snapshot, tiny_config, write_ab_folder
 from keras_pix2pix import data, datasets, downloads, release
 from keras_pix2pix.cli import main
 from keras_pix2pix.config import UsageError
@@ -672,3 +675,88 @@ def test_names_that_moved_out_of_datasets_still_import_from_it():
         for name in names:
             assert getattr(datasets, name) is getattr(module, name), name
 
+
+# --- hostile files: huge, fuzzed, truncated archives, a data directory that is a file ---------------
+
+
+def test_huge_png_helper_writes_a_valid_png(tmp_path):
+    image = tf.io.decode_png(open(huge_png(tmp_path / "small.png", 7, 5), "rb").read())
+    assert image.shape == (5, 7, 3) and int(tf.reduce_max(image)) == 0
+
+
+def test_fit_refuses_a_huge_image_from_its_header(tmp_path, capsys, huge):
+    folder = tmp_path / "pairs"
+    folder.mkdir()
+    png(folder / "0.png", 32, 64)
+    shutil.copy(huge, folder / "1.png")
+    refused(capsys, r"1\.png is 20000x20000 \(400 megapixels\), over the limit of 50 megapixels \(--max-pixels",
+            "fit", "--dataset", folder, "--workdir", tmp_path / "run", *TINY)  # fmt: skip
+    status, output = run_command(capsys, "fit", "--dataset", folder, "--workdir", tmp_path / "run", *TINY,
+                                 "--steps", "1", "--skip-bad")[:2]  # fmt: skip
+    assert status == 0 and "skipped 1 bad file(s) of 2" in output
+
+
+def test_a_truncated_manual_archive_is_one_line(tmp_path, capsys):
+    manual = tmp_path / "manual"
+    write_ab_folder(tmp_path / "facades", count=2, splits=("train", "val", "test"))
+    manual.mkdir()
+    archive = manual / "facades.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(tmp_path / "facades", arcname="facades")
+    os.truncate(archive, os.path.getsize(archive) // 2)
+    before = snapshot(manual)
+    refused(capsys, r"facades\.tar\.gz is damaged \(truncated or corrupt", "fit", "--dataset", "facades", "--manual-dir",
+            manual, "--data-dir", tmp_path / "data", "--workdir", tmp_path / "run", *TINY)  # fmt: skip
+    assert snapshot(manual) == before
+
+
+def test_a_data_directory_that_is_a_file_is_named(tmp_path, capsys):
+    (tmp_path / "data").write_text("mine")
+    refused(capsys, r"the data directory .*data is a file, not a folder", "fit", "--dataset", "demo", "--data-dir",
+            tmp_path / "data", "--workdir", tmp_path / "run", *TINY)  # fmt: skip
+
+
+VALID = {
+    "png": tf.io.encode_png(np.random.RandomState(0).randint(0, 256, (8, 16, 3)).astype(np.uint8)).numpy(),
+    "jpeg": tf.io.encode_jpeg(np.random.RandomState(1).randint(0, 256, (8, 16, 3)).astype(np.uint8)).numpy(),
+}
+
+
+def _mutations():
+    def mutate(draw_values):
+        kind, positions, values, cut = draw_values
+        data = bytearray(VALID[kind])
+        for position, value in zip(positions, values):
+            data[position % len(data)] = value
+        return bytes(data[: max(1, int(len(data) * cut))])
+
+    mutated = st.tuples(
+        st.sampled_from(sorted(VALID)),
+        st.lists(st.integers(0, 10_000), max_size=8),
+        st.lists(st.integers(0, 255), max_size=8),
+        st.one_of(st.just(1.0), st.floats(0.05, 1.0)),
+    ).map(mutate)
+    return st.one_of(st.binary(max_size=400), mutated)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(contents=_mutations())
+@example(contents=VALID["png"])
+@example(contents=VALID["jpeg"])
+@pytest.mark.slow
+def test_fuzzed_files_get_the_clear_error_or_load(tmp_path, contents):
+    path = tmp_path / "fuzz.png"
+    path.write_bytes(contents)
+    pairs = datasets.FilePairs((str(path),), ("",))
+    try:
+        checked = datasets.check_pairs(pairs)
+    except UsageError as error:
+        assert str(error).startswith(str(path)) and "--skip-bad" in str(error)
+        with pytest.raises(UsageError, match="every file is bad"):
+            datasets.check_pairs(pairs, skip_bad=True, log=lambda message: None)
+        return
+    # A file that passes the check must go through the training pipeline without an error.
+    from keras_pix2pix import data
+
+    batch = next(iter(data.train_dataset(checked, tiny_config(), "AtoB", seed=0)))
+    assert batch[0].shape == (1, 32, 32, 3)

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import write_ab_folder
+from conftest import TINY, refused, write_ab_folder
 from keras_pix2pix.modes import translate
 from keras_pix2pix.translation import load_generator
 
@@ -148,3 +148,12 @@ def test_two_workers_train_and_the_chief_checkpoint_restores_on_one_device(tmp_p
         translate(generator, images, "inference").numpy(), translate(restored, images, "inference").numpy()
     )
     assert config.strategy == "multiworker" and config.batch_size == 2
+
+
+# --- an invalid TF_CONFIG ---------------------------------------------------------------------------
+
+
+def test_an_invalid_tf_config_is_named(trained, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("TF_CONFIG", "{bad")
+    refused(capsys, r"TF_CONFIG is not valid JSON", "fit", "--dataset", trained[0], "--workdir", tmp_path / "run",
+            *TINY, "--strategy", "multiworker")  # fmt: skip

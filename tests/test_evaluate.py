@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import SHARED_DATA, tiny_config, write_ab_folder
+from conftest import SHARED_DATA, png, refused, tiny_config, write_ab_folder
 from keras_pix2pix import evaluation as evaluate_module
 from keras_pix2pix.cli import main
 from keras_pix2pix.evaluation import evaluate
@@ -225,3 +225,16 @@ def test_fid_is_named_for_the_network_that_computed_it(trained, tmp_path, monkey
     saved = json.loads((tmp_path / "report" / "metrics.json").read_text())["summary"]
     assert saved["fid_network"] == summary["fid_network"]
     assert "not comparable with published FIDs" in (tmp_path / "report" / "index.html").read_text()
+
+
+# --- a corrupt prediction ---------------------------------------------------------------------------
+
+
+def test_a_corrupt_prediction_is_named_by_evaluate(tmp_path, capsys):
+    for folder in ("predictions", "targets"):
+        (tmp_path / folder).mkdir()
+        png(tmp_path / folder / "a.png")
+    (tmp_path / "predictions" / "b.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
+    png(tmp_path / "targets" / "b.png")
+    refused(capsys, r"predictions/b\.png is not a readable JPEG or PNG image", "evaluate", "--predictions",
+            tmp_path / "predictions", "--targets", tmp_path / "targets", "--output", tmp_path / "report")  # fmt: skip

@@ -13,7 +13,7 @@ import pytest
 import tensorflow as tf
 from ai_edge_litert.interpreter import Interpreter
 
-from conftest import SHARED_DATA, refused, tiny_config, write_ab_folder
+from conftest import SHARED_DATA, refused, run_command, tiny_config, write_ab_folder
 from keras_pix2pix import exports as export_module
 from keras_pix2pix import fast
 from keras_pix2pix.cli import main
@@ -445,3 +445,41 @@ def test_onnx_without_its_packages_is_one_line(tmp_path, capsys, monkeypatch):
             r"pip install \"keras-pix2pix\[onnx\]\"$", "export", "--model", tmp_path / "none.keras", "--output",
             tmp_path / "out", "--format", "onnx")  # fmt: skip
     assert not (tmp_path / "out").exists()
+
+
+# --- names, kinds and a killed export's staging (on a copy of the trained run) ----------------------
+
+
+@pytest.mark.parametrize(
+    "flags, pattern",
+    [
+        (["--name", ""], r"--name must hold letters or digits .*; got ''"),
+        (["--format", "saved_model", "--quantize", "bogus"], r"quantize must be one of none, float16, dynamic, int8, int8_io; got 'bogus'"),
+        (["--format", "tflite", "--quantize", "int8"], None),
+    ],
+)
+def test_export_names_and_kinds(run, tmp_path, capsys, flags, pattern):
+    if pattern:
+        refused(capsys, pattern, "export", "--model", run, "--output", tmp_path / "exports", *flags)
+        assert not os.path.exists(tmp_path / "exports")
+        return
+    # A bare .keras file: int8 asks for calibration data once, and then uses it.
+    bare = str(tmp_path / "bare.keras")
+    shutil.copy(os.path.join(run, "generator.keras"), bare)
+    refused(capsys, r"int8 quantization needs calibration images: pass --calibration-dataset \(a bare \.keras file",
+            "export", "--model", bare, "--output", tmp_path / "exports", *flags)  # fmt: skip
+    status, out, err = run_command(capsys, "export", "--model", bare, "--output", tmp_path / "exports", *flags,
+                                   "--calibration-dataset", json.load(open(os.path.join(run, "config.json")))["dataset"])  # fmt: skip
+    assert status == 0, err
+    assert os.path.exists(tmp_path / "exports" / "pix2pix" / "tflite" / "1" / "generator_int8.tflite")
+
+
+def test_export_sweeps_a_killed_export_staging_folder(run, tmp_path, capsys):
+    staging = tmp_path / "exports" / ".export-run.tmp-keras-pix2pix-999999999"
+    staging.mkdir(parents=True)
+    (staging / "half.tflite").write_bytes(b"half")
+    (staging / ".keras-pix2pix-staging").write_bytes(b"")
+    status, out, err = run_command(capsys, "export", "--model", run, "--output", tmp_path / "exports", "--format",
+                                   "tflite", "--quantize", "none")  # fmt: skip
+    assert status == 0, err
+    assert sorted(os.listdir(tmp_path / "exports")) == ["run"]

@@ -4,6 +4,7 @@ import errno
 import os
 
 import pytest
+from conftest import TINY, png, refused
 
 from keras_pix2pix import files
 from keras_pix2pix.errors import Stopped
@@ -118,3 +119,25 @@ def test_a_full_disk_is_recognized_in_any_layer_and_named(tmp_path, error, expec
 def test_a_process_id_too_large_to_exist_is_a_dead_process(tmp_path):
     ours = _touch(tmp_path / f".generator.tmp-keras-pix2pix-{10**30}.keras")
     assert files.sweep_leftovers(str(tmp_path), lambda line: None) == [str(ours)]
+
+
+# --- an output that is a file, on every command -----------------------------------------------------
+
+
+@pytest.mark.parametrize("command", ["fit", "predict", "evaluate", "export"])
+@pytest.mark.parametrize("under", [False, True])
+def test_an_output_that_is_a_file_is_named(run, trained, tmp_path, capsys, command, under):
+    blocker = tmp_path / "notes.txt"
+    blocker.write_text("mine")
+    target = blocker / "out" if under else blocker
+    png(tmp_path / "x.png")
+    arguments = {
+        "fit": ["fit", "--dataset", trained[0], "--workdir", target, *TINY],
+        "predict": ["predict", "--model", run, tmp_path / "x.png", "--output", target],
+        "evaluate": ["evaluate", "--model", run, "--split", "val", "--output", target],
+        "export": ["export", "--model", run, "--output", target, "--format", "tflite", "--quantize", "none"],
+    }[command]
+    flag = "--workdir" if command == "fit" else "--output"
+    expected = r"sits under .*notes\.txt, which is a file" if under else r"notes\.txt is a file, not a folder"
+    refused(capsys, rf"{flag} .*{expected}", *arguments)
+    assert blocker.read_text() == "mine"

@@ -8,7 +8,6 @@ import io
 import os
 import struct
 
-import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -106,17 +105,6 @@ def test_the_training_pipeline_decodes_pairs_as_displayed(tmp_path):
         half = expected.shape[1] // 2
         assert_close(np.round(source.numpy() * 255), expected[:, :half])
         assert_close(np.round(target.numpy() * 255), expected[:, half:])
-
-
-@pytest.fixture
-def identity_model(tmp_path):
-    """A generator that returns its input: predict's output is then the input as decoded."""
-    inputs = keras.Input((32, 32, 3))
-    identity = keras.initializers.Constant(np.eye(3, dtype=np.float32)[None, None])
-    outputs = keras.layers.Conv2D(3, 1, use_bias=False, kernel_initializer=identity)(inputs)
-    path = str(tmp_path / "identity.keras")
-    keras.Model(inputs, outputs).save(path)
-    return path
 
 
 def test_predict_and_evaluate_see_photos_as_displayed(tmp_path, identity_model):

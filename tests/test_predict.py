@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import tiny_config, write_ab_folder
+from conftest import TINY, png, refused, run_command, snapshot, tiny_config, write_ab_folder
 from keras_pix2pix.models import build_generator
 from keras_pix2pix.modes import translate
 from keras_pix2pix.translation import load_generator, predict
@@ -91,3 +91,98 @@ def test_a_workdir_without_generator_keras_loads_its_checkpoint(tmp_path, traine
     )
     assert config.image_size == (32, 32)
     assert isinstance(restored, keras.Model)
+
+
+# --- refusals and bad inputs on the command line (on a copy of the trained run) ---------------------
+
+
+@pytest.mark.parametrize("where", ["same", "inside"])
+def test_predict_refuses_an_output_in_its_input_folder(run, tmp_path, capsys, where):
+    inputs = tmp_path / "inputs"
+    inputs.mkdir()
+    png(inputs / "x.png")
+    output = inputs if where == "same" else inputs / "translated"
+    before = snapshot(tmp_path)
+    refused(capsys, r"--output .* is the input folder .* or inside it", "predict", "--model", run, inputs, "--output", output)
+    assert snapshot(tmp_path) == before
+
+
+@pytest.mark.parametrize("layout", ["two_kinds", "two_folders"])
+def test_predict_refuses_inputs_that_share_an_output_name(run, tmp_path, capsys, layout):
+    first, second = tmp_path / "a", tmp_path / ("a" if layout == "two_kinds" else "b")
+    first.mkdir(exist_ok=True)
+    second.mkdir(exist_ok=True)
+    png(first / "x.png")
+    with open(second / ("x.jpg" if layout == "two_kinds" else "x.png"), "wb") as file:
+        file.write(tf.io.encode_jpeg(np.zeros((16, 16, 3), np.uint8)).numpy())
+    inputs = [first] if layout == "two_kinds" else [first, second]
+    refused(capsys, r"x\.\w+ and .*x\.\w+ would both be written to .*x\.png", "predict", "--model", run, *inputs,
+            "--output", tmp_path / "out")  # fmt: skip
+    assert not os.path.exists(tmp_path / "out")
+
+
+def test_predict_replaces_existing_outputs_only_when_asked(run, tmp_path, capsys):
+    png(tmp_path / "x.png")
+    output = tmp_path / "out"
+    output.mkdir()
+    mine = png(output / "x.png", seed=1)
+    before = snapshot(output)
+    refused(capsys, r"out/x\.png exists already \(1 of the 1 outputs do\): pass --overwrite", "predict", "--model", run,
+            tmp_path / "x.png", "--output", output)  # fmt: skip
+    assert snapshot(output) == before
+    status, out, _ = run_command(capsys, "predict", "--model", run, tmp_path / "x.png", "--output", output, "--overwrite")
+    assert status == 0 and "wrote 1 image(s)" in out
+    assert snapshot(output) != before and os.path.exists(mine)
+
+
+def test_predict_refuses_a_huge_image_and_skips_it_when_asked(run, tmp_path, capsys, huge):
+    refused(capsys, r"huge\.png is 20000x20000 .* over the limit of 0\.1 megapixels .*--skip-bad goes on past it",
+            "predict", "--model", run, huge, "--output", tmp_path / "out", "--max-pixels", "100000")  # fmt: skip
+    png(tmp_path / "small.png")
+    status, out, _ = run_command(capsys, "predict", "--model", run, huge, tmp_path / "small.png", "--output",
+                                 tmp_path / "out", "--skip-bad")  # fmt: skip
+    assert status == 0 and "skipped 1 bad input(s) of 2; the first: " in out and "wrote 1 image(s)" in out
+
+
+def test_a_file_name_that_is_not_utf8_trains_and_translates(tmp_path, capsys):
+    folder = tmp_path / "pairs"
+    folder.mkdir()
+    name = os.fsdecode(b"caf\xe9.png")  # Latin-1, not UTF-8
+    png(folder / name, 32, 64)
+    status, out, err = run_command(capsys, "fit", "--dataset", folder, "--workdir", tmp_path / "run", *TINY, "--steps", "1")
+    assert status == 0, err
+    status, out, err = run_command(capsys, "predict", "--model", tmp_path / "run", folder / name, "--output", tmp_path / "out")
+    assert status == 0, err
+    assert os.fsencode(os.listdir(tmp_path / "out")[0]) == b"caf\xe9.png"
+
+
+def test_predict_pairs_on_an_image_too_narrow_to_split(run, tmp_path, capsys):
+    png(tmp_path / "thin.png", 16, 1)
+    refused(capsys, r"thin\.png is 1 px wide: an AB pair image needs an even width", "predict", "--model", run,
+            tmp_path / "thin.png", "--output", tmp_path / "out", "--pairs")  # fmt: skip
+
+
+def test_a_model_file_that_is_unsafe_or_not_a_generator_is_refused(tmp_path, capsys):
+    inputs = keras.Input((32, 32, 3))
+    unsafe = keras.Model(inputs, keras.layers.Lambda(lambda images: images * 2.0)(inputs))
+    unsafe.save(tmp_path / "unsafe.keras")
+    classifier = keras.Model(inputs, keras.layers.Dense(2)(keras.layers.GlobalAveragePooling2D()(inputs)))
+    classifier.save(tmp_path / "classifier.keras")
+    png(tmp_path / "x.png")
+    refused(capsys, r"unsafe\.keras cannot be loaded as a Keras model: it holds Python code \(a Lambda layer\)",
+            "predict", "--model", tmp_path / "unsafe.keras", tmp_path / "x.png", "--output", tmp_path / "out")  # fmt: skip
+    refused(capsys, r"classifier\.keras is not an image-to-image generator: it maps \(None, 32, 32, 3\) to \(None, 2\)",
+            "predict", "--model", tmp_path / "classifier.keras", tmp_path / "x.png", "--output", tmp_path / "out")  # fmt: skip
+
+
+def test_predict_skip_bad_goes_on_past_a_corrupt_input(run, tmp_path, capsys):
+    inputs = tmp_path / "inputs"
+    inputs.mkdir()
+    png(inputs / "a.png")
+    (inputs / "b.png").write_bytes(b"not an image")
+    png(inputs / "c.png")
+    refused(capsys, r"b\.png is not a readable JPEG or PNG image .*\(1 image\(s\) written before it; --skip-bad",
+            "predict", "--model", run, inputs, "--output", tmp_path / "out")  # fmt: skip
+    status, out, _ = run_command(capsys, "predict", "--model", run, inputs, "--output", tmp_path / "out2", "--skip-bad")
+    assert status == 0 and "skipped 1 bad input(s) of 3" in out
+    assert sorted(os.listdir(tmp_path / "out2")) == ["a.png", "c.png"]

@@ -8,8 +8,6 @@ written before the refusal.
 import os
 import sys
 
-import keras
-import numpy as np
 import pytest
 
 from conftest import png, refused, run_command
@@ -19,17 +17,6 @@ from keras_pix2pix.translation import predict
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "export"))
 import tflite_tiles
-
-
-@pytest.fixture
-def identity_model(tmp_path):
-    """A .keras generator of 32x32 that returns its input: quick to load, and any sizing runs it."""
-    inputs = keras.Input((32, 32, 3))
-    identity = keras.initializers.Constant(np.eye(3, dtype=np.float32)[None, None])
-    outputs = keras.layers.Conv2D(3, 1, use_bias=False, kernel_initializer=identity)(inputs)
-    path = str(tmp_path / "identity.keras")
-    keras.Model(inputs, outputs).save(path)
-    return path
 
 
 @pytest.fixture

@@ -1,12 +1,13 @@
 """keras_pix2pix.stopping: SIGTERM and SIGINT stop at once, or are acknowledged and wait for a safe point."""
 
+import pickle
 import signal
 import threading
 import time
 
 import pytest
 
-from keras_pix2pix.errors import Stopped
+from keras_pix2pix.errors import Stopped, TrainingInterrupted
 from keras_pix2pix.stopping import stop_requests
 
 
@@ -47,3 +48,14 @@ def test_the_previous_handlers_come_back():
     with stop_requests() as requests:
         assert signal.getsignal(signal.SIGTERM) is requests and signal.getsignal(signal.SIGINT) is requests
     assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)) == before
+
+
+# --- a stop crosses process boundaries --------------------------------------------------------------
+
+
+def test_a_time_limit_or_signal_stop_crosses_process_boundaries_with_its_step():
+    # A process pool returns a worker's exception pickled: fit stopped by its time limit in a
+    # worker must reach the caller as itself, not break the pool.
+    error = pickle.loads(pickle.dumps(TrainingInterrupted("time limit of 15m reached: saved a checkpoint at step 7", step=7)))
+    assert isinstance(error, TrainingInterrupted) and error.step == 7
+    assert str(error) == "time limit of 15m reached: saved a checkpoint at step 7"

@@ -1,5 +1,6 @@
 import json
 import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -9,8 +10,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import tiny_config, write_ab_folder
-from keras_pix2pix import data, datasets, fast, models
+from conftest import refused, tiny_config, write_ab_folder
+from keras_pix2pix import data, datasets, fast, models, train
 from keras_pix2pix.modes import translate
 from keras_pix2pix.optimization import learning_rate_at
 from keras_pix2pix.train import fit, make_optimizers, make_train_step, run_length
@@ -293,3 +294,51 @@ def test_a_deterministic_fit_leaves_op_determinism_as_it_found_it(tmp_path, ab_d
         assert framework_config.is_op_determinism_enabled()
     finally:
         framework_config.disable_op_determinism()
+
+
+# --- non-finite losses (a train step made through fit's train_step_factory) -------------------------
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, injected_nan):
+    folder = write_ab_folder(tmp_path / "pairs", count=3)
+    workdir = str(tmp_path / "run")
+    with pytest.raises(train.NonFiniteLossError, match=r"non-finite loss at step 4 \(generator_total nan, .*\); the last good checkpoint, .*ckpt-2, is untouched"):
+        train.fit(tiny_config(dataset=folder, steps=8, save_every=2), workdir, verbose=False,
+                  train_step_factory=injected_nan)  # fmt: skip
+    assert tf.train.latest_checkpoint(os.path.join(workdir, "checkpoints")).endswith("ckpt-2")
+    generator, _ = load_generator(workdir)
+    assert all(np.isfinite(weight.numpy()).all() for weight in generator.weights)
+
+
+def test_nan_loss_skip_rolls_back_and_goes_on(tmp_path, injected_nan, capsys):
+    folder = write_ab_folder(tmp_path / "pairs", count=3)
+    workdir = str(tmp_path / "run")
+    generator = train.fit(tiny_config(dataset=folder, steps=8, save_every=2, on_nan="skip"), workdir,
+                          train_step_factory=injected_nan)
+    output = capsys.readouterr().out
+    assert "non-finite loss at step 4 (generator_total nan" in output
+    assert "rolled back to step 2, skipping that batch" in output
+    assert all(np.isfinite(weight.numpy()).all() for weight in generator.weights)
+    reader = tf.train.load_checkpoint(tf.train.latest_checkpoint(os.path.join(workdir, "checkpoints")))
+    assert reader.get_tensor("step/.ATTRIBUTES/VARIABLE_VALUE") == 8
+    assert reader.get_tensor("skipped_batches/.ATTRIBUTES/VARIABLE_VALUE") == 2  # batches 3 and 4
+
+
+def _hung(number, frame):
+    raise TimeoutError("fit did not give up within 900 s")
+
+
+def test_on_nan_skip_gives_up_when_the_loss_stays_non_finite(run, capsys, always_nan):
+    # A hang fails the test through the alarm rather than block the suite. The alarm needs a
+    # handler: SIGALRM's default action ends the process, here the test worker, and the bound
+    # is far above the 35 s this takes, so that a busy machine does not trip it.
+    previous = signal.signal(signal.SIGALRM, _hung)
+    signal.alarm(900)
+    try:
+        line = refused(capsys, r"non-finite loss 11 times since .*ckpt-2, rolled back each time .* diverged", "fit",
+                       "--workdir", run, "--steps", "50", "--on-nan", "skip", status=1)  # fmt: skip
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+    assert "lower --learning-rate" in line
+    assert tf.train.latest_checkpoint(os.path.join(run, "checkpoints")).endswith("ckpt-2")
