@@ -34,7 +34,6 @@ from keras_pix2pix.metrics import image_metrics  # noqa: E402
 from keras_pix2pix.modes import prepare, translate  # noqa: E402
 from keras_pix2pix.translation import load_generator  # noqa: E402
 
-
 PERIODS = (2, 4, 8, 16)
 
 

@@ -17,10 +17,9 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from machine import describe  # noqa: E402
-
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
+from machine import describe  # noqa: E402
 
 import keras_pix2pix  # noqa: E402, F401
 from keras_pix2pix import data, datasets, fast, models, train  # noqa: E402

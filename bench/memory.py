@@ -21,9 +21,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from machine import describe  # noqa: E402
-
 from conftest import huge_png, png  # noqa: E402  (the tests' writers of valid PNGs)
+from machine import describe  # noqa: E402
 
 MEASURED = textwrap.dedent("""
     import resource, subprocess, sys

@@ -29,13 +29,12 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from machine import conv_peak, describe  # noqa: E402
-
 import tensorflow as tf  # noqa: E402
+from machine import conv_peak, describe  # noqa: E402
 from tensorflow.tsl.profiler.protobuf import xplane_pb2  # noqa: E402
+from train import build  # noqa: E402
 
 from keras_pix2pix.config import Config  # noqa: E402
-from train import build  # noqa: E402
 
 PHASES = (
     "G forward", "G backward", "D forward, real (D step)", "D forward, fake (D step)", "D backward (D step)",

@@ -80,10 +80,10 @@ def train_project(dataset, minutes, precision, seed, folder):
 def train_recipe(dataset, minutes, seed, folder):
     """The tutorial's training for the budget; returns (its generator's .keras file, steps taken, seconds)."""
     import keras
+    from train import reference_step
 
     from keras_pix2pix import fast, models
     from keras_pix2pix.config import Config
-    from train import reference_step
 
     started = time.monotonic()
     keras.utils.set_random_seed(seed)

@@ -38,8 +38,9 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from keras_pix2pix import data, demo, sizing  # noqa: E402
-from keras_pix2pix.options import DEFAULT_OVERLAP  # noqa: E402
 from keras_pix2pix.modes import prepare  # noqa: E402
+from keras_pix2pix.options import DEFAULT_OVERLAP  # noqa: E402
+
 
 def border_zones(length, tile, overlap=DEFAULT_OVERLAP):
     """The (first, last) index of each overlap of neighbouring tiles along one side: where the blend hands over.

@@ -15,8 +15,8 @@ import tensorflow as tf
 
 from keras_pix2pix import data
 from keras_pix2pix.config import MAX_PIXELS, UsageError
-from keras_pix2pix.options import check_setting
 from keras_pix2pix.exports import tflite_runner
+from keras_pix2pix.options import check_setting
 from keras_pix2pix.sizing import DEFAULT_OVERLAP, blend_tiles
 
 

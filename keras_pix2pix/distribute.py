@@ -68,12 +68,12 @@ def _check_tf_config(text):
 
 # One strategy object per process: a second one restarts the collective instance keys, and its
 # all-reduces then collide with the first one's ("Shape mismatch in the collective instance").
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _mirrored(devices):
     return tf.distribute.MirroredStrategy(devices=list(devices))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _multiworker():
     return tf.distribute.MultiWorkerMirroredStrategy()
 

@@ -144,7 +144,7 @@ class _Split:
     max_pixels: int
 
     def resolve(self, saved):
-        """(dataset, direction, pairs): the run's (saved, a Config or None) dataset, data folder and direction if none is given."""
+        """(dataset, direction, pairs) of this split; what is not given comes from the run's Config (saved, or None)."""
         dataset = self.dataset or (saved.dataset if saved else None)
         if dataset is None:
             raise UsageError("a bare .keras file has no config.json: pass --dataset")

@@ -186,8 +186,10 @@ def _check_images(exported, config, calibration_dataset, calibration_count, quan
     if calibration_dataset is not None:
         if config is None:  # a bare .keras file: no run says where its data is kept
             return calibration_images(calibration_dataset, exported, calibration_count)
-        return calibration_images(calibration_dataset, exported, calibration_count, data_dir=config.data_dir,
-                                  manual_dir=config.manual_dir, direction=config.direction, max_pixels=config.max_pixels)  # fmt: skip
+        return calibration_images(
+            calibration_dataset, exported, calibration_count, data_dir=config.data_dir, manual_dir=config.manual_dir,
+            direction=config.direction, max_pixels=config.max_pixels,
+        )
     if set(INTEGER_KINDS) & set(quantize):
         raise UsageError(
             "int8 quantization needs calibration images: pass --calibration-dataset (a bare .keras file has "

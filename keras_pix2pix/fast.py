@@ -449,7 +449,8 @@ def in_float32(model):
 
     Example:
     >>> from keras_pix2pix.models import build_generator
-    >>> {layer.dtype_policy.name for layer in in_float32(build_generator(image_size=32, filters=4, dtype="mixed_bfloat16")).layers}
+    >>> mixed = build_generator(image_size=32, filters=4, dtype="mixed_bfloat16")
+    >>> {layer.dtype_policy.name for layer in in_float32(mixed).layers}
     {'float32'}
     """
 

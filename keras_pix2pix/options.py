@@ -96,9 +96,10 @@ class Predict:
     sizing: str = _field(
         "auto", "how an image meets the model's size: resize (to it and back: cheap, loses detail finer than the "
         "model's size), native (the whole image at its own resolution, padded to a multiple of 2**depth: memory "
-        f"grows with the image, up to {NATIVE_PIXELS / 1e6:g} megapixels), tiles (overlapping tiles of the model's "
-        "size, blended without seams: bounded memory at any size; paper mode normalizes each tile with its own "
-        "statistics) or auto (the default: resize up to the model's size, tiles above)", "choice", choices=SIZINGS,
+        f"grows with the image, up to {NATIVE_PIXELS / 1e6:g} megapixels), tiles (overlapping tiles of up to 768 px, a "
+        "multiple of the model's size, blended: bounded memory at any size; paper mode normalizes every tile with "
+        "the whole image's statistics, export mode tiles at the model's size as the SavedModel does) or auto (the "
+        "default: resize up to the model's size, tiles above)", "choice", choices=SIZINGS,
     )  # fmt: skip
     tile_overlap: float = _tile_overlap()
     overwrite: bool = _field(False, "replace outputs that exist already", "bool")

@@ -142,7 +142,8 @@ def predict(
                 if not skip_bad:
                     if progress:
                         progress.close()
-                    raise UsageError(f"{problem} ({len(written)} image(s) written before it; --skip-bad goes on past it)") from None
+                    written_before = f"{len(written)} image(s) written before it"
+                    raise UsageError(f"{problem} ({written_before}; --skip-bad goes on past it)") from None
                 skipped.append(str(problem))
                 continue
             output = translate_image(runner, image, mode, sizing, tile_overlap, log)

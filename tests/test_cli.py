@@ -7,15 +7,14 @@ import sys
 import time
 
 import pytest
-
 from conftest import TINY, png, write_ab_folder
+
 import keras_pix2pix
 from keras_pix2pix import plots, train
 from keras_pix2pix.cli import main
 from keras_pix2pix.config import Config
 from keras_pix2pix.progress import Progress
 from keras_pix2pix.report import write_html
-
 
 
 def _one_line(text):

@@ -3,8 +3,8 @@ import os
 import numpy as np
 import pytest
 import tensorflow as tf
-
 from conftest import tiny_config, write_ab_folder
+
 from keras_pix2pix import data, datasets, demo
 
 

@@ -19,11 +19,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
+from conftest import SHARED_DATA, TINY, huge_png, png, refused, run_command, snapshot, tiny_config, write_ab_folder
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from tensorflow_datasets.core.utils import tqdm_utils
 
-from conftest import SHARED_DATA, TINY, huge_png, png, refused, run_command, snapshot, tiny_config, write_ab_folder
 from keras_pix2pix import data, datasets, downloads, release
 from keras_pix2pix.cli import main
 from keras_pix2pix.config import UsageError

@@ -14,11 +14,10 @@ import textwrap
 import numpy as np
 import pytest
 import tensorflow as tf
-
 from conftest import TINY, refused, write_ab_folder
+
 from keras_pix2pix.modes import translate
 from keras_pix2pix.translation import load_generator
-
 from keras_pix2pix.workdir import restore_generator
 
 # Each test trains in processes of its own.

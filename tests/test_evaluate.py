@@ -4,8 +4,8 @@ import os
 import numpy as np
 import pytest
 import tensorflow as tf
-
 from conftest import SHARED_DATA, png, refused, tiny_config, write_ab_folder
+
 from keras_pix2pix import evaluation as evaluate_module
 from keras_pix2pix.cli import main
 from keras_pix2pix.evaluation import evaluate

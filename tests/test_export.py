@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from ai_edge_litert.interpreter import Interpreter
-
 from conftest import SHARED_DATA, refused, run_command, tiny_config, write_ab_folder
+
 from keras_pix2pix import exports as export_module
 from keras_pix2pix import fast
 from keras_pix2pix.cli import main

@@ -4,8 +4,8 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-
 from conftest import tiny_config
+
 from keras_pix2pix import fast
 from keras_pix2pix.fast import DownConvolution, FusedAdam, FusedBatchNormalization, SubPixelConvolution, UpConvolution
 from keras_pix2pix.models import build_discriminator, build_generator

@@ -4,12 +4,12 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-
 from conftest import TINY, png, refused, run_command, snapshot, tiny_config, write_ab_folder
+
 from keras_pix2pix.models import build_generator
 from keras_pix2pix.modes import translate
-from keras_pix2pix.translation import load_generator, predict
 from keras_pix2pix.train import fit
+from keras_pix2pix.translation import load_generator, predict
 
 
 def test_paper_mode_is_stochastic_and_keeps_the_moving_statistics():

@@ -9,8 +9,8 @@ import os
 import sys
 
 import pytest
-
 from conftest import png, refused, run_command
+
 from keras_pix2pix import evaluation
 from keras_pix2pix.config import UsageError
 from keras_pix2pix.translation import predict

@@ -5,9 +5,9 @@ import random
 import keras
 import numpy as np
 import tensorflow as tf
+from conftest import png
 
 import keras_pix2pix
-from conftest import png
 
 
 def _draws():

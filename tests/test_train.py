@@ -9,8 +9,8 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-
 from conftest import refused, tiny_config, write_ab_folder
+
 from keras_pix2pix import data, datasets, fast, models, train
 from keras_pix2pix.modes import translate
 from keras_pix2pix.optimization import learning_rate_at
