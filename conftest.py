@@ -35,7 +35,7 @@ def _doctest_files(tmp_path_factory):
     keras_pix2pix.fit(
         dataset=str(root / "pairs"), image_size=32, generator_filters=4, discriminator_filters=4,
         discriminator_layers=1, steps=2, seed=0, workdir=workdir, verbose=False,
-    )  # fmt: skip
+    )
     return {
         "tmp": str(root / "scratch"),
         "pairs_folder": str(root / "pairs"),

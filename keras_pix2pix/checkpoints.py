@@ -33,7 +33,7 @@ _OPTIONAL = ("trained_seconds", "progress")
 _PARTS = (
     "generator", "discriminator", "generator_optimizer", "discriminator_optimizer", "step", "skipped_batches",
     "network_form", "generator_dropout_states", *_OPTIONAL,
-)  # fmt: skip
+)
 
 
 def make_checkpoint(generator, discriminator, generator_optimizer, discriminator_optimizer, progress=None):

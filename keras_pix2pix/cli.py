@@ -272,7 +272,7 @@ def pretrained_command(arguments):
     for model in importing.PRETRAINED:
         downloaded = os.path.isfile(importing.pretrained_path(model.name, arguments.data_dir))
         print(f"{model.name:20s} {model.task:26s} {model.dataset:12s} {model.direction}  "
-              f"{'downloaded' if downloaded else importing.models_url() + '/' + model.name + '.pth'}")  # fmt: skip
+              f"{'downloaded' if downloaded else importing.models_url() + '/' + model.name + '.pth'}")
 
 
 def build_parser():

@@ -115,7 +115,7 @@ def default_load_size(image_size):
 
 
 def setting(default, help, kind, *, choices=None, minimum=None, maximum=None, open_low=False,
-            optional=False, flag=None, group=None, architecture=False):  # fmt: skip
+            optional=False, flag=None, group=None, architecture=False):
     """A Config field: its default and everything the command line and the validation need.
 
     Args:
@@ -134,7 +134,7 @@ def setting(default, help, kind, *, choices=None, minimum=None, maximum=None, op
     metadata = dict(
         help=help, kind=kind, choices=choices, minimum=minimum, maximum=maximum, open_low=open_low,
         optional=optional, flag=flag, group=group, architecture=architecture,
-    )  # fmt: skip
+    )
     return dataclasses.field(default=default, metadata=metadata)
 
 
@@ -208,11 +208,11 @@ class Config:
     direction: str | None = setting(
         None, "which half of an AB image is the input; default: the dataset's usual one", "choice",
         choices=DIRECTIONS, optional=True,
-    )  # fmt: skip
+    )
     data_dir: str | None = setting(
         None, "where prepared datasets are kept; default: $KERAS_PIX2PIX_DATA_DIR, else ~/tensorflow_datasets",
         "str", optional=True,
-    )  # fmt: skip
+    )
     manual_dir: str | None = setting(
         None, "a folder holding release archives (NAME.tar.gz) downloaded by hand", "str", optional=True
     )
@@ -220,7 +220,7 @@ class Config:
     max_pixels: int = setting(
         MAX_PIXELS, "largest image accepted, in pixels (height x width), read from each file's header before "
         "it is decoded; a larger one is refused (skipped with --skip-bad)", "int", minimum=1,
-    )  # fmt: skip
+    )
     preprocess: str = setting(
         "resize_and_crop",
         "training augmentation: resize_and_crop (the paper's: resize to the load size, random crop), "
@@ -232,7 +232,7 @@ class Config:
     image_size: tuple = setting(
         (256, 256), "HEIGHTxWIDTH the networks see, or one number for a square; each a multiple of 2**depth",
         "size", architecture=True,
-    )  # fmt: skip
+    )
     load_size: tuple | None = setting(
         None,
         "training images are resized to this, then randomly cropped to the image size; default: the "
@@ -241,21 +241,21 @@ class Config:
         optional=True,
     )
     flip: bool = setting(True, "random horizontal flips of training pairs (the same for input and target)", "bool",
-                         flag="--no-flip")  # fmt: skip
+                         flag="--no-flip")
     input_channels: int = setting(3, "channels of the input images: 1 (grayscale) or 3", "choice", choices=(1, 3),
-                                  architecture=True)  # fmt: skip
+                                  architecture=True)
     output_channels: int = setting(3, "channels of the target images: 1 or 3", "choice", choices=(1, 3),
-                                   architecture=True)  # fmt: skip
+                                   architecture=True)
 
     # --- models ---
     generator: str = setting(
         "unet", "unet (the paper's generator) or encoder-decoder (its baseline without skips)", "choice",
         choices=GENERATORS, architecture=True,
-    )  # fmt: skip
+    )
     depth: int | None = setting(
         None, "generator downsamplings; default: log2 of the shorter side (256 -> 8, a 1x1 bottleneck)", "int",
         minimum=1, optional=True, architecture=True,
-    )  # fmt: skip
+    )
     generator_filters: int = setting(
         64, "filters of the first generator block, doubled per block up to 8x", "int", minimum=1, architecture=True
     )
@@ -263,11 +263,11 @@ class Config:
         "transpose", "generator decoder: transpose (the paper's 4x4 transposed convolutions) or resize (bilinear "
         "resize then 3x3 convolution: no checkerboard artifacts, no transposed convolution for quantizers and "
         "GPU delegates)", "choice", choices=UPSAMPLINGS, architecture=True,
-    )  # fmt: skip
+    )
     discriminator_layers: int = setting(
         3, "PatchGAN depth: 0 = 1x1 PixelGAN, 1 = 16x16, 3 = 70x70 (the paper's), 5 = 286x286", "int",
         minimum=0, maximum=8, architecture=True,
-    )  # fmt: skip
+    )
     discriminator_filters: int = setting(
         64, "filters of the first discriminator block", "int", minimum=1, architecture=True
     )
@@ -275,27 +275,27 @@ class Config:
     dropout: float = setting(
         0.5, "dropout rate of the decoder blocks --dropout-placement names, in training and at paper test time",
         "number", minimum=0.0, maximum=0.99,
-    )  # fmt: skip
+    )
     dropout_placement: str = setting(
         "paper", "which decoder blocks have dropout: paper (the first three from the bottleneck) or authors "
         "(junyanz's code: the 8x-filter blocks after the innermost one, three at depth 8)", "choice",
         choices=DROPOUT_PLACEMENTS,
-    )  # fmt: skip
+    )
     generator_biases: str = setting(
         "normless", "which generator convolutions have a bias: normless (those no normalization follows) or all "
         "(junyanz's networks with instance norm)", "choice", choices=BIAS_PLACEMENTS, architecture=True,
-    )  # fmt: skip
+    )
 
     # --- objective ---
     gan_loss: str = setting(
         "vanilla", "vanilla (the paper's cross-entropy GAN loss) or lsgan (least squares)", "choice",
         choices=GAN_LOSSES,
-    )  # fmt: skip
+    )
     lambda_l1: float = setting(100.0, "weight of the L1 term in the generator loss", "number", minimum=0.0)
 
     # --- optimization ---
     learning_rate: float = setting(2e-4, "Adam learning rate of both networks", "number", minimum=0.0,
-                                   open_low=True, flag="--lr")  # fmt: skip
+                                   open_low=True, flag="--lr")
     beta_1: float = setting(0.5, "Adam beta 1", "number", minimum=0.0, maximum=1.0, flag="--beta1")
     beta_2: float = setting(0.999, "Adam beta 2", "number", minimum=0.0, maximum=1.0, flag="--beta2")
     batch_size: int = setting(1, "pairs per step, the global batch (the paper: 1 to 10)", "int", minimum=1)
@@ -321,17 +321,17 @@ class Config:
     epochs: float | None = setting(
         None, f"epochs over the training split; default: {DEFAULT_EPOCHS}", "number", minimum=0.0, open_low=True,
         optional=True, group="length",
-    )  # fmt: skip
+    )
     duration: float | None = setting(
         None, "train for this wall-clock time instead of a number of steps, such as 15m or 2h (start-up, samples "
         "and checkpoints count; a resumed run goes on with the time left): the learning rate holds for the first "
         "half and decays linearly to 0 at its end, by the clock, so the run ends annealed whatever the "
         "machine's speed", "duration", minimum=0, open_low=True, optional=True, group="length",
-    )  # fmt: skip
+    )
     decay_steps: int | None = setting(
         None, "final steps over which the learning rate decays linearly to 0; default: half the run", "int",
         minimum=0, optional=True, group="decay",
-    )  # fmt: skip
+    )
     decay_epochs: float | None = setting(
         None, "the same in epochs", "number", minimum=0.0, optional=True, group="decay"
     )
@@ -341,7 +341,7 @@ class Config:
         None, "a budget for each fit command, such as 2h30m, 45m or 90s: training stops in time to save a "
         "checkpoint before it runs out, and the same command resumes (for Colab's session limits); default: none",
         "duration", minimum=0, open_low=True, optional=True,
-    )  # fmt: skip
+    )
     save_every: int = setting(1000, "checkpoint interval in steps (and always at the end)", "int", minimum=1)
     sample_every: int = setting(500, "sample grid interval in steps (and at the end)", "int", minimum=1)
     sample_count: int = setting(4, "validation pairs in the sample grid", "int", minimum=0)
@@ -353,11 +353,11 @@ class Config:
     on_nan: str = setting(
         "stop", "on a NaN or infinite loss: stop (keep the last good checkpoint) or skip (roll back to it and go "
         "on with the next batch)", "choice", choices=ON_NAN,
-    )  # fmt: skip
+    )
     seed: int | None = setting(
         None, "seed of every random choice; default: drawn once and saved in config.json", "int", minimum=0,
         maximum=2**31 - 1, optional=True,
-    )  # fmt: skip
+    )
 
     def __post_init__(self):
         # Canonical forms of the values given (256 -> (256, 256)); nothing derived is stored, since
@@ -377,7 +377,7 @@ class Config:
             )
         for group in ("length", "decay"):
             given = [field.name for field in dataclasses.fields(self)
-                     if field.metadata["group"] == group and getattr(self, field.name) is not None]  # fmt: skip
+                     if field.metadata["group"] == group and getattr(self, field.name) is not None]
             if len(given) > 1:
                 values = ", ".join(f"{name}={getattr(self, name)}" for name in given)
                 raise UsageError(f"give {' or '.join(given)}, not both; got {values}")

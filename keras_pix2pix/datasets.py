@@ -370,7 +370,7 @@ def find_dataset(dataset, data_dir=None, manual_dir=None):
     if dataset in CATALOG_NAMES:
         if os.path.isdir(dataset):
             print(f"note: --dataset {dataset} is the pix2pix release; the folder {dataset} here is not read "
-                  f"(write ./{dataset} for it)", flush=True)  # fmt: skip
+                  f"(write ./{dataset} for it)", flush=True)
         root = resolve_data_dir(data_dir)
         before = _folders(root)
         builder = pix2pix_builder(dataset, data_dir)

@@ -75,7 +75,7 @@ def first_line(error, limit=200):
 
 # What os.stat's file types are called in messages, for paths that are neither a file nor a folder.
 _KINDS = ((stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"), (stat.S_ISFIFO, "a named pipe"),
-          (stat.S_ISSOCK, "a socket"))  # fmt: skip
+          (stat.S_ISSOCK, "a socket"))
 
 
 def path_kind(path):

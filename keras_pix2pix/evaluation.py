@@ -167,7 +167,7 @@ def _model_items(model_path, wanted, mode, palette, sizing, overlap):
     def items():
         if sizing == "resize":  # the paper's protocol: scored at the model's size
             translated = ((translate(runner, source, mode)[0], target[0], source[0])
-                          for source, target in data.resized_pairs(pairs, direction, image_size, channels))  # fmt: skip
+                          for source, target in data.resized_pairs(pairs, direction, image_size, channels))
         else:
             translated = _own_size_items(pairs, channels, direction, runner, mode, sizing, overlap)
         for index, (output, target, source) in enumerate(translated):
@@ -276,7 +276,7 @@ def evaluate(
     inception_weights=_DEFAULT.inception_weights, predictions=_DEFAULT.predictions, targets=_DEFAULT.targets,
     inputs=_DEFAULT.inputs, data_dir=_DEFAULT.data_dir, seed=_DEFAULT.seed, max_pixels=_DEFAULT.max_pixels,
     sizing=_DEFAULT.sizing, tile_overlap=_DEFAULT.tile_overlap, verbose=True,
-):  # fmt: skip
+):
     """Scores a model on a split (or a folder of predictions against targets) and writes a report.
 
     Args:
@@ -317,7 +317,7 @@ def evaluate(
     log = print if verbose else (lambda *arguments, **keywords: None)
     extractor = _load_inception(inception_weights) if fid else None
     _check_output(output_dir, {"--predictions": predictions, "--targets": targets, "--inputs": inputs,
-                               "--dataset": dataset})  # fmt: skip
+                               "--dataset": dataset})
     if model is not None:
         keras.utils.set_random_seed(seed)  # paper mode's dropout, repeatable; for this call alone (keep_random_states)
         wanted = _Split(dataset, split, direction, data_dir, max_pixels)

@@ -40,7 +40,7 @@ TFLITE_NAMES = {"none": "float32", "float16": "float16", "dynamic": "dynamic", "
 TFLITE_LIMITS = {
     "none": ("max_abs", 1e-3), "float16": ("mean_abs", 1e-2), "dynamic": ("psnr", 25.0), "int8": ("psnr", 25.0),
     "int8_io": ("psnr", 25.0),
-}  # fmt: skip
+}
 # The full-integer kinds: calibrated on training inputs.
 INTEGER_KINDS = ("int8", "int8_io")
 
@@ -150,7 +150,7 @@ def run_tflite(model_content, images, threads=None):
 
 
 def calibration_images(dataset, model, count=100, *, data_dir=None, manual_dir=None, direction=None,
-                       max_pixels=MAX_PIXELS):  # fmt: skip
+                       max_pixels=MAX_PIXELS):
     """Up to count training inputs in [-1, 1] at the model's size, for int8 calibration and checks.
 
     Args:
@@ -210,7 +210,7 @@ def _export_saved_model(exported, folder, model_name, checks, reference, max_pix
     served = loaded.signatures["serving_default"](image_bytes=tf.constant([sample]))["output_bytes"]
     sized = loaded.signatures["translate_bytes"](
         image_bytes=tf.constant([sample] * 3), sizing=tf.constant(["resize", "native", "tiles"])
-    )["output_bytes"]  # fmt: skip
+    )["output_bytes"]
     if any(tf.io.decode_png(png).shape[:2] != checks[0].shape[:2] for png in [served[0], *sized]):
         raise UsageError("the SavedModel's serving signatures answered an image of the wrong size: not kept")
     return measured
@@ -320,7 +320,7 @@ def _export_all(exported, staging, destinations, samples, model_name, quantize, 
         )
         report[f"tflite_{TFLITE_NAMES[kind]}"] = {
             "path": os.path.join(destinations["tflite"], name), "bytes": size, "parity": measured,
-        }  # fmt: skip
+        }
     return report
 
 

@@ -480,7 +480,7 @@ def clone_as(model, target):
             return PerImageNormalization(epsilon=layer.epsilon, name=layer.name, dtype=layer.dtype_policy.name)
         if isinstance(layer, PerImageNormalization) and target != "tflite":
             return keras.layers.GroupNormalization(groups=-1, epsilon=layer.epsilon, name=layer.name,
-                                                   dtype=layer.dtype_policy.name)  # fmt: skip
+                                                   dtype=layer.dtype_policy.name)
         form = _form(layer, target, layer.name in unfused)
         return None if form is type(layer) else form.from_config(layer.get_config())
 

@@ -35,7 +35,7 @@ from keras_pix2pix.workdir import (
     default_workdir,
     write_config,
     write_generator,
-)  # fmt: skip
+)
 
 DEFAULT_MODELS_URL = "https://efrosgans.eecs.berkeley.edu/pix2pix/models-pytorch"
 MODELS_URL_VARIABLE = "KERAS_PIX2PIX_MODELS_URL"
@@ -161,7 +161,7 @@ def unet_layout(state, path="the checkpoint"):
     layout = UnetLayout(
         blocks=tuple(blocks), input_channels=int(first.shape[1]), output_channels=int(last.shape[1]),
         filters=int(first.shape[0]), norm=norm, biases="all" if f"{blocks[1][0]}.bias" in state else "normless",
-    )  # fmt: skip
+    )
     check_state_dict(state, layout, path)
     return layout
 
@@ -287,7 +287,7 @@ def generator_from_state_dict(state, image_size=None, dropout=0.5, path="the che
         image_size=image_size or side, input_channels=layout.input_channels, output_channels=layout.output_channels,
         depth=layout.depth, filters=layout.filters, norm=layout.norm, dropout=dropout, biases=layout.biases,
         dropout_placement="authors",
-    )  # fmt: skip
+    )
     for index in range(layout.depth):
         _copy_level(generator, state, layout, index)
     return generator, layout
@@ -299,7 +299,7 @@ def _config_for(layout, generator, dataset, direction):
         dataset=dataset, direction=direction, image_size=(height, width), input_channels=layout.input_channels,
         output_channels=layout.output_channels, depth=layout.depth, generator_filters=layout.filters,
         norm=layout.norm, generator_biases=layout.biases, dropout_placement="authors",
-    )  # fmt: skip
+    )
 
 
 def _write_workdir(folder, generator, config):
@@ -340,7 +340,7 @@ _DEFAULT = defaults(Import)
 
 def import_checkpoint(checkpoint, workdir=_DEFAULT.workdir, *, direction=_DEFAULT.direction,
                       image_size=_DEFAULT.image_size, dataset=_DEFAULT.dataset, data_dir=_DEFAULT.data_dir,
-                      manual_dir=_DEFAULT.manual_dir, log=print):  # fmt: skip
+                      manual_dir=_DEFAULT.manual_dir, log=print):
     """Turns a junyanz pix2pix generator (.pth) into a keras-pix2pix work directory; returns the generator.
 
     Args:
@@ -385,5 +385,5 @@ def import_checkpoint(checkpoint, workdir=_DEFAULT.workdir, *, direction=_DEFAUL
         f"{config.image_size[0]}x{config.image_size[1]} -> {workdir}"
     )
     log(f"the discriminator starts fresh (the authors published none): fine-tune with "
-        f"keras-pix2pix fit --workdir {workdir} --dataset {config.dataset} --steps N")  # fmt: skip
+        f"keras-pix2pix fit --workdir {workdir} --dataset {config.dataset} --steps N")
     return generator

@@ -84,10 +84,10 @@ def _upsampling(x, filters, upsample, name, dtype=None, use_bias=False):
     """
     if upsample == "transpose":
         return keras.layers.Conv2DTranspose(filters, 4, strides=2, padding="same", kernel_initializer=_weights(),
-                                            use_bias=use_bias, name=f"{name}_convtranspose", dtype=dtype)(x)  # fmt: skip
+                                            use_bias=use_bias, name=f"{name}_convtranspose", dtype=dtype)(x)
     x = keras.layers.UpSampling2D(2, interpolation="bilinear", name=f"{name}_upsample", dtype=dtype)(x)
     return keras.layers.Conv2D(filters, 3, padding="same", kernel_initializer=_weights(), use_bias=use_bias,
-                               name=f"{name}_conv", dtype=dtype)(x)  # fmt: skip
+                               name=f"{name}_conv", dtype=dtype)(x)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -231,7 +231,7 @@ def build_generator(
         innermost = index == depth - 1
         block_norm = "none" if index == 0 or innermost else norm
         x = _down_block(x, block_filters, block_norm, f"down{index + 1}", dtype, synchronized_batchnorm,
-                        use_bias=biased, activation=index > 0)  # fmt: skip
+                        use_bias=biased, activation=index > 0)
         # (height / 2**(index+1), width / 2**(index+1), block_filters): 256 -> 128x128x64 ... 1x1x512
         encoder_outputs.append(x)
 

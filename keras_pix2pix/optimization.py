@@ -126,7 +126,7 @@ def make_optimizers(config, total_steps, decay_steps, progress=None, *, trained_
     fraction = decay_fraction(config, total_steps, decay_steps)
     if trained_seconds is not None:
         warnings.warn("make_optimizers(trained_seconds=...) is deprecated: pass progress, a variable of the share "
-                      "of the run done", DeprecationWarning, stacklevel=2)  # fmt: skip
+                      "of the run done", DeprecationWarning, stacklevel=2)
         seconds, duration = trained_seconds, config.duration
         read_progress = lambda: tf.cast(seconds, tf.float64) / duration  # noqa: E731
     else:

@@ -26,7 +26,7 @@ DEFAULT_QUANTIZATIONS = ("none", "float16", "int8")
 
 
 def option(default, help, kind="str", *, choices=None, minimum=None, maximum=None, flag=None, required=False,
-           positional=False, optional=None):  # fmt: skip
+           positional=False, optional=None):
     """A field of a command's options: its default and what its flag and its validation need.
 
     Args:
@@ -50,7 +50,7 @@ def option(default, help, kind="str", *, choices=None, minimum=None, maximum=Non
         "help": help, "kind": kind, "choices": choices, "minimum": minimum, "maximum": maximum, "open_low": False,
         "optional": default is None if optional is None else optional, "flag": flag, "group": None,
         "architecture": False, "required": required, "positional": positional,
-    }  # fmt: skip
+    }
     return {"default": default, "metadata": metadata}
 
 
@@ -71,7 +71,7 @@ def _mode():
         "paper", "test-time mode: paper (default; dropout on, each image's own batch statistics, as the paper "
         "tests), inference (no dropout, moving statistics) or export (the paper's statistics without dropout, as "
         "the exported files compute)", "choice", choices=MODES,
-    )  # fmt: skip
+    )
 
 
 def _tile_overlap():
@@ -79,7 +79,7 @@ def _tile_overlap():
     return _field(
         None, f"overlap of tiles, a fraction of a tile from 0 to 0.5, with --sizing tiles or auto (default: "
         f"{DEFAULT_OVERLAP})", "number", minimum=0.0, maximum=0.5,
-    )  # fmt: skip
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -100,7 +100,7 @@ class Predict:
         "multiple of the model's size, blended: bounded memory at any size; paper mode normalizes every tile with "
         "the whole image's statistics, export mode tiles at the model's size as the SavedModel does) or auto (the "
         "default: resize up to the model's size, tiles above)", "choice", choices=SIZINGS,
-    )  # fmt: skip
+    )
     tile_overlap: float = _tile_overlap()
     overwrite: bool = _field(False, "replace outputs that exist already", "bool")
     skip_bad: bool = _field(False, "go on past unreadable or oversized inputs", "bool")
@@ -133,7 +133,7 @@ class Evaluate:
         "resize", "resize (the default, the paper's protocol: every pair scored at the model's size), or native, "
         "tiles or auto: each pair translated and scored at its own size (see predict --help)", "choice",
         choices=SIZINGS,
-    )  # fmt: skip
+    )
     tile_overlap: float = _tile_overlap()
 
 
@@ -146,13 +146,13 @@ class Export:
     formats: tuple = _field(
         DEFAULT_FORMATS, f"some of {','.join(FORMATS)} (default: {','.join(DEFAULT_FORMATS)}; onnx needs pip install "
         "\"keras-pix2pix[onnx]\")", "list", choices=FORMATS, flag="--format",
-    )  # fmt: skip
+    )
     quantize: tuple = _field(
         DEFAULT_QUANTIZATIONS, f"TFLite kinds, some of {','.join(QUANTIZATIONS)} (default: "
         f"{','.join(DEFAULT_QUANTIZATIONS)}); int8_io is int8 with int8 input and output tensors (integer-only "
         "devices, Edge TPU style); dynamic runs ~100x slower than int8 on x86 CPUs: prefer int8", "list",
         choices=QUANTIZATIONS,
-    )  # fmt: skip
+    )
     version: int = _field(1, "SavedModel version (default: 1)", "int", minimum=1)
     model_name: str = _field(None, "served model name (default: the work directory's name)", flag="--name")
     calibration_dataset: str = _field(None, "data for int8 calibration and the checks (default: the run's dataset)")

@@ -25,7 +25,7 @@ PANELS = (
                                     ("validation/l1_samples", "sample pairs (validation)")]),
     ("generator total", [("losses/generator_total", "G total")]),
     ("learning rate", [("learning_rate", "G and D")]),
-)  # fmt: skip
+)
 
 
 def read_scalars(logs):
@@ -42,7 +42,7 @@ def read_scalars(logs):
         except tf.errors.DataLossError:
             continue  # a file cut short by a kill: what was read of it stays
     return {tag: (np.array(sorted(points)), np.array([points[step] for step in sorted(points)]))
-            for tag, points in latest.items()}  # fmt: skip
+            for tag, points in latest.items()}
 
 
 def smoothed(values, weight=0.9):
@@ -79,7 +79,7 @@ def plot_losses(logs, path):
             steps, values = scalars[tag]
             many = len(values) > 20 and tag != "learning_rate"  # the schedule is exact: not smoothed
             axis.plot(steps, values, color=color, alpha=0.25 if many else 1.0, linewidth=1,
-                      marker="o" if len(values) <= 20 else None, markersize=3, label=None if many else label)  # fmt: skip
+                      marker="o" if len(values) <= 20 else None, markersize=3, label=None if many else label)
             if many:
                 # About 30 points' memory at any length: a long run's curve stays readable.
                 weight = min(max(1 - 30 / len(values), 0.6), 0.99)

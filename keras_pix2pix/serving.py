@@ -30,7 +30,7 @@ def _checked_sizings(sizings, image_bytes):
     known = tf.debugging.assert_equal(
         tf.reduce_all(tf.reduce_any(tf.equal(sizings[:, None], tf.constant(SIZINGS)[None, :]), axis=1)), True,
         message=f"sizing must be one of {', '.join(SIZINGS)}",
-    )  # fmt: skip
+    )
     with tf.control_dependencies([same, known]):
         return tf.identity(sizings)
 
@@ -50,7 +50,7 @@ class _Signatures:
     def of(cls, model, max_pixels=MAX_PIXELS):
         height, width, channels = model.input_shape[1:]
         return cls(sizing.at_size(model, None, None), (height, width), channels, model.output_shape[-1],
-                   sizing.downsampling(model), max_pixels)  # fmt: skip
+                   sizing.downsampling(model), max_pixels)
 
     def run(self, images):
         return tf.cast(self.any_size(images, training=False), tf.float32)
@@ -62,7 +62,7 @@ class _Signatures:
             tf.stack([shape[1] % self.multiple, shape[2] % self.multiple]), 0,
             message=f"translate takes images whose sides are multiples of {self.multiple}: pad them (reflect) and "
             "crop the outputs, or send encoded images to translate_bytes",
-        )  # fmt: skip
+        )
         with tf.control_dependencies([sides]):
             return {"images": self.run(images)}
 
@@ -73,7 +73,7 @@ class _Signatures:
         within = tf.debugging.assert_less_equal(
             size[0] * size[1], tf.constant(self.max_pixels, tf.int64),
             message=f"an image is larger than the limit of {self.max_pixels} pixels (export --max-pixels)",
-        )  # fmt: skip
+        )
         with tf.control_dependencies([within]):
             return tf.io.decode_image(contents, channels=self.channels, dtype=tf.float32, expand_animations=False)
 
@@ -82,7 +82,7 @@ class _Signatures:
             sizing.within_native_limit(tf.shape(image)[0], tf.shape(image)[1]), True,
             message=f"sizing native runs an image whole, and this one is over its limit of "
             f"{sizing.NATIVE_PIXELS / 1e6:g} megapixels: use tiles",
-        )  # fmt: skip
+        )
         with tf.control_dependencies([within]):
             return sizing.run_padded(self.run, data.normalize(image), self.multiple)
 
@@ -98,7 +98,7 @@ class _Signatures:
             "tiles": lambda: sizing.blend_tiles(
                 lambda tile: self.run(tile)[0], data.normalize(image), self.size, self.output_channels
             ),
-        }  # fmt: skip
+        }
         index = tf.argmax(tf.cast(tf.equal(choice, tf.constant(_BRANCHES)), tf.int32), output_type=tf.int32)
         output = tf.switch_case(index, [branches[name] for name in _BRANCHES])
         return tf.io.encode_png(data.denormalize(tf.ensure_shape(output, [None, None, self.output_channels])))
@@ -107,7 +107,7 @@ class _Signatures:
         """Encoded JPEG or PNG images of any size, each with its sizing -> PNG images of the same sizes."""
         # One image at a time: each may be of its own size and sizing, and memory stays that of one.
         output_bytes = tf.map_fn(self.translate_one, (image_bytes, _checked_sizings(sizings, image_bytes)),
-                                 fn_output_signature=tf.string, parallel_iterations=1)  # fmt: skip
+                                 fn_output_signature=tf.string, parallel_iterations=1)
         # The _bytes suffix makes TF Serving's REST API return the PNGs base64-encoded.
         return {"output_bytes": output_bytes}
 

@@ -215,7 +215,7 @@ def whole_image_statistics(model, image, overlap=DEFAULT_OVERLAP, log=None):
     row_shares = _shares(rows, tile_height, tf.shape(padded)[0])
     column_shares = _shares(columns, tile_width, tf.shape(padded)[1])
     pieces = [(row, column, row_share[:, None] * column_share[None, :]) for row, row_share in zip(rows.numpy(), row_shares)
-              for column, column_share in zip(columns.numpy(), column_shares)]  # fmt: skip
+              for column, column_share in zip(columns.numpy(), column_shares)]
     many = log and len(pieces) > 64
     progress = Progress(len(pieces), "tiles (statistics)", rate_unit="tiles", log_every=64) if many else None
     sums = None
@@ -250,7 +250,7 @@ def _shares(starts, tile, length):
     """Each tile's share of each pixel along one side in the blend: its weight over the summed weights."""
     coverage = _coverage(starts, tile, length)
     return [(_ramp(starts, index, tile) / coverage[start : start + tile]).numpy()
-            for index, start in enumerate(starts.numpy())]  # fmt: skip
+            for index, start in enumerate(starts.numpy())]
 
 
 def tile_size_for(model, image_shape, mode):
@@ -374,7 +374,7 @@ def blend_tiles(run, image, tile_size, output_channels, overlap=DEFAULT_OVERLAP,
         row_ramp = _ramp(rows, row_index, tile_height)
         strip = tf.zeros([tile_height, padded_width, output_channels])
         strip = tf.while_loop(lambda index, _: index < tf.size(columns),
-                              lambda index, strip: add_tile(row, row_ramp, index, strip), (0, strip))[1]  # fmt: skip
+                              lambda index, strip: add_tile(row, row_ramp, index, strip), (0, strip))[1]
         return row_index + 1, total + tf.pad(strip, [[row, padded_height - row - tile_height], [0, 0], [0, 0]])
 
     total = tf.zeros([padded_height, padded_width, output_channels])

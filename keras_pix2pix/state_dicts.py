@@ -47,7 +47,7 @@ STORAGE_DTYPES = {
     "FloatStorage": np.float32, "DoubleStorage": np.float64, "HalfStorage": np.float16, "LongStorage": np.int64,
     "IntStorage": np.int32, "ShortStorage": np.int16, "CharStorage": np.int8, "ByteStorage": np.uint8,
     "BoolStorage": np.bool_,
-}  # fmt: skip
+}
 
 
 class _StorageType:
@@ -172,7 +172,7 @@ class _Unpickler(pickle._Unpickler):
 
     def persistent_load(self, pid):
         if (self.read_storage is None or not isinstance(pid, tuple) or len(pid) < 5 or pid[0] != "storage"
-                or not isinstance(pid[1], _StorageType)):  # fmt: skip
+                or not isinstance(pid[1], _StorageType)):
             raise pickle.UnpicklingError(f"an unknown persistent id {str(pid)[:80]}")
         _, storage_type, key, _location, count = pid[:5]
         key, dtype, count = str(key), storage_type.dtype, int(count)

@@ -34,7 +34,7 @@ from keras_pix2pix.workdir import default_workdir, resolve_config
 __all__ = [
     "fit", "train_with", "sample_grid", "make_train_step", "make_optimizers", "run_length", "default_workdir",
     "resolve_config", "NonFiniteLossError", "MOST_SKIPS_IN_A_ROW",
-]  # fmt: skip
+]
 
 
 def sample_grid(inputs, outputs, targets, border=2):
@@ -63,7 +63,7 @@ def _printer(verbose):
 
 
 def fit(config=None, workdir=None, *, verbose=True, started=None, clock=time.monotonic, train_step_factory=None,
-        **settings):  # fmt: skip
+        **settings):
     """Trains pix2pix as the paper does and returns the trained generator.
 
     Resumes from the latest checkpoint when workdir already holds a run: settings not named here
@@ -100,7 +100,7 @@ def fit(config=None, workdir=None, *, verbose=True, started=None, clock=time.mon
         workdir = default_workdir(dataset)
     config = resolve_config(workdir, config, settings, log)
     return train_with(config, workdir, verbose=verbose, started=started, clock=clock,
-                      train_step_factory=train_step_factory)  # fmt: skip
+                      train_step_factory=train_step_factory)
 
 
 @dataclasses.dataclass
@@ -149,7 +149,7 @@ def _build_networks(config, strategy, total_steps, decay_steps):
         generator_optimizer.build(generator.trainable_variables)
         discriminator_optimizer.build(discriminator.trainable_variables)
         return checkpoints.make_checkpoint(generator, discriminator, generator_optimizer, discriminator_optimizer,
-                                           progress)  # fmt: skip
+                                           progress)
 
 
 def _describe(config, splits, train_pairs, checkpoint, total_steps, decay_steps):
@@ -239,7 +239,7 @@ def _set_up(config, workdir, log, stack, train_step_factory):
         _op_determinism(stack)
     checkpoint = _build_networks(config, strategy, total_steps, decay_steps)
     manager, start = checkpoints.restore_latest(checkpoint, layout.checkpoint_directory(workdir, strategy),
-                                                config.keep_checkpoints, log, workdir=workdir)  # fmt: skip
+                                                config.keep_checkpoints, log, workdir=workdir)
     if chief:
         layout.check_progress(workdir, start, total_steps, manager.latest_checkpoint)
     trained_seconds = float(checkpoint.trained_seconds.numpy())
@@ -263,7 +263,7 @@ def _set_up(config, workdir, log, stack, train_step_factory):
         # A finished run writes nothing, not even an empty event file.
         writer=tf.summary.create_file_writer(layout.logs_folder(workdir)) if chief and not finished
         else tf.summary.create_noop_writer(),
-    )  # fmt: skip
+    )
     # The length asked for may have changed since the checkpoint: its progress is recomputed.
     _set_progress(run, start, trained_seconds)
     return run

@@ -84,7 +84,7 @@ def predict(
     model, inputs, output_dir, *, pairs=_DEFAULT.pairs, direction=_DEFAULT.direction, mode=_DEFAULT.mode,
     seed=_DEFAULT.seed, overwrite=_DEFAULT.overwrite, skip_bad=_DEFAULT.skip_bad, max_pixels=_DEFAULT.max_pixels,
     sizing=_DEFAULT.sizing, tile_overlap=_DEFAULT.tile_overlap, log=print, verbose=True,
-):  # fmt: skip
+):
     """Translates image files and folders, writing one PNG per input into output_dir.
 
     Each output has the size of its input: by default an input no larger than the model's size is
