@@ -91,7 +91,10 @@ def main():
     rows = {
         "keras_paper": (median_ms(lambda x: paper_call(x).numpy(), inputs[:1], arguments.repeats), psnr(reference, paper)),
         "keras_export": (median_ms(lambda x: export_call(x).numpy(), inputs[:1], arguments.repeats), 999.0),
-        "keras_inference": (median_ms(lambda x: inference_call(x).numpy(), inputs[:1], arguments.repeats), psnr(reference, inference)),
+        "keras_inference": (
+            median_ms(lambda x: inference_call(x).numpy(), inputs[:1], arguments.repeats),
+            psnr(reference, inference),
+        ),
     }
     kinds = ("none", "float16", "int8", "int8_io") + (("dynamic",) if arguments.dynamic else ())
     with tempfile.TemporaryDirectory() as folder:
@@ -125,7 +128,10 @@ def main():
     l1_paper = float(np.mean(np.abs(paper - targets)))
     l1_export = float(np.mean(np.abs(reference - targets)))
     l1_inference = float(np.mean(np.abs(inference - targets)))
-    print(f"L1 to targets on {len(inputs)} validation images: paper {l1_paper:.4f}, export {l1_export:.4f}, inference {l1_inference:.4f}")
+    print(
+        f"L1 to targets on {len(inputs)} validation images: "
+        f"paper {l1_paper:.4f}, export {l1_export:.4f}, inference {l1_inference:.4f}"
+    )
     print(
         json.dumps(
             {
@@ -134,7 +140,11 @@ def main():
                 "ms_per_image": {name: round(ms, 1) for name, (ms, _) in rows.items()},
                 "psnr_vs_export_fp32": {name: round(quality, 1) for name, (_, quality) in rows.items()},
                 "bytes": sizes,
-                "l1_to_targets": {"paper": round(l1_paper, 4), "export": round(l1_export, 4), "inference": round(l1_inference, 4)},
+                "l1_to_targets": {
+                    "paper": round(l1_paper, 4),
+                    "export": round(l1_export, 4),
+                    "inference": round(l1_inference, 4),
+                },
             }
         )
     )

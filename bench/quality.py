@@ -73,7 +73,11 @@ def train_project(dataset, minutes, precision, seed, folder):
                     duration=minutes * 60)  # fmt: skip
     keras_pix2pix.fit(config, workdir, verbose=False, started=started)
     seconds = time.monotonic() - started
-    steps = int(tf.train.load_variable(tf.train.latest_checkpoint(os.path.join(workdir, "checkpoints")), "step/.ATTRIBUTES/VARIABLE_VALUE"))
+    steps = int(
+        tf.train.load_variable(
+            tf.train.latest_checkpoint(os.path.join(workdir, "checkpoints")), "step/.ATTRIBUTES/VARIABLE_VALUE"
+        )
+    )
     return workdir, steps, seconds
 
 
@@ -110,7 +114,9 @@ def side_worker(side, arguments):
 
     with tempfile.TemporaryDirectory() as folder:
         if side == "project":
-            model, steps, seconds = train_project(arguments.dataset, arguments.minutes, arguments.precision, arguments.seed, folder)
+            model, steps, seconds = train_project(
+                arguments.dataset, arguments.minutes, arguments.precision, arguments.seed, folder
+            )
         else:
             model, steps, seconds = train_recipe(arguments.dataset, arguments.minutes, arguments.seed, folder)
         # Both sides scored by the package's own evaluate: the val split, paper mode, seed 0.
@@ -162,9 +168,19 @@ def main():
     print(f"project / recipe: SSIM {ratios['ssim']:.3f}x, L1 {ratios['l1']:.3f}x, steps {ratios['steps']:.2f}x")
     rounded = {side: {key: round(value, 4) if isinstance(value, float) else value for key, value in result.items()}
                for side, result in results.items()}  # fmt: skip
-    print(json.dumps({"benchmark": "quality", "dataset": os.path.basename(os.path.normpath(arguments.dataset)),
-                      "direction": "BtoA", "minutes": arguments.minutes, "peak_gflop_per_s": {k: round(v) for k, v in peaks.items()},
-                      **rounded, "ratio": {k: round(v, 3) for k, v in ratios.items()}}))  # fmt: skip
+    print(
+        json.dumps(
+            {
+                "benchmark": "quality",
+                "dataset": os.path.basename(os.path.normpath(arguments.dataset)),
+                "direction": "BtoA",
+                "minutes": arguments.minutes,
+                "peak_gflop_per_s": {k: round(v) for k, v in peaks.items()},
+                **rounded,
+                "ratio": {k: round(v, 3) for k, v in ratios.items()},
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -193,8 +193,11 @@ def draw(outputs, path, box, zoom=2):
     import matplotlib.pyplot as plt
 
     top, left, height, width = box
-    labels = {"before (paper)": "before: tiles of the model's size, each its own statistics",
-              "paper": "after: tiles of 768 px, the whole image's statistics", "native (paper)": "the whole image at once"}  # fmt: skip
+    labels = {
+        "before (paper)": "before: tiles of the model's size, each its own statistics",
+        "paper": "after: tiles of 768 px, the whole image's statistics",
+        "native (paper)": "the whole image at once",
+    }
     figure, axes = plt.subplots(len(labels), 2, figsize=(12, 2.9 * len(labels)), squeeze=False)
     for row, (name, label) in enumerate(labels.items()):
         crop = data.denormalize(outputs[name][top : top + height, left : left + width]).numpy()

@@ -110,7 +110,9 @@ def build(config, reference):
     flops = step_flops(generator, discriminator, config.batch_size, reference)
     # Both paths start from the same weights: the reference in Keras' own layers (with only the
     # workaround for TensorFlow's remapper failure), the candidate in the training form.
-    generator, discriminator = (fast.clone_as(model, "reference" if reference else "train") for model in (generator, discriminator))
+    generator, discriminator = (
+        fast.clone_as(model, "reference" if reference else "train") for model in (generator, discriminator)
+    )
     if reference:
         # The tutorial's optimizers: Keras' Adam.
         generator_optimizer = keras.optimizers.Adam(2e-4, beta_1=0.5)
@@ -180,11 +182,24 @@ def main():
         traces = step.experimental_get_tracing_count()
         print(
             f"after {arguments.leak_warmup} warm-up steps, {arguments.leak_check} steps: RSS {samples[0]:.0f} MB -> "
-            f"{samples[-1]:.0f} MB (min {min(samples):.0f}, max {max(samples):.0f}); trend {1000 * slope:+.1f} MB per 1000 steps; traces {traces}"
+            f"{samples[-1]:.0f} MB (min {min(samples):.0f}, max {max(samples):.0f}); "
+            f"trend {1000 * slope:+.1f} MB per 1000 steps; traces {traces}"
         )
-        print(json.dumps({"benchmark": "train_leak_check", "image_size": size, "warmup_steps": arguments.leak_warmup,
-                          "steps": arguments.leak_check, "rss_start_mb": round(samples[0], 1), "rss_end_mb": round(samples[-1], 1),
-                          "rss_max_mb": round(max(samples), 1), "trend_mb_per_1000_steps": round(1000 * slope, 1), "traces": traces}))  # fmt: skip
+        print(
+            json.dumps(
+                {
+                    "benchmark": "train_leak_check",
+                    "image_size": size,
+                    "warmup_steps": arguments.leak_warmup,
+                    "steps": arguments.leak_check,
+                    "rss_start_mb": round(samples[0], 1),
+                    "rss_end_mb": round(samples[-1], 1),
+                    "rss_max_mb": round(max(samples), 1),
+                    "trend_mb_per_1000_steps": round(1000 * slope, 1),
+                    "traces": traces,
+                }
+            )
+        )
         return
 
     peaks = {"float32": conv_peak("float32"), "bfloat16": conv_peak("bfloat16")}
@@ -221,7 +236,8 @@ def main():
                          "gflop_per_s": achieved, "percent_of_peak": 100 * achieved / path_peak}  # fmt: skip
         print(
             f"{name:>9}: {median:.3f} s/step, {batch / median:.2f} images/s, {flops[name] / 1e9:.1f} GFLOP/step, "
-            f"{achieved:.0f} GFLOP/s ({100 * achieved / path_peak:.0f}% of the {'bf16' if path_peak is peaks['bfloat16'] else 'fp32'} peak)"
+            f"{achieved:.0f} GFLOP/s ({100 * achieved / path_peak:.0f}% of the "
+            f"{'bf16' if path_peak is peaks['bfloat16'] else 'fp32'} peak)"
         )
     ratio = results["candidate"]["img_per_s"] / results["reference"]["img_per_s"]
     print(

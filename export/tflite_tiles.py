@@ -49,7 +49,9 @@ def main():
     parser.add_argument("model", help="a .tflite file from keras-pix2pix export")
     parser.add_argument("image", help="a JPEG or PNG image, any size")
     parser.add_argument("--output", required=True, help="where to save the translated PNG")
-    parser.add_argument("--overlap", type=_overlap, default=DEFAULT_OVERLAP, help="tile overlap, a fraction of a tile from 0 to 0.5")
+    parser.add_argument(
+        "--overlap", type=_overlap, default=DEFAULT_OVERLAP, help="tile overlap, a fraction of a tile from 0 to 0.5"
+    )
     arguments = parser.parse_args()
     channels = tflite_runner(arguments.model).input_shape[-1]
     image = data.read_image(arguments.image, MAX_PIXELS, channels)

@@ -26,11 +26,18 @@ def test_split_pair_follows_the_direction():
 def test_jitter_crops_and_flips_input_and_target_together():
     image = tf.random.uniform((40, 40, 3), seed=1)
     for seed in range(8):
-        source, target = data.jitter(image, image, tf.constant([seed, 0], tf.int64), image_size=(32, 32), load_size=(36, 36), flip=True)
+        source, target = data.jitter(
+            image, image, tf.constant([seed, 0], tf.int64), image_size=(32, 32), load_size=(36, 36), flip=True
+        )
         assert source.shape == (32, 32, 3)
         np.testing.assert_array_equal(source.numpy(), target.numpy())
     # Different seeds give different crops.
-    crops = {data.jitter(image, image, tf.constant([seed, 0], tf.int64), image_size=(32, 32), load_size=(36, 36), flip=True)[0].numpy().tobytes() for seed in range(8)}
+    crops = {
+        data.jitter(image, image, tf.constant([seed, 0], tf.int64), image_size=(32, 32), load_size=(36, 36), flip=True)[0]
+        .numpy()
+        .tobytes()
+        for seed in range(8)
+    }
     assert len(crops) > 1
 
 
@@ -61,7 +68,10 @@ def test_each_epoch_visits_every_file_once(tmp_path):
         tf.io.write_file(str(folder / f"{index}.png"), tf.io.encode_png(image))
     files = datasets.local_splits(str(tmp_path / "pairs")).train
     config = tiny_config(image_size=8, load_size=8, flip=False)
-    seen = [int(round(float(batch[0][0, 0, 0, 0] + 1) * 127.5)) for batch in data.train_dataset(files, config, "AtoB", seed=0).take(8)]
+    seen = [
+        int(round(float(batch[0][0, 0, 0, 0] + 1) * 127.5))
+        for batch in data.train_dataset(files, config, "AtoB", seed=0).take(8)
+    ]
     assert sorted(seen[:4]) == sorted(seen[4:]) == [40, 80, 120, 160]
 
 
@@ -144,7 +154,9 @@ def _aliasing_bound(pil_std):
 
 def test_training_pipeline_shrinks_without_aliasing():
     stripes = tf.constant(_stripes(), tf.float32) / 255
-    source, _ = data.jitter(stripes, stripes, tf.constant([1, 2], tf.int64), image_size=(256, 256), load_size=(286, 286), flip=False)
+    source, _ = data.jitter(
+        stripes, stripes, tf.constant([1, 2], tf.int64), image_size=(256, 256), load_size=(286, 286), flip=False
+    )
     assert float(tf.math.reduce_std(source)) <= _aliasing_bound(_pil_std(_stripes(), (286, 286)))
 
 

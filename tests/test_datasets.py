@@ -122,7 +122,10 @@ def test_checksum_mismatch_is_refused(tmp_path, monkeypatch):
 @pytest.mark.parametrize(
     "member, message",
     [
-        ((tarfile.TarInfo("facades/train/../../../escaped.jpg"), None), r"entry 'facades/train/../../../escaped.jpg' points outside"),
+        (
+            (tarfile.TarInfo("facades/train/../../../escaped.jpg"), None),
+            r"entry 'facades/train/../../../escaped.jpg' points outside",
+        ),
         ((tarfile.TarInfo("/tmp/absolute.jpg"), None), r"entry '/tmp/absolute.jpg' points outside"),
         ("symlink", r"entry 'facades/train/link.jpg' is a link"),
     ],
@@ -143,7 +146,12 @@ def test_malicious_archive_is_refused_and_writes_nothing(tmp_path, member, messa
     data_dir.mkdir(parents=True)
 
     def files_outside_target():
-        return {os.path.join(root, name) for root, _, names in os.walk(tmp_path) for name in names if not root.startswith(str(data_dir))}
+        return {
+            os.path.join(root, name)
+            for root, _, names in os.walk(tmp_path)
+            for name in names
+            if not root.startswith(str(data_dir))
+        }
 
     before = files_outside_target()
     with pytest.raises(ValueError, match=message):
@@ -189,7 +197,10 @@ def test_paired_a_and_b_folders(tmp_path, capsys):
     assert source.shape == (40, 48, 1) and target.shape == (40, 48, 3)
     # Grayscale inputs stay one channel with --input-channels 1.
     workdir = str(tmp_path / "run")
-    assert main(["fit", "--dataset", str(tmp_path / "ab"), "--workdir", workdir, "--steps", "1", "--input-channels", "1", *TINY]) == 0
+    assert (
+        main(["fit", "--dataset", str(tmp_path / "ab"), "--workdir", workdir, "--steps", "1", "--input-channels", "1", *TINY])
+        == 0
+    )
     import keras
 
     assert keras.models.load_model(os.path.join(workdir, "generator.keras")).input_shape == (None, 32, 32, 1)
@@ -206,7 +217,9 @@ def test_unmatched_pair_names_are_named(tmp_path):
 def test_preprocess_modes_give_the_image_size(mode):
     source = tf.random.uniform((30, 50, 3), seed=1)
     target = tf.random.uniform((30, 50, 3), seed=2)
-    a, b = data.jitter(source, target, tf.constant([1, 2], tf.int64), image_size=(32, 32), load_size=(36, 36), flip=True, preprocess=mode)
+    a, b = data.jitter(
+        source, target, tf.constant([1, 2], tf.int64), image_size=(32, 32), load_size=(36, 36), flip=True, preprocess=mode
+    )
     assert a.shape == (32, 32, 3) and b.shape == (32, 32, 3)
     if mode == "crop":
         # The original (30x50) is smaller than the crop: scaled up to cover it, aspect kept (32x54),
@@ -215,13 +228,17 @@ def test_preprocess_modes_give_the_image_size(mode):
         windows = [covered[:, left : left + 32] for left in range(54 - 32 + 1)]
         assert min(np.abs(window - candidate).max() for window in windows for candidate in (a.numpy(), a.numpy()[:, ::-1])) < 1e-5
     with pytest.raises(ValueError, match=r"preprocess must be one of resize_and_crop, scale_width, crop, none; got 'zoom'"):
-        data.jitter(source, target, tf.constant([1, 2], tf.int64), image_size=(32, 32), load_size=(36, 36), flip=True, preprocess="zoom")
+        data.jitter(
+            source, target, tf.constant([1, 2], tf.int64), image_size=(32, 32), load_size=(36, 36), flip=True, preprocess="zoom"
+        )
 
 
 def test_crop_mode_crops_without_resizing():
     # A horizontal ramp: a crop of the original keeps steps of exactly 1/63 between columns.
     ramp = tf.tile(tf.reshape(tf.linspace(0.0, 1.0, 64), (1, 64, 1)), (48, 1, 3))
-    a, _ = data.jitter(ramp, ramp, tf.constant([3, 4], tf.int64), image_size=(32, 32), load_size=(36, 36), flip=False, preprocess="crop")
+    a, _ = data.jitter(
+        ramp, ramp, tf.constant([3, 4], tf.int64), image_size=(32, 32), load_size=(36, 36), flip=False, preprocess="crop"
+    )
     steps = np.diff(a.numpy()[0, :, 0])
     np.testing.assert_allclose(steps, 1 / 63, atol=1e-6)
 
@@ -481,7 +498,13 @@ def _damage(path, kind):
 
 @pytest.mark.parametrize(
     "where, kind",
-    [("manual", "half"), ("manual", "trailer cut"), ("manual", "not a tar"), ("cached", "half"), ("cached and recorded", "trailer cut")],
+    [
+        ("manual", "half"),
+        ("manual", "trailer cut"),
+        ("manual", "not a tar"),
+        ("cached", "half"),
+        ("cached and recorded", "trailer cut"),
+    ],
 )
 def test_a_damaged_archive_is_one_line_error(tmp_path, archive_server, where, kind):
     data_dir, manual = tmp_path / "tfds", tmp_path / "manual"
@@ -531,7 +554,10 @@ def test_members_are_streamed_and_oversized_images_refused(tmp_path, monkeypatch
     monkeypatch.setattr(downloads, "MAX_IMAGE_BYTES", 100)
     extracted.clear()
     size = len(_png(0))
-    message = f"refusing {archive}: entry 'facades/train/1.png' is {size} bytes, over the 100-byte bound of an image (MAX_IMAGE_BYTES)"
+    message = (
+        f"refusing {archive}: entry 'facades/train/1.png' is {size} bytes, "
+        "over the 100-byte bound of an image (MAX_IMAGE_BYTES)"
+    )
     with pytest.raises(UsageError, match=_exactly(message)):
         list(downloads.safe_archive_files(str(archive), wanted=in_train))
     assert extracted == [], "refused before it was read"

@@ -138,7 +138,9 @@ def test_two_workers_train_and_the_chief_checkpoint_restores_on_one_device(tmp_p
     for process, (out, error) in zip(processes, outputs):
         assert process.returncode == 0 and "WORKER DONE" in out, error[-3000:]
     # Only the chief (worker 0) wrote the shared artifacts; worker 1's checkpoints were temporary.
-    assert sorted(name for name in os.listdir(os.path.join(workdir, "checkpoints")) if not name.startswith("ckpt-")) == ["checkpoint"]
+    assert sorted(
+        name for name in os.listdir(os.path.join(workdir, "checkpoints")) if not name.startswith("ckpt-")
+    ) == ["checkpoint"]
     assert os.path.exists(os.path.join(workdir, "generator.keras"))
     generator, config = load_generator(workdir)
     restored = restore_generator(workdir, config)

@@ -69,7 +69,8 @@ def test_duration_is_a_length_of_its_own():
         Config(steps=10, duration=60)
     with pytest.raises(UsageError, match=r"decay_steps sets the decay of a run measured in steps; .*duration=1m, decay_steps=5"):
         Config(duration=60, decay_steps=5)
-    with pytest.raises(UsageError, match=r"deterministic runs repeat exactly, and a duration run's learning rate follows the clock"):
+    pattern = r"deterministic runs repeat exactly, and a duration run's learning rate follows the clock"
+    with pytest.raises(UsageError, match=pattern):
         Config(duration=60, deterministic=True)
     with pytest.raises(UsageError, match=r"workers do not share: give steps or epochs with strategy multiworker"):
         Config(duration=60, strategy="multiworker")
@@ -107,7 +108,8 @@ def test_a_duration_run_stops_on_time_annealed_and_a_rerun_finds_it_finished(pai
 
 def test_a_duration_run_stopped_by_its_time_limit_resumes_with_the_time_left(pairs, tmp_path):
     workdir = str(tmp_path / "run")
-    with pytest.raises(TrainingInterrupted, match=r"time limit of 13s reached: saved a checkpoint at step \d+ after (\d+s) of 20s in ") as stop:
+    pattern = r"time limit of 13s reached: saved a checkpoint at step \d+ after (\d+s) of 20s in "
+    with pytest.raises(TrainingInterrupted, match=pattern) as stop:
         fit(_duration_config(dataset=pairs, duration=20, time_limit=13), workdir, verbose=False, clock=_Clock())
     trained = float(_checkpoint_value(workdir, "trained_seconds"))
     assert 10.5 <= trained <= 13, trained  # past half the duration

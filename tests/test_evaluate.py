@@ -185,7 +185,10 @@ def test_scoring_folders_without_a_model(tmp_path):
             os.makedirs(tmp_path / folder, exist_ok=True)
             tf.io.write_file(str(tmp_path / folder / f"{name}.png"), tf.io.encode_png(image))
     summary = evaluate(
-        output_dir=str(tmp_path / "report"), predictions=str(tmp_path / "predictions"), targets=str(tmp_path / "targets"), verbose=False
+        output_dir=str(tmp_path / "report"),
+        predictions=str(tmp_path / "predictions"),
+        targets=str(tmp_path / "targets"),
+        verbose=False,
     )
     assert summary["pairs"] == 2 and summary["l1"] == 0 and summary["ssim"] == pytest.approx(1.0)
     with pytest.raises(ValueError, match=r"give --model, or --predictions and --targets folders"):

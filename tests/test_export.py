@@ -285,7 +285,9 @@ def test_export_command(exported, tmp_path, capsys):
     workdir, _, _ = exported
     assert main(["export", "--model", workdir, "--output", str(tmp_path), "--quantize", "none", "--version", "3"]) == 0
     assert "saved_model:" in capsys.readouterr().out
-    assert os.path.isdir(tmp_path / "shoes" / "3") and os.path.isfile(tmp_path / "shoes" / "tflite" / "3" / "generator_float32.tflite")
+    assert os.path.isdir(tmp_path / "shoes" / "3") and os.path.isfile(
+        tmp_path / "shoes" / "tflite" / "3" / "generator_float32.tflite"
+    )
     assert main(["export", "--model", workdir, "--output", str(tmp_path), "--quantize", "int4"]) == 2
     assert "quantize must be one of none, float16, dynamic, int8, int8_io; got 'int4'" in capsys.readouterr().err
 
@@ -417,7 +419,9 @@ def test_the_browser_page_module_translates_as_keras_does_in_onnx_runtime_web(on
     pixels = np.random.RandomState(3).randint(0, 256, (32, 64, 3), dtype=np.uint8)
     rgba = np.concatenate([pixels, np.full((32, 64, 1), 255, np.uint8)], axis=-1)
     (tmp_path / "input.rgba").write_bytes(rgba.tobytes())
-    command = ["node", "check.mjs", report["onnx"]["path"], str(tmp_path / "input.rgba"), "64", "32", str(tmp_path / "output.rgba")]
+    command = [
+        "node", "check.mjs", report["onnx"]["path"], str(tmp_path / "input.rgba"), "64", "32", str(tmp_path / "output.rgba")
+    ]
     result = subprocess.run(command, cwd=BROWSER, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
     output = np.frombuffer((tmp_path / "output.rgba").read_bytes(), np.uint8).reshape(32, 64, 4)
@@ -454,7 +458,10 @@ def test_onnx_without_its_packages_is_one_line(tmp_path, capsys, monkeypatch):
     "flags, pattern",
     [
         (["--name", ""], r"--name must hold letters or digits .*; got ''"),
-        (["--format", "saved_model", "--quantize", "bogus"], r"quantize must be one of none, float16, dynamic, int8, int8_io; got 'bogus'"),
+        (
+            ["--format", "saved_model", "--quantize", "bogus"],
+            r"quantize must be one of none, float16, dynamic, int8, int8_io; got 'bogus'",
+        ),
         (["--format", "tflite", "--quantize", "int8"], None),
     ],
 )
@@ -466,10 +473,16 @@ def test_export_names_and_kinds(run, tmp_path, capsys, flags, pattern):
     # A bare .keras file: int8 asks for calibration data once, and then uses it.
     bare = str(tmp_path / "bare.keras")
     shutil.copy(os.path.join(run, "generator.keras"), bare)
-    refused(capsys, r"int8 quantization needs calibration images: pass --calibration-dataset \(a bare \.keras file",
-            "export", "--model", bare, "--output", tmp_path / "exports", *flags)  # fmt: skip
-    status, out, err = run_command(capsys, "export", "--model", bare, "--output", tmp_path / "exports", *flags,
-                                   "--calibration-dataset", json.load(open(os.path.join(run, "config.json")))["dataset"])  # fmt: skip
+    refused(
+        capsys,
+        r"int8 quantization needs calibration images: pass --calibration-dataset \(a bare \.keras file",
+        "export", "--model", bare, "--output", tmp_path / "exports", *flags,
+    )
+    status, out, err = run_command(
+        capsys,
+        "export", "--model", bare, "--output", tmp_path / "exports", *flags,
+        "--calibration-dataset", json.load(open(os.path.join(run, "config.json")))["dataset"],
+    )
     assert status == 0, err
     assert os.path.exists(tmp_path / "exports" / "pix2pix" / "tflite" / "1" / "generator_int8.tflite")
 

@@ -39,7 +39,9 @@ def test_fused_batchnorm_matches_keras_batchnorm(dtype):
         np.testing.assert_allclose(actual, expected, rtol=tolerance, atol=tolerance * np.abs(expected).max())
     # Outside training both use the moving statistics alike.
     inference = [np.asarray(tf.cast(layer(images, training=False), tf.float32)) for layer in (keras_layer, fused_layer)]
-    np.testing.assert_allclose(inference[1], inference[0], atol=1e-5 if dtype == "float32" else tolerance * np.abs(inference[0]).max())
+    np.testing.assert_allclose(
+        inference[1], inference[0], atol=1e-5 if dtype == "float32" else tolerance * np.abs(inference[0]).max()
+    )
 
 
 @pytest.mark.parametrize("dtype", ["float32", "mixed_bfloat16"])
@@ -54,7 +56,15 @@ def test_small_map_convolutions_match_keras_layers(direction, size, dtype):
     layer_classes = (keras.layers.Conv2DTranspose, UpConvolution) if direction == "up" else (keras.layers.Conv2D, DownConvolution)
     results = []
     for layer_class in layer_classes:
-        layer = layer_class(8, 4, strides=2, padding="same", dtype=dtype, kernel_initializer=keras.initializers.RandomNormal(seed=7), bias_initializer=keras.initializers.RandomNormal(seed=8))
+        layer = layer_class(
+            8,
+            4,
+            strides=2,
+            padding="same",
+            dtype=dtype,
+            kernel_initializer=keras.initializers.RandomNormal(seed=7),
+            bias_initializer=keras.initializers.RandomNormal(seed=8),
+        )
         with tf.GradientTape() as tape:
             tape.watch(images)
             outputs = layer(images)
@@ -78,7 +88,14 @@ def test_sub_pixel_convolution_matches_keras_conv2d_transpose(size):
     images = tf.random.normal((2, *size, 16), seed=9)
     results = []
     for layer_class in (keras.layers.Conv2DTranspose, SubPixelConvolution):
-        layer = layer_class(8, 4, strides=2, padding="same", kernel_initializer=keras.initializers.RandomNormal(seed=10), bias_initializer=keras.initializers.RandomNormal(seed=11))
+        layer = layer_class(
+            8,
+            4,
+            strides=2,
+            padding="same",
+            kernel_initializer=keras.initializers.RandomNormal(seed=10),
+            bias_initializer=keras.initializers.RandomNormal(seed=11),
+        )
         with tf.GradientTape() as tape:
             tape.watch(images)
             outputs = layer(images)

@@ -67,7 +67,10 @@ def filling_before(monkeypatch, owner, name, folder):
 
 def full(name):
     """The one line of a full disk while writing the file called name."""
-    return rf"could not write .*{re.escape(name)}\)?: No space left on device \(.* MB free there\); free some space and run the command again"
+    return (
+        rf"could not write .*{re.escape(name)}\)?: No space left on device \(.* MB free there\); "
+        r"free some space and run the command again"
+    )
 
 
 def test_full_disk_while_writing_generator_keras(trained, disk, monkeypatch, capsys):
@@ -183,7 +186,8 @@ def test_failed_checkpoint_write_leaves_the_previous_one_restorable(tmp_path, mo
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(tf.train.CheckpointManager, "save", full_disk)
-    with pytest.raises(checkpoints.CheckpointWriteError, match=r"could not write the checkpoint of step 4 .*No space left on device.*ckpt-2, is untouched"):
+    pattern = r"could not write the checkpoint of step 4 .*No space left on device.*ckpt-2, is untouched"
+    with pytest.raises(checkpoints.CheckpointWriteError, match=pattern):
         train.fit(tiny_config(dataset=folder, steps=4, save_every=2), workdir, verbose=False)
     monkeypatch.setattr(tf.train.CheckpointManager, "save", real_save)
     assert tf.train.latest_checkpoint(os.path.join(workdir, "checkpoints")).endswith("ckpt-2")

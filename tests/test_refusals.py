@@ -90,7 +90,8 @@ def test_python_callers_are_named_their_arguments(tmp_path, identity_model):
 
 def test_the_tflite_tiles_client_checks_its_overlap_as_it_parses():
     assert tflite_tiles._overlap("0.25") == 0.25
-    with pytest.raises(tflite_tiles.argparse.ArgumentTypeError, match=r"^--overlap must be a number >= 0\.0 and <= 0\.5; got 0\.9$"):
+    pattern = r"^--overlap must be a number >= 0\.0 and <= 0\.5; got 0\.9$"
+    with pytest.raises(tflite_tiles.argparse.ArgumentTypeError, match=pattern):
         tflite_tiles._overlap("0.9")
     with pytest.raises(tflite_tiles.argparse.ArgumentTypeError, match=r"^--overlap must be a number; got 'wide'$"):
         tflite_tiles._overlap("wide")
@@ -167,7 +168,10 @@ def test_a_device_is_named_as_a_device_not_as_missing(tmp_path, capsys, identity
 @pytest.mark.parametrize(
     "arguments, pattern",
     [
-        (["predict", "--model", "M", "x.png", "--output", "out", "--max-pixels", "0"], r"--max-pixels must be an integer >= 1; got 0$"),
+        (
+            ["predict", "--model", "M", "x.png", "--output", "out", "--max-pixels", "0"],
+            r"--max-pixels must be an integer >= 1; got 0$",
+        ),
         (["evaluate", "--model", "M", "--output", "out", "--max-pixels", "-5"], r"--max-pixels must be an integer >= 1; got -5$"),
         (["export", "--model", "M", "--output", "out", "--max-pixels", "0"], r"--max-pixels must be an integer >= 1; got 0$"),
         (["fit", "--workdir", "run", "--max-pixels", "0"], r"--max-pixels must be an integer >= 1; got 0$"),

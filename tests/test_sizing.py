@@ -156,7 +156,11 @@ def test_sizing_limits_are_one_line(tmp_path, capsys, monkeypatch):
 MEASURED = """
 import resource, subprocess, sys
 result = subprocess.run(sys.argv[1:], capture_output=True, text=True)
-print(result.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss // 1024, result.stderr[-300:].replace(chr(10), " "))
+print(
+    result.returncode,
+    resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss // 1024,
+    result.stderr[-300:].replace(chr(10), " "),
+)
 """
 
 

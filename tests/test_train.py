@@ -32,7 +32,9 @@ def test_one_train_step_changes_both_models():
     inputs = tf.random.uniform((1, 32, 32, 3), -1, 1, seed=1)
     targets = tf.random.uniform((1, 32, 32, 3), -1, 1, seed=2)
     losses = step(inputs, targets)
-    assert set(losses) == {"generator_total", "generator_gan", "generator_l1", "discriminator_real", "discriminator_fake", "finite"}
+    assert set(losses) == {
+        "generator_total", "generator_gan", "generator_l1", "discriminator_real", "discriminator_fake", "finite"
+    }
     assert bool(losses["finite"])
     changed_generator = [not np.array_equal(a, b) for a, b in zip(before_generator, _weights(generator))]
     changed_discriminator = [not np.array_equal(a, b) for a, b in zip(before_discriminator, _weights(discriminator))]
@@ -302,9 +304,11 @@ def test_a_deterministic_fit_leaves_op_determinism_as_it_found_it(tmp_path, ab_d
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, injected_nan):
     folder = write_ab_folder(tmp_path / "pairs", count=3)
     workdir = str(tmp_path / "run")
-    with pytest.raises(train.NonFiniteLossError, match=r"non-finite loss at step 4 \(generator_total nan, .*\); the last good checkpoint, .*ckpt-2, is untouched"):
-        train.fit(tiny_config(dataset=folder, steps=8, save_every=2), workdir, verbose=False,
-                  train_step_factory=injected_nan)  # fmt: skip
+    pattern = r"non-finite loss at step 4 \(generator_total nan, .*\); the last good checkpoint, .*ckpt-2, is untouched"
+    with pytest.raises(train.NonFiniteLossError, match=pattern):
+        train.fit(
+            tiny_config(dataset=folder, steps=8, save_every=2), workdir, verbose=False, train_step_factory=injected_nan
+        )
     assert tf.train.latest_checkpoint(os.path.join(workdir, "checkpoints")).endswith("ckpt-2")
     generator, _ = load_generator(workdir)
     assert all(np.isfinite(weight.numpy()).all() for weight in generator.weights)
