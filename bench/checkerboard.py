@@ -84,7 +84,7 @@ def main():
         outputs, targets = translated(workdir, arguments.dataset, arguments.split, arguments.count)
         results[name] = (outputs, targets)
         ratios = {period: float(checker_share(outputs, period).mean() / checker_share(targets, period).mean())
-                  for period in PERIODS}  # fmt: skip
+                  for period in PERIODS}
         scores = [image_metrics(output, target) for output, target in zip(outputs, targets)]
         report[name] = {
             "pairs": len(outputs),
@@ -93,7 +93,7 @@ def main():
         }
         shown = "  ".join(f"period {period} {ratio:.2f}x" for period, ratio in ratios.items())
         print(f"{name:12s} {len(outputs)} pairs  checker energy against the targets': {shown}  "
-              f"L1 {report[name]['l1']:.4f}  PSNR {report[name]['psnr']:.2f}  SSIM {report[name]['ssim']:.4f}")  # fmt: skip
+              f"L1 {report[name]['l1']:.4f}  PSNR {report[name]['psnr']:.2f}  SSIM {report[name]['ssim']:.4f}")
     if arguments.figure:
         draw(results, arguments.figure, 3)
         print(f"figure: {arguments.figure}")

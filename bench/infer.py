@@ -99,7 +99,7 @@ def main():
     kinds = ("none", "float16", "int8", "int8_io") + (("dynamic",) if arguments.dynamic else ())
     with tempfile.TemporaryDirectory() as folder:
         report = export(arguments.model, folder, formats=("saved_model", "tflite", "onnx"), quantize=kinds,
-                        calibration_dataset=arguments.dataset, log=lambda message: None)  # fmt: skip
+                        calibration_dataset=arguments.dataset, log=lambda message: None)
         saved = tf.saved_model.load(report["saved_model"]["path"]).signatures["translate"]
         rows["saved_model"] = (
             median_ms(lambda x: saved(images=tf.constant(x))["images"].numpy(), inputs[:1], arguments.repeats),

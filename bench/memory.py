@@ -72,7 +72,7 @@ def main():
             "serving_default, a 10000x10000 PNG": peak(
                 sys.executable, "-c", SERVE, os.path.join(arguments.model, "generator.keras"),
                 os.path.join(folder, "saved_model"), large),
-        }  # fmt: skip
+        }
     baseline = runs["predict 256x256 (baseline)"][1]
     for name, (status, megabytes) in runs.items():
         print(f"{name:38s} exit {status}  peak {megabytes:6d} MB  {megabytes / baseline:.2f}x the baseline")

@@ -39,7 +39,7 @@ from keras_pix2pix.config import Config  # noqa: E402
 PHASES = (
     "G forward", "G backward", "D forward, real (D step)", "D forward, fake (D step)", "D backward (D step)",
     "D forward (G step)", "D backward to the fakes (G step)", "optimizers (Adam)", "casts", "losses and the rest",
-)  # fmt: skip
+)
 
 
 def op_times(logdir):
@@ -77,7 +77,7 @@ def phase_of(name, discriminator_calls, reference):
         call = discriminator_calls.index(first)
         if reference:  # one forward on real and on fake pairs, both used by both losses
             return ("D backward (D step)" if call == 0 else "D backward to the fakes (G step)") if backward else (
-                "D forward, real (D step)" if call == 0 else "D forward, fake (D step)")  # fmt: skip
+                "D forward, real (D step)" if call == 0 else "D forward, fake (D step)")
         if backward:
             return "D backward (D step)" if call < 2 else "D backward to the fakes (G step)"
         return ("D forward, real (D step)", "D forward, fake (D step)", "D forward (G step)")[min(call, 2)]
@@ -116,14 +116,14 @@ def main():
     scopes = {name.split(":")[0].removeprefix("gradient_tape/").split("/")[0] for name in totals}
     # D's calls are scoped discriminator, discriminator_1, ... in the order the step makes them.
     discriminator_calls = sorted((scope for scope in scopes if re.fullmatch(r"discriminator(_\d+)?", scope)),
-                                 key=lambda scope: int(scope.rpartition("_")[2]) if scope[-1].isdigit() else 0)  # fmt: skip
+                                 key=lambda scope: int(scope.rpartition("_")[2]) if scope[-1].isdigit() else 0)
     phases = collections.Counter()
     for name, picoseconds in totals.items():
         phases[phase_of(name, discriminator_calls, arguments.reference)] += picoseconds / 1e9 / arguments.steps
     total = sum(phases.values())
     label = "reference (tutorial recipe, float32)" if arguments.reference else f"candidate ({precision})"
     print(f"{label}, batch {batch}, {size}x{size}: {seconds:.3f} s/step under the profiler, "
-          f"{flops / seconds / 1e9:.0f} GFLOP/s ({100 * flops / seconds / 1e9 / peak:.0f}% of the peak)")  # fmt: skip
+          f"{flops / seconds / 1e9:.0f} GFLOP/s ({100 * flops / seconds / 1e9 / peak:.0f}% of the peak)")
     print(f"{'phase':<36}{'thread-ms/step':>15}{'share':>8}")
     for phase in PHASES:
         print(f"{phase:<36}{phases[phase]:>15.1f}{100 * phases[phase] / total:>7.0f}%")
@@ -134,7 +134,7 @@ def main():
     print(json.dumps({"benchmark": "phases", "path": "reference" if arguments.reference else "candidate", "precision": precision,
                       "batch_size": batch, "image_size": size, "step_s": round(seconds, 4), "peak_gflop_per_s": round(peak),
                       "percent_of_peak": round(100 * flops / seconds / 1e9 / peak, 1),
-                      "thread_ms_per_step": {phase: round(phases[phase], 1) for phase in PHASES}}))  # fmt: skip
+                      "thread_ms_per_step": {phase: round(phases[phase], 1) for phase in PHASES}}))
 
 
 if __name__ == "__main__":

@@ -70,7 +70,7 @@ def train_project(dataset, minutes, precision, seed, folder):
     started = time.monotonic()
     workdir = os.path.join(folder, "project")
     config = Config(dataset=dataset, direction="BtoA", image_size=256, precision=precision, seed=seed,
-                    duration=minutes * 60)  # fmt: skip
+                    duration=minutes * 60)
     keras_pix2pix.fit(config, workdir, verbose=False, started=started)
     seconds = time.monotonic() - started
     steps = int(
@@ -122,7 +122,7 @@ def side_worker(side, arguments):
         # Both sides scored by the package's own evaluate: the val split, paper mode, seed 0.
         summary = keras_pix2pix.evaluate(model, os.path.join(folder, "report"), dataset=arguments.dataset, split="val",
                                          direction="BtoA", fid=bool(arguments.inception_weights),
-                                         inception_weights=arguments.inception_weights, verbose=False)  # fmt: skip
+                                         inception_weights=arguments.inception_weights, verbose=False)
     scores = {name: summary[name] for name in ("l1", "psnr", "ssim")}
     if "fid_keras_inceptionv3" in summary:
         scores.update(fid=summary["fid_keras_inceptionv3"], kid=summary["kid_keras_inceptionv3"])
@@ -167,7 +167,7 @@ def main():
     ratios = {name: results["project"][name] / results["recipe"][name] for name in ("l1", "psnr", "ssim", "steps")}
     print(f"project / recipe: SSIM {ratios['ssim']:.3f}x, L1 {ratios['l1']:.3f}x, steps {ratios['steps']:.2f}x")
     rounded = {side: {key: round(value, 4) if isinstance(value, float) else value for key, value in result.items()}
-               for side, result in results.items()}  # fmt: skip
+               for side, result in results.items()}
     print(
         json.dumps(
             {

@@ -105,7 +105,7 @@ def seam_ratio(output, tile_size, overlap=DEFAULT_OVERLAP, run=16):
             after = min(before + span, length - 1)
             border.append(np.abs(profiles[:, after] - profiles[:, before]).mean())
         inside += [np.abs(profiles[:, start + span] - profiles[:, start]).mean()
-                   for start in range(length - span) if not on_border[start : start + span + 1].any()]  # fmt: skip
+                   for start in range(length - span) if not on_border[start : start + span + 1].any()]
     return float(np.mean(border) / np.mean(inside)), float(np.mean(border)), float(np.mean(inside))
 
 
@@ -248,9 +248,9 @@ def main():
         difference = float(np.abs(outputs[name] - native).mean())
         results[name] = {"tile": grid, "ratio": ratio, "against_native": against, "border_step": border,
                          "inside_step": inside, "pixel_step_against_native": pixel_against,
-                         "l1_to_native": difference, "seconds": seconds[name]}  # fmt: skip
+                         "l1_to_native": difference, "seconds": seconds[name]}
         print(f"{name:38s} tiles {grid[1]}x{grid[0]}: seam ratio {ratio:.3f}, against native {against:.3f} "
-              f"(neighbouring pixels: {pixel_against:.3f}); L1 to native {difference:.3f}; {seconds[name]:.1f} s")  # fmt: skip
+              f"(neighbouring pixels: {pixel_against:.3f}); L1 to native {difference:.3f}; {seconds[name]:.1f} s")
     if arguments.save:
         os.makedirs(arguments.save, exist_ok=True)
         for name, output in outputs.items():

@@ -35,7 +35,7 @@ SIZINGS = ("resize", "native", "tiles")
 def draw(reports, names, path):
     """Each image's outputs, one per sizing, with their centres zoomed 2x."""
     rows = [{sizing: tf.io.decode_png(tf.io.read_file(os.path.join(reports[sizing], "images", name))).numpy()
-             for sizing in SIZINGS} for name in names]  # fmt: skip
+             for sizing in SIZINGS} for name in names]
     draw_with_centres(rows, path, zoom=2)
 
 
@@ -59,11 +59,11 @@ def main():
         summary = evaluate(
             arguments.model, reports[sizing], dataset=arguments.dataset, split=arguments.split,
             direction=arguments.direction, mode="export", sizing=sizing, verbose=False,
-        )  # fmt: skip
+        )
         seconds = (time.perf_counter() - start) / summary["pairs"]
         results[sizing] = {key: summary[key] for key in ("pairs", "l1", "psnr", "ssim")} | {"seconds_per_image": seconds}
         print(f"{sizing:7s} {summary['pairs']} pairs  L1 {summary['l1']:.4f}  PSNR {summary['psnr']:.2f} dB  "
-              f"SSIM {summary['ssim']:.4f}  {seconds:.3f} s/image  ({reports[sizing]})")  # fmt: skip
+              f"SSIM {summary['ssim']:.4f}  {seconds:.3f} s/image  ({reports[sizing]})")
     if arguments.figure:
         rows = json.load(open(os.path.join(reports["native"], "metrics.json")))["images"]
         names = [os.path.basename(row["files"]["output"]) for row in rows[: arguments.figure_images]]

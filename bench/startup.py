@@ -49,7 +49,7 @@ def main():
     baseline = min(results["python -c pass (baseline)"])
     for name, times in results.items():
         print(f"{name:28s} best {min(times):.3f} s  median {statistics.median(times):.3f} s  "
-              f"{min(times) / baseline:.1f}x the baseline")  # fmt: skip
+              f"{min(times) / baseline:.1f}x the baseline")
     print(json.dumps({name: {"best_s": min(times), "median_s": statistics.median(times)} for name, times in results.items()}))
 
 

@@ -233,7 +233,7 @@ def main():
         achieved = flops[name] / median / 1e9
         path_peak = peaks["float32"] if name == "reference" else peak
         results[name] = {"median_step_s": median, "img_per_s": batch / median, "gflops": flops[name] / 1e9,
-                         "gflop_per_s": achieved, "percent_of_peak": 100 * achieved / path_peak}  # fmt: skip
+                         "gflop_per_s": achieved, "percent_of_peak": 100 * achieved / path_peak}
         print(
             f"{name:>9}: {median:.3f} s/step, {batch / median:.2f} images/s, {flops[name] / 1e9:.1f} GFLOP/step, "
             f"{achieved:.0f} GFLOP/s ({100 * achieved / path_peak:.0f}% of the "

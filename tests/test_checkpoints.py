@@ -47,7 +47,7 @@ def test_no_readable_checkpoint_is_refused_and_nothing_changes(run, capsys):
             os.truncate(os.path.join(folder, name), 10)
     before = snapshot(run)
     refused(capsys, r"no checkpoint in .*checkpoints can be read \(the newest, ckpt-2: .*\); move .* away", "fit",
-            "--workdir", run, "--steps", "3")  # fmt: skip
+            "--workdir", run, "--steps", "3")
     assert snapshot(run) == before
 
 
@@ -69,4 +69,4 @@ def test_a_config_edited_away_from_its_checkpoint_is_refused(run, tmp_path, caps
     json.dump(settings, open(path, "w"))
     png(tmp_path / "x.png")
     refused(capsys, r"the checkpoint in .* does not fit this run's settings \(was config\.json edited", "predict",
-            "--model", run, tmp_path / "x.png", "--output", tmp_path / "out")  # fmt: skip
+            "--model", run, tmp_path / "x.png", "--output", tmp_path / "out")

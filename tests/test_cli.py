@@ -143,15 +143,15 @@ TENSORFLOW_LINE = re.compile(r"^([IWEF]\d{4} |WARNING:absl:|WARNING: All log mes
 def command(*arguments, timeout=600):
     """Runs `python -m keras_pix2pix ARGUMENTS` as a user would: no variables that quiet TensorFlow."""
     environment = {key: value for key, value in os.environ.items()
-                   if key not in ("TF_CPP_MIN_LOG_LEVEL", "KERAS_PIX2PIX_DATA_DIR")}  # fmt: skip
+                   if key not in ("TF_CPP_MIN_LOG_LEVEL", "KERAS_PIX2PIX_DATA_DIR")}
     return subprocess.run([sys.executable, "-m", "keras_pix2pix", *map(str, arguments)], capture_output=True,
-                          text=True, env=environment, timeout=timeout)  # fmt: skip
+                          text=True, env=environment, timeout=timeout)
 
 
 @pytest.mark.slow
 def test_fit_prints_our_lines_only(tmp_path, demo_data_dir):
     result = command("fit", "--dataset", "demo", "--steps", 20, "--image-size", 32, "--workdir", tmp_path / "run",
-                     "--data-dir", demo_data_dir)  # fmt: skip
+                     "--data-dir", demo_data_dir)
     assert result.returncode == 0, result.stderr[-2000:]
     assert not TENSORFLOW_LINE.search(result.stdout + result.stderr), result.stdout + result.stderr
     assert result.stderr == ""
@@ -202,14 +202,14 @@ def test_the_package_imports_its_functions_on_first_use():
     assert result.returncode == 0, result.stderr
     assert result.stdout.split("\n")[:4] == [
         "before: False", "functions: True", "after: True", "module 'keras_pix2pix' has no attribute 'no_such_name'"
-    ]  # fmt: skip
+    ]
 
 
 @pytest.mark.slow
 def test_time_limit_stops_with_a_checkpoint_and_the_run_resumes(tmp_path, demo_data_dir):
     workdir = tmp_path / "run"
     arguments = ["fit", "--dataset", "demo", "--data-dir", demo_data_dir, "--workdir", workdir, *TINY,
-                 "--save-every", 100000, "--time-limit", "15s"]  # fmt: skip
+                 "--save-every", 100000, "--time-limit", "15s"]
     start = time.monotonic()
     result = command(*arguments, "--steps", 100000)
     elapsed = time.monotonic() - start
@@ -265,7 +265,7 @@ def _on_a_terminal(arguments):
     """(status, everything written) of `python -m keras_pix2pix ARGUMENTS` with a pseudo-terminal for its output."""
     leader, follower = pty.openpty()
     process = subprocess.Popen([sys.executable, "-m", "keras_pix2pix", *map(str, arguments)], stdout=follower,
-                               stderr=follower, close_fds=True)  # fmt: skip
+                               stderr=follower, close_fds=True)
     os.close(follower)
     output = b""
     while True:
@@ -304,5 +304,5 @@ def test_progress_in_a_log_ends_with_the_last_count():
     progress.close()
     assert [line.split("  ")[0] for line in stream.getvalue().splitlines()] == [
         "prepared val pairs 40", "prepared val pairs 80", "prepared val pairs 100"
-    ]  # fmt: skip
+    ]
     assert "left" not in stream.getvalue()  # no total, no time left

@@ -175,7 +175,7 @@ def test_predict_and_the_saved_model_shrink_without_aliasing(tmp_path):
 
     # sizing="resize": the path that shrinks (the default tiles an image larger than the model's size).
     [written] = predict(str(tmp_path / "identity.keras"), [str(path)], str(tmp_path / "out"), mode="inference",
-                        sizing="resize")  # fmt: skip
+                        sizing="resize")
     output = tf.io.decode_png(tf.io.read_file(written)).numpy()
     assert output.shape == (600, 600, 3)
     assert output.std() / 255 <= bound

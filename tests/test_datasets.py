@@ -426,7 +426,7 @@ def test_a_short_or_corrupt_download_is_not_cached(tmp_path, archive_server, kin
         datasets.find_dataset("facades", str(data_dir))
     # Nothing cached, no temporary file, no digest recorded, no empty folder left behind.
     assert not (data_dir / "downloads").exists() or [name for name in os.listdir(data_dir / "downloads")
-                                                     if "facades" in name] == []  # fmt: skip
+                                                     if "facades" in name] == []
     assert [folder for folder, subfolders, names in os.walk(data_dir) if not subfolders and not names] == []
     _serve(archive_server, good)
     splits = datasets.find_dataset("facades", str(data_dir))
@@ -631,7 +631,7 @@ def test_a_local_folder_named_as_a_release_is_named_in_the_failure(tmp_path, arc
     os.makedirs(tmp_path / "facades" / "train")
     data_dir = tmp_path / "tfds"
     with pytest.raises(UsageError, match=r"could not download .*/facades\.tar\.gz: Not Found .*\(to train on the "
-                       r"folder facades here, write --dataset \./facades\)$"):  # fmt: skip
+                       r"folder facades here, write --dataset \./facades\)$"):
         datasets.find_dataset("facades", str(data_dir))
     assert "the folder facades here is not read (write ./facades for it)" in capsys.readouterr().out
     # The failed attempt left no empty folders (tfds's note of the builder, .config/, aside).
@@ -657,7 +657,7 @@ def test_the_readme_tfds_line_runs_as_written_in_a_fresh_process(tmp_path, relea
     check = 'print("train", tfds.builder("pix2pix/facades").info.splits["train"].num_examples)'
     environment = {**os.environ, "TFDS_DATA_DIR": str(tmp_path / "tfds")}
     result = subprocess.run([sys.executable, "-c", f"{line}\n{check}"], cwd=tmp_path, env=environment,
-                            capture_output=True, text=True, timeout=600, check=False)  # fmt: skip
+                            capture_output=True, text=True, timeout=600, check=False)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.splitlines()[-1] == "train 4"
     assert release_server.requests == ["/facades.tar.gz"]
@@ -697,7 +697,7 @@ def test_names_that_moved_out_of_datasets_still_import_from_it():
         (release, ["ARCHIVE_SHA256", "CATALOG", "CATALOG_NAMES", "CITATION", "DEFAULT_DATASETS_URL", "Pix2Pix",
                    "Pix2PixConfig", "catalog_entry", "datasets_url"]),
         (data, ["IMAGE_EXTENSIONS"]),
-    ):  # fmt: skip
+    ):
         for name in names:
             assert getattr(datasets, name) is getattr(module, name), name
 
@@ -716,9 +716,9 @@ def test_fit_refuses_a_huge_image_from_its_header(tmp_path, capsys, huge):
     png(folder / "0.png", 32, 64)
     shutil.copy(huge, folder / "1.png")
     refused(capsys, r"1\.png is 20000x20000 \(400 megapixels\), over the limit of 50 megapixels \(--max-pixels",
-            "fit", "--dataset", folder, "--workdir", tmp_path / "run", *TINY)  # fmt: skip
+            "fit", "--dataset", folder, "--workdir", tmp_path / "run", *TINY)
     status, output = run_command(capsys, "fit", "--dataset", folder, "--workdir", tmp_path / "run", *TINY,
-                                 "--steps", "1", "--skip-bad")[:2]  # fmt: skip
+                                 "--steps", "1", "--skip-bad")[:2]
     assert status == 0 and "skipped 1 bad file(s) of 2" in output
 
 
@@ -732,14 +732,14 @@ def test_a_truncated_manual_archive_is_one_line(tmp_path, capsys):
     os.truncate(archive, os.path.getsize(archive) // 2)
     before = snapshot(manual)
     refused(capsys, r"facades\.tar\.gz is damaged \(truncated or corrupt", "fit", "--dataset", "facades", "--manual-dir",
-            manual, "--data-dir", tmp_path / "data", "--workdir", tmp_path / "run", *TINY)  # fmt: skip
+            manual, "--data-dir", tmp_path / "data", "--workdir", tmp_path / "run", *TINY)
     assert snapshot(manual) == before
 
 
 def test_a_data_directory_that_is_a_file_is_named(tmp_path, capsys):
     (tmp_path / "data").write_text("mine")
     refused(capsys, r"the data directory .*data is a file, not a folder", "fit", "--dataset", "demo", "--data-dir",
-            tmp_path / "data", "--workdir", tmp_path / "run", *TINY)  # fmt: skip
+            tmp_path / "data", "--workdir", tmp_path / "run", *TINY)
 
 
 VALID = {

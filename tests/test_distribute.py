@@ -26,7 +26,7 @@ pytestmark = pytest.mark.slow
 COMMON = dict(
     image_size=32, generator_filters=8, discriminator_filters=8, discriminator_layers=1, batch_size=2,
     steps=3, save_every=3, sample_every=100, sample_count=1, seed=5, dropout=0.0,
-)  # fmt: skip
+)
 
 MIRRORED = """
 import json, sys
@@ -157,4 +157,4 @@ def test_two_workers_train_and_the_chief_checkpoint_restores_on_one_device(tmp_p
 def test_an_invalid_tf_config_is_named(trained, tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("TF_CONFIG", "{bad")
     refused(capsys, r"TF_CONFIG is not valid JSON", "fit", "--dataset", trained[0], "--workdir", tmp_path / "run",
-            *TINY, "--strategy", "multiworker")  # fmt: skip
+            *TINY, "--strategy", "multiworker")

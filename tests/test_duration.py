@@ -18,7 +18,7 @@ from keras_pix2pix.train import fit, make_optimizers, resolve_config
 
 def _checkpoint_value(workdir, name):
     return tf.train.load_variable(tf.train.latest_checkpoint(os.path.join(workdir, "checkpoints")),
-                                  f"{name}/.ATTRIBUTES/VARIABLE_VALUE")  # fmt: skip
+                                  f"{name}/.ATTRIBUTES/VARIABLE_VALUE")
 
 
 def _learning_rates(workdir):
@@ -153,7 +153,7 @@ def test_a_duration_run_killed_with_sigkill_resumes_its_schedule_where_its_check
     _duration_config(dataset=pairs, duration=20, save_every=1, log_every=1).save(settings)
     environment = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": os.pathsep.join(sys.path)}
     child = subprocess.run([sys.executable, "-c", _KILLED_CHILD, settings, workdir], env=environment,
-                           capture_output=True, text=True, timeout=600)  # fmt: skip
+                           capture_output=True, text=True, timeout=600)
     assert child.returncode == -signal.SIGKILL, child.stderr[-2000:]
     trained = float(_checkpoint_value(workdir, "trained_seconds"))
     killed_at = int(_checkpoint_value(workdir, "step"))

@@ -240,4 +240,4 @@ def test_a_corrupt_prediction_is_named_by_evaluate(tmp_path, capsys):
     (tmp_path / "predictions" / "b.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
     png(tmp_path / "targets" / "b.png")
     refused(capsys, r"predictions/b\.png is not a readable JPEG or PNG image", "evaluate", "--predictions",
-            tmp_path / "predictions", "--targets", tmp_path / "targets", "--output", tmp_path / "report")  # fmt: skip
+            tmp_path / "predictions", "--targets", tmp_path / "targets", "--output", tmp_path / "report")

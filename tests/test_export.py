@@ -129,7 +129,7 @@ def test_saved_model_serves_every_sizing_in_a_fresh_process_as_predict_does(expo
 
     for choice in choices:
         assert main(["predict", "--model", workdir, str(tmp_path / "input.png"), "--output", str(tmp_path / choice),
-                     "--sizing", choice, "--mode", "export"]) == 0  # fmt: skip
+                     "--sizing", choice, "--mode", "export"]) == 0
         predicted, served = read(tmp_path / choice / "input.png"), read(tmp_path / f"served_{choice}.png")
         assert served.shape == predicted.shape == (70, 100, 3), choice
         assert np.abs(served - predicted).max() <= 1, choice  # float32 both; 8-bit rounding
@@ -211,11 +211,11 @@ def test_rest_and_grpc_payloads_and_warmup_run_through_the_saved_model(exported)
     rest_answer = model.signatures[body["signature_name"]](
         image_bytes=tf.constant([base64.b64decode(value["b64"]) for value in columns["image_bytes"]]),
         sizing=tf.constant(columns["sizing"]),
-    )["output_bytes"]  # fmt: skip
+    )["output_bytes"]
     request = grpc_client.grpc_request(jpeg, "shoes", "native")
     grpc_answer = model.signatures[request.model_spec.signature_name](
         **{name: tf.constant(tf.make_ndarray(tensor)) for name, tensor in request.inputs.items()}
-    )["output_bytes"]  # fmt: skip
+    )["output_bytes"]
     assert rest_answer.numpy()[0] == grpc_answer.numpy()[0]
     assert tf.io.decode_png(rest_answer[0]).shape == (48, 40, 3)
 
@@ -251,10 +251,10 @@ def test_the_tflite_tiles_client_matches_predict_in_tiles(exported, tmp_path, ca
     tf.io.write_file(str(tmp_path / "large.png"), tf.io.encode_png(image))
     model = os.path.join(output, "shoes", "tflite", "1", "generator_float32.tflite")
     monkeypatch.setattr(sys, "argv", ["tflite_tiles.py", model, str(tmp_path / "large.png"), "--output",
-                                      str(tmp_path / "tflite.png")])  # fmt: skip
+                                      str(tmp_path / "tflite.png")])
     tflite_tiles.main()
     assert main(["predict", "--model", workdir, str(tmp_path / "large.png"), "--output", str(tmp_path / "keras"),
-                 "--sizing", "tiles", "--mode", "export"]) == 0  # fmt: skip
+                 "--sizing", "tiles", "--mode", "export"]) == 0
     capsys.readouterr()
     tiled = tf.io.decode_png(open(tmp_path / "tflite.png", "rb").read()).numpy().astype(int)
     predicted = tf.io.decode_png(open(tmp_path / "keras" / "large.png", "rb").read()).numpy().astype(int)
@@ -302,7 +302,7 @@ def test_parity_on_real_facades(tmp_path):
     report = export(
         workdir, str(tmp_path / "out"), quantize=("none", "float16", "int8", "int8_io"), calibration_count=16,
         log=lambda message: None,
-    )  # fmt: skip
+    )
     generator, _ = load_generator(workdir)
     from keras_pix2pix import data, datasets
 
@@ -354,7 +354,7 @@ def test_a_resize_upsampling_generator_trains_and_exports_without_transposed_con
     # Trained in mixed_bfloat16: every export still computes in float32 (ONNX Runtime has no bf16 Conv).
     fit(tiny_config(dataset=folder, steps=2, upsample="resize", precision="mixed_bfloat16"), workdir, verbose=False)
     report = export(workdir, str(tmp_path / "exports"), formats=("saved_model", "tflite", "onnx"),
-                    quantize=("none", "int8"), log=lambda message: None)  # fmt: skip
+                    quantize=("none", "int8"), log=lambda message: None)
     assert report["saved_model"]["parity"]["max_abs"] <= 1e-5
     assert report["onnx"]["parity"]["psnr"] >= 60
     assert report["tflite_float32"]["parity"]["max_abs"] <= 1e-4
@@ -447,7 +447,7 @@ def test_onnx_without_its_packages_is_one_line(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(importlib, "import_module", missing)
     refused(capsys, r"^keras-pix2pix: error: --format onnx needs tf2onnx and onnxruntime \(No module named 'tf2onnx'\): "
             r"pip install \"keras-pix2pix\[onnx\]\"$", "export", "--model", tmp_path / "none.keras", "--output",
-            tmp_path / "out", "--format", "onnx")  # fmt: skip
+            tmp_path / "out", "--format", "onnx")
     assert not (tmp_path / "out").exists()
 
 
@@ -493,6 +493,6 @@ def test_export_sweeps_a_killed_export_staging_folder(run, tmp_path, capsys):
     (staging / "half.tflite").write_bytes(b"half")
     (staging / ".keras-pix2pix-staging").write_bytes(b"")
     status, out, err = run_command(capsys, "export", "--model", run, "--output", tmp_path / "exports", "--format",
-                                   "tflite", "--quantize", "none")  # fmt: skip
+                                   "tflite", "--quantize", "none")
     assert status == 0, err
     assert sorted(os.listdir(tmp_path / "exports")) == ["run"]

@@ -59,7 +59,7 @@ def pairs(tmp_path_factory):
 def test_imported_generators_compute_what_pytorch_computed(tmp_path, capsys, pairs, file_name, size, modes):
     workdir = tmp_path / "imported"
     status, out, err = run_command(capsys, "import", os.path.join(FIXTURES, file_name), "--workdir", workdir,
-                                   "--dataset", pairs)  # fmt: skip
+                                   "--dataset", pairs)
     assert status == 0, err
     assert "the discriminator starts fresh" in out
     generator, config = load_generator(str(workdir))  # generator.keras, stock layers
@@ -115,7 +115,7 @@ def test_a_malicious_checkpoint_is_refused_and_runs_nothing(tmp_path, capsys, le
     _malicious(tmp_path / "evil.pth", marker, legacy)
     assert pickle.loads(pickle.dumps(_System("true"))) == 0  # the payload does run when unpickled freely
     refused(capsys, r"refusing .*evil\.pth: its pickle asks for posix\.system, which a state_dict of tensors never "
-            r"holds; nothing from it was run", "import", tmp_path / "evil.pth", "--workdir", tmp_path / "run")  # fmt: skip
+            r"holds; nothing from it was run", "import", tmp_path / "evil.pth", "--workdir", tmp_path / "run")
     assert not marker.exists() and not (tmp_path / "run").exists()
 
 
@@ -139,9 +139,9 @@ def _crafted_checkpoint(path, tensors, storages, pickled=None):
     items = b""
     for name, (key, storage_type, count, size, stride) in tensors.items():
         storage = (b"(" + _text("storage") + f"ctorch\n{storage_type}\n".encode() + _text(key) + _text("cpu") + b"J"
-                   + count.to_bytes(4, "little") + b"tQ")  # fmt: skip
+                   + count.to_bytes(4, "little") + b"tQ")
         items += (_text(name) + b"ctorch._utils\n_rebuild_tensor_v2\n(" + storage + b"K\x00" + _integers(size)
-                  + _integers(stride) + b"\x89ccollections\nOrderedDict\n)RtR")  # fmt: skip
+                  + _integers(stride) + b"\x89ccollections\nOrderedDict\n)RtR")
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
         archive.writestr("archive/data.pkl", pickled or b"\x80\x02ccollections\nOrderedDict\n)R(" + items + b"u.")
         for key, values in storages.items():
@@ -218,7 +218,7 @@ def _refused_reading(path):
         ({}, {}, b"\x80\x02" + b"N0" * 2**23 + b"N.", r"archive/data\.pkl inflates to more than 16777216 bytes"),
     ],
     ids=["one storage, many keys", "one storage past the cap", "memo index", "pickle past its cap"],
-)  # fmt: skip
+)
 def test_what_a_file_announces_is_refused_before_it_is_inflated(tmp_path, tensors, storages, pickled, pattern):
     _crafted_checkpoint(tmp_path / "many.pth", tensors, storages, pickled)
     assert os.path.getsize(tmp_path / "many.pth") < 100_000
@@ -245,7 +245,7 @@ def test_a_tiny_file_naming_one_storage_from_many_keys_is_refused_in_little_memo
     )
     result = subprocess.run([sys.executable, "-c", script, "import", "tiny.pth", "--workdir", "run"], capture_output=True,
                             text=True, check=False, cwd=tmp_path,
-                            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})  # fmt: skip
+                            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
     status, peak_kilobytes = map(int, result.stdout.split())
     lines = [line for line in result.stderr.splitlines() if line.startswith("keras-pix2pix:")]
     assert status == 2 and len(lines) == 1, result.stderr
@@ -318,7 +318,7 @@ INNERMOST_UP = "model__model__1__model__" + "3__model__" * 6 + "3__weight"
     ids=["first conv 1-D", "first conv 3x3", "no filters", "a number", "bool", "no running_var", "scalar statistic",
          "integer statistic", "conv 2-D", "channels that do not chain", "a list", "output conv", "no innermost up conv",
          "a bias batch norm cancels", "unknown tensors", "instance: no bias", "instance: counter"],
-)  # fmt: skip
+)
 def test_a_malformed_state_dict_is_refused_naming_the_tensor(state, pattern):
     with pytest.raises(UsageError, match=rf"^the checkpoint is not a pix2pix U-Net generator: {pattern}") as refusal:
         importing.generator_from_state_dict(state)
@@ -330,7 +330,7 @@ def test_the_fixtures_pass_the_checks_in_any_float_precision():
         state = _fixture_state(file_name)
         for dtype in (np.float16, np.float64):
             importing.check_state_dict({name: value.astype(dtype) for name, value in state.items()},
-                                       importing.unet_layout(state))  # fmt: skip
+                                       importing.unet_layout(state))
 
 
 @pytest.mark.parametrize(
@@ -339,7 +339,7 @@ def test_the_fixtures_pass_the_checks_in_any_float_precision():
         ({FIRST: ZEROS(96)}, r"model\.model\.0\.weight has shape \(96,\)"),  # was an IndexError
         ({NORM + "running_var": None}, r"model\.model\.1\.model\.2\.running_var is missing"),  # was a KeyError
     ],
-)  # fmt: skip
+)
 def test_a_malformed_checkpoint_is_one_line_through_the_command_line(tmp_path, capsys, changes, pattern):
     state = _malformed(BATCH, **changes)
     path = _saved(tmp_path / "malformed.pth", state)
@@ -367,7 +367,7 @@ def test_a_malformed_checkpoint_is_one_line_through_the_command_line(tmp_path, c
          r"holds several networks \(G_A, G_B\): save and import one generator's state_dict"),
     ],
     ids=["truncated zip", "truncated legacy", "text", "resnet", "patchgan", "cyclegan pair"],
-)  # fmt: skip
+)
 def test_a_damaged_or_other_checkpoint_is_one_line(tmp_path, capsys, make, pattern):
     make(str(tmp_path / "model.pth"))
     refused(capsys, pattern, "import", tmp_path / "model.pth", "--workdir", tmp_path / "run")
@@ -378,7 +378,7 @@ def test_import_never_writes_over_a_run(tmp_path, capsys):
     (tmp_path / "run").mkdir()
     (tmp_path / "run" / "notes.txt").write_text("mine")
     refused(capsys, r"--workdir .*run exists and is not an empty folder", "import",
-            os.path.join(FIXTURES, "unet_instance_zip.pth"), "--workdir", tmp_path / "run")  # fmt: skip
+            os.path.join(FIXTURES, "unet_instance_zip.pth"), "--workdir", tmp_path / "run")
     assert os.listdir(tmp_path / "run") == ["notes.txt"]
 
 
@@ -386,9 +386,9 @@ def test_import_never_writes_over_a_run(tmp_path, capsys):
 def test_an_imported_run_exports_and_fine_tunes(tmp_path, capsys, pairs):
     workdir = tmp_path / "imported"
     assert run_command(capsys, "import", os.path.join(FIXTURES, "unet_batch_zip.pth"), "--workdir", workdir,
-                       "--dataset", pairs)[0] == 0  # fmt: skip
+                       "--dataset", pairs)[0] == 0
     status, out, err = run_command(capsys, "export", "--model", workdir, "--output", tmp_path / "exports",
-                                   "--format", "saved_model,tflite", "--quantize", "none")  # fmt: skip
+                                   "--format", "saved_model,tflite", "--quantize", "none")
     # One TFLite form is enough here: the quantized ones of a full-size U-Net take a minute to
     # calibrate, and test_export covers each of them on a small generator.
     assert status == 0, err
@@ -424,14 +424,14 @@ def models_server(tmp_path, monkeypatch):
 def test_a_pretrained_name_is_downloaded_once_and_checked_whole(tmp_path, capsys, models_server, pairs):
     data_dir = tmp_path / "data"
     status, out, err = run_command(capsys, "import", "day2night", "--workdir", tmp_path / "night", "--data-dir",
-                                   data_dir, "--dataset", pairs)  # fmt: skip
+                                   data_dir, "--dataset", pairs)
     assert status == 0, err
     assert "downloading http://127.0.0.1" in out and "BtoA" in out
     assert os.path.isfile(importing.pretrained_path("day2night", str(data_dir)))
     os.remove(models_server / "day2night.pth")  # the second import reads the cached copy
     assert run_command(capsys, "import", "day2night", "--workdir", tmp_path / "again", "--data-dir", data_dir)[0] == 0
     refused(capsys, r"the download of .*sat2map\.pth is not a complete PyTorch checkpoint", "import", "sat2map",
-            "--workdir", tmp_path / "map", "--data-dir", data_dir)  # fmt: skip
+            "--workdir", tmp_path / "map", "--data-dir", data_dir)
     assert not os.path.exists(importing.pretrained_path("sat2map", str(data_dir)))
     status, out, _ = run_command(capsys, "pretrained", "--data-dir", data_dir)
     assert status == 0 and [line.split()[0] for line in out.splitlines()] == list(importing.PRETRAINED_NAMES)

@@ -117,7 +117,7 @@ def test_predict_refuses_inputs_that_share_an_output_name(run, tmp_path, capsys,
         file.write(tf.io.encode_jpeg(np.zeros((16, 16, 3), np.uint8)).numpy())
     inputs = [first] if layout == "two_kinds" else [first, second]
     refused(capsys, r"x\.\w+ and .*x\.\w+ would both be written to .*x\.png", "predict", "--model", run, *inputs,
-            "--output", tmp_path / "out")  # fmt: skip
+            "--output", tmp_path / "out")
     assert not os.path.exists(tmp_path / "out")
 
 
@@ -128,7 +128,7 @@ def test_predict_replaces_existing_outputs_only_when_asked(run, tmp_path, capsys
     mine = png(output / "x.png", seed=1)
     before = snapshot(output)
     refused(capsys, r"out/x\.png exists already \(1 of the 1 outputs do\): pass --overwrite", "predict", "--model", run,
-            tmp_path / "x.png", "--output", output)  # fmt: skip
+            tmp_path / "x.png", "--output", output)
     assert snapshot(output) == before
     status, out, _ = run_command(capsys, "predict", "--model", run, tmp_path / "x.png", "--output", output, "--overwrite")
     assert status == 0 and "wrote 1 image(s)" in out
@@ -137,10 +137,10 @@ def test_predict_replaces_existing_outputs_only_when_asked(run, tmp_path, capsys
 
 def test_predict_refuses_a_huge_image_and_skips_it_when_asked(run, tmp_path, capsys, huge):
     refused(capsys, r"huge\.png is 20000x20000 .* over the limit of 0\.1 megapixels .*--skip-bad goes on past it",
-            "predict", "--model", run, huge, "--output", tmp_path / "out", "--max-pixels", "100000")  # fmt: skip
+            "predict", "--model", run, huge, "--output", tmp_path / "out", "--max-pixels", "100000")
     png(tmp_path / "small.png")
     status, out, _ = run_command(capsys, "predict", "--model", run, huge, tmp_path / "small.png", "--output",
-                                 tmp_path / "out", "--skip-bad")  # fmt: skip
+                                 tmp_path / "out", "--skip-bad")
     assert status == 0 and "skipped 1 bad input(s) of 2; the first: " in out and "wrote 1 image(s)" in out
 
 
@@ -159,7 +159,7 @@ def test_a_file_name_that_is_not_utf8_trains_and_translates(tmp_path, capsys):
 def test_predict_pairs_on_an_image_too_narrow_to_split(run, tmp_path, capsys):
     png(tmp_path / "thin.png", 16, 1)
     refused(capsys, r"thin\.png is 1 px wide: an AB pair image needs an even width", "predict", "--model", run,
-            tmp_path / "thin.png", "--output", tmp_path / "out", "--pairs")  # fmt: skip
+            tmp_path / "thin.png", "--output", tmp_path / "out", "--pairs")
 
 
 def test_a_model_file_that_is_unsafe_or_not_a_generator_is_refused(tmp_path, capsys):
@@ -170,9 +170,9 @@ def test_a_model_file_that_is_unsafe_or_not_a_generator_is_refused(tmp_path, cap
     classifier.save(tmp_path / "classifier.keras")
     png(tmp_path / "x.png")
     refused(capsys, r"unsafe\.keras cannot be loaded as a Keras model: it holds Python code \(a Lambda layer\)",
-            "predict", "--model", tmp_path / "unsafe.keras", tmp_path / "x.png", "--output", tmp_path / "out")  # fmt: skip
+            "predict", "--model", tmp_path / "unsafe.keras", tmp_path / "x.png", "--output", tmp_path / "out")
     refused(capsys, r"classifier\.keras is not an image-to-image generator: it maps \(None, 32, 32, 3\) to \(None, 2\)",
-            "predict", "--model", tmp_path / "classifier.keras", tmp_path / "x.png", "--output", tmp_path / "out")  # fmt: skip
+            "predict", "--model", tmp_path / "classifier.keras", tmp_path / "x.png", "--output", tmp_path / "out")
 
 
 def test_predict_skip_bad_goes_on_past_a_corrupt_input(run, tmp_path, capsys):
@@ -182,7 +182,7 @@ def test_predict_skip_bad_goes_on_past_a_corrupt_input(run, tmp_path, capsys):
     (inputs / "b.png").write_bytes(b"not an image")
     png(inputs / "c.png")
     refused(capsys, r"b\.png is not a readable JPEG or PNG image .*\(1 image\(s\) written before it; --skip-bad",
-            "predict", "--model", run, inputs, "--output", tmp_path / "out")  # fmt: skip
+            "predict", "--model", run, inputs, "--output", tmp_path / "out")
     status, out, _ = run_command(capsys, "predict", "--model", run, inputs, "--output", tmp_path / "out2", "--skip-bad")
     assert status == 0 and "skipped 1 bad input(s) of 3" in out
     assert sorted(os.listdir(tmp_path / "out2")) == ["a.png", "c.png"]

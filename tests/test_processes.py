@@ -141,7 +141,7 @@ def test_full_disk_while_tensorflow_writes_a_checkpoint_is_named_and_leaves_no_h
     os.truncate(os.path.join(disk, "filler"), os.path.getsize(os.path.join(disk, "filler")) - 64 * 1024)
     before = snapshot(os.path.join(workdir, "checkpoints"))
     line = refused(capsys, r"could not write .*/run/checkpoints: No space left on device \(.* MB free there\); free some "
-                   r"space and run the command again", "fit", "--workdir", workdir, "--steps", "3", status=1)  # fmt: skip
+                   r"space and run the command again", "fit", "--workdir", workdir, "--steps", "3", status=1)
     assert "function_node" not in line and "Op:" not in line  # TensorFlow's internals stay out of the line
     assert snapshot(os.path.join(workdir, "checkpoints")) == before and temporaries(disk) == []
     assert not [name for name in os.listdir(os.path.join(workdir, "checkpoints")) if name.endswith("_temp")]
@@ -150,7 +150,7 @@ def test_full_disk_while_tensorflow_writes_a_checkpoint_is_named_and_leaves_no_h
 def test_full_disk_during_a_saved_model_export_is_named_and_leaves_nothing(trained, disk, capsys):
     fill(disk)
     refused(capsys, r"could not write .*/exports: No space left on device", "export", "--model", trained[1], "--output",
-            disk / "exports", "--format", "saved_model", status=1)  # fmt: skip
+            disk / "exports", "--format", "saved_model", status=1)
     assert sorted(os.listdir(disk)) == ["filler"]  # no export folder, no staging
 
 
@@ -158,9 +158,9 @@ def test_full_disk_during_import_and_evaluate_is_named_and_leaves_nothing(traine
     pth = os.path.join(os.path.dirname(__file__), "fixtures", "pytorch", "unet_instance_zip.pth")
     fill(disk)
     refused(capsys, r"could not write .*No space left on device", "import", pth, "--workdir", disk / "imported",
-            "--image-size", "64", status=1)  # fmt: skip
+            "--image-size", "64", status=1)
     refused(capsys, r"could not write .*/report.*: No space left on device", "evaluate", "--model", trained[1],
-            "--dataset", trained[0], "--split", "val", "--output", disk / "report", status=1)  # fmt: skip
+            "--dataset", trained[0], "--split", "val", "--output", disk / "report", status=1)
     assert sorted(os.listdir(disk)) == ["filler"]
 
 
@@ -214,7 +214,7 @@ MEASURED = textwrap.dedent("""
 def peak_megabytes(*arguments):
     """(exit status, peak RSS in MB, last stderr line) of a command run in a fresh child process."""
     result = subprocess.run([sys.executable, "-c", MEASURED, *map(str, arguments)], capture_output=True, text=True,
-                            timeout=300)  # fmt: skip
+                            timeout=300)
     status, peak, line = result.stdout.strip().split(" ", 2)
     return int(status), int(peak), line
 
@@ -261,11 +261,11 @@ def test_the_serving_signature_refuses_a_10000_pixel_square_png_in_under_1_gb(tr
 # package's mark, export staging, TensorFlow's checkpoint temporaries), and like ours without the
 # marker that proves a staging folder: none of them is the package's to remove.
 LOOK_ALIKE_FILES = [".thesis.tmp-999999.tex", ".report.tmp-777777.md", ".generator.tmp-999999999.keras",
-                    "checkpoint.tmp0123abcd", ".notes.tmp-999999"]  # fmt: skip
+                    "checkpoint.tmp0123abcd", ".notes.tmp-999999"]
 
 
 LOOK_ALIKE_FOLDERS = [".photos.tmp-888888", ".dataset.tmp-31337", ".export-run.tmp-999999999", "ckpt-9_temp",
-                      ".photos.tmp-keras-pix2pix-999999999"]  # fmt: skip
+                      ".photos.tmp-keras-pix2pix-999999999"]
 
 
 def plant(folder):

@@ -34,7 +34,7 @@ def scored_folders(tmp_path):
 def test_an_offline_pretrained_import_names_the_models_variable(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("KERAS_PIX2PIX_MODELS_URL", (tmp_path / "offline").as_uri())
     line = refused(capsys, r"could not download .*facades_label2photo\.pth", "import", "facades_label2photo",
-                   "--workdir", tmp_path / "run", "--data-dir", tmp_path / "data")  # fmt: skip
+                   "--workdir", tmp_path / "run", "--data-dir", tmp_path / "data")
     assert "set KERAS_PIX2PIX_MODELS_URL to a mirror, or download the model file by hand" in line
     assert "DATASETS_URL" not in line and "archive" not in line
     assert not os.path.exists(tmp_path / "run")
@@ -52,13 +52,13 @@ def test_a_tile_overlap_where_no_tile_runs_is_refused(tmp_path, capsys, identity
         "evaluate": ["evaluate", "--model", identity_model, "--dataset", tmp_path],
     }[command]
     refused(capsys, rf"--tile-overlap applies only to --sizing tiles or auto; got --sizing {sizing}$", *arguments,
-            "--output", tmp_path / "out", "--sizing", sizing, "--tile-overlap", "7")  # fmt: skip
+            "--output", tmp_path / "out", "--sizing", sizing, "--tile-overlap", "7")
     assert not os.path.exists(tmp_path / "out")
 
 
 def test_evaluates_default_sizing_runs_no_tile_either(tmp_path, capsys, identity_model):
     refused(capsys, r"--tile-overlap applies only to --sizing tiles or auto; got --sizing resize$", "evaluate",
-            "--model", identity_model, "--output", tmp_path / "out", "--tile-overlap", "0.2")  # fmt: skip
+            "--model", identity_model, "--output", tmp_path / "out", "--tile-overlap", "0.2")
 
 
 @pytest.mark.parametrize("command", ["predict", "evaluate"])
@@ -74,7 +74,7 @@ def test_a_tile_overlap_out_of_range_is_refused_before_anything_is_written(tmp_p
         "evaluate": ["evaluate", "--predictions", images, "--targets", images],
     }[command]
     line = refused(capsys, r"--tile-overlap must be a number >= 0\.0 and <= 0\.5; got 0\.9$", *arguments,
-                   "--output", tmp_path / "out", "--sizing", "auto", "--tile-overlap", "0.9")  # fmt: skip
+                   "--output", tmp_path / "out", "--sizing", "auto", "--tile-overlap", "0.9")
     assert "tile_overlap" not in line
     assert not os.path.exists(tmp_path / "out")
 
@@ -106,7 +106,7 @@ def test_a_prediction_of_another_size_than_its_target_is_refused(tmp_path, capsy
     png(os.path.join(targets, "b.png"), 32, 32)
     refused(capsys, r"predictions/b\.png is 40x24 but its target .*targets/b\.png is 32x32: a prediction must have its "
             r"target's size$", "evaluate", "--predictions", predictions, "--targets", targets, "--output",
-            tmp_path / "report")  # fmt: skip
+            tmp_path / "report")
     assert not os.path.exists(tmp_path / "report" / "metrics.json")
 
 
@@ -119,12 +119,12 @@ def test_fid_with_a_garbage_weights_file_is_refused_before_anything_is_written(t
     predictions, targets = scored_folders
     flags = ["evaluate", "--predictions", predictions, "--targets", targets, "--output", tmp_path / "report"]
     line = refused(capsys, r"--inception-weights .*inception\.h5 cannot be loaded as InceptionV3's weights: ",
-                   *flags, "--fid", "--inception-weights", garbage)  # fmt: skip
+                   *flags, "--fid", "--inception-weights", garbage)
     assert "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5" in line
     refused(capsys, r"--inception-weights .*absent\.h5 does not exist$", *flags, "--fid", "--inception-weights",
-            tmp_path / "absent.h5")  # fmt: skip
+            tmp_path / "absent.h5")
     refused(capsys, r"--inception-weights /dev/zero is a character device, not a regular file", *flags, "--fid",
-            "--inception-weights", "/dev/zero")  # fmt: skip
+            "--inception-weights", "/dev/zero")
     assert not os.path.exists(tmp_path / "report")
     # Not asked for FID: the weights are not looked at.
     assert run_command(capsys, *flags, "--inception-weights", garbage)[0] == 0
@@ -139,7 +139,7 @@ def test_fid_whose_weights_cannot_be_downloaded_fails_with_status_1(tmp_path, ca
     line = refused(capsys, r"inception_v3_weights_tf_dim_ordering_tf_kernels_notop\.h5: the download of InceptionV3's "
                    r"ImageNet weights .* failed: URL fetch failure .*; try again, or pass --inception-weights FILE",
                    "evaluate", "--predictions", predictions, "--targets", targets, "--output", tmp_path / "report",
-                   "--fid", status=1)  # fmt: skip
+                   "--fid", status=1)
     assert "internal error" not in line
     assert not os.path.exists(tmp_path / "report")
 
@@ -151,14 +151,14 @@ def test_fid_whose_weights_cannot_be_downloaded_fails_with_status_1(tmp_path, ca
 def test_a_device_is_named_as_a_device_not_as_missing(tmp_path, capsys, identity_model, scored_folders):
     device = r"/dev/zero is a character device, not a regular file"
     refused(capsys, rf"input {device}: give an image file or a folder$", "predict", "--model", identity_model,
-            "/dev/zero", "--output", tmp_path / "out")  # fmt: skip
+            "/dev/zero", "--output", tmp_path / "out")
     refused(capsys, rf"model {device}", "predict", "--model", "/dev/zero", png(tmp_path / "x.png"), "--output",
-            tmp_path / "out")  # fmt: skip
+            tmp_path / "out")
     refused(capsys, rf"dataset {device}", "fit", "--dataset", "/dev/zero", "--workdir", tmp_path / "run")
     refused(capsys, rf"dataset folder {device}", "evaluate", "--model", identity_model, "--dataset", "/dev/zero",
-            "--output", tmp_path / "report")  # fmt: skip
+            "--output", tmp_path / "report")
     refused(capsys, rf"folder {device}", "evaluate", "--predictions", "/dev/zero", "--targets", scored_folders[1],
-            "--output", tmp_path / "report2")  # fmt: skip
+            "--output", tmp_path / "report2")
     assert not os.path.exists(tmp_path / "out") and not os.path.exists(tmp_path / "run" / "config.json")
 
 
@@ -181,7 +181,7 @@ def test_a_device_is_named_as_a_device_not_as_missing(tmp_path, capsys, identity
 )
 def test_refusals_name_the_flag_given(tmp_path, capsys, identity_model, arguments, pattern):
     arguments = [identity_model if argument == "M" else tmp_path / argument if argument in ("out", "run") else argument
-                 for argument in arguments]  # fmt: skip
+                 for argument in arguments]
     line = refused(capsys, pattern, *arguments)
     assert not [word for word in line.split() if word.strip(":;,") in ("max_pixels", "learning_rate", "batch_size")], line
     assert not os.path.exists(tmp_path / "out") and not os.path.exists(tmp_path / "run")

@@ -38,7 +38,7 @@ def test_evaluate_and_predict_leave_the_callers_random_states(trained, tmp_path)
 
     def evaluate():
         summaries.append(keras_pix2pix.evaluate(workdir, str(tmp_path / f"report{len(summaries)}"), split="val",
-                                                verbose=False))  # fmt: skip
+                                                verbose=False))
 
     assert _sequence(evaluate) == untouched
     assert _sequence(lambda: keras_pix2pix.predict(workdir, [image], str(tmp_path / "seeded"), seed=7)) == untouched

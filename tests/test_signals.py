@@ -114,7 +114,7 @@ def _fit_command(folder, workdir, steps):
         sys.executable, "-m", "keras_pix2pix", "fit", "--dataset", folder, "--workdir", workdir,
         "--steps", str(steps), "--save-every", "2", "--sample-every", "5", "--log-every", "1",
         "--seed", "3", "--deterministic", *TINY,
-    ]  # fmt: skip
+    ]
 
 
 def _environment():
@@ -193,11 +193,11 @@ def test_sigterm_during_start_up_exits_0_and_a_second_fit_is_refused_meanwhile(t
     child = subprocess.Popen(
         [sys.executable, "-c", SLOW_START, "fit", "--dataset", trained[0], "--workdir", workdir, *TINY, "--steps", "2"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+    )
     try:
         assert child.stdout.readline().strip() == "checking"  # in start-up, holding the lock
         refused(capsys, rf"is in use by fit \(process {child.pid}\): wait for it", "fit", "--dataset", trained[0],
-                "--workdir", workdir, *TINY, "--steps", "2")  # fmt: skip
+                "--workdir", workdir, *TINY, "--steps", "2")
         started = time.monotonic()
         child.send_signal(signal.SIGTERM)
         out, err = child.communicate(timeout=60)
@@ -326,7 +326,7 @@ def test_sigterm_mid_run_is_acknowledged_and_the_step_reached_is_saved(trained, 
         [sys.executable, "-m", "keras_pix2pix", "fit", "--dataset", trained[0], "--workdir", workdir, *TINY,
          "--steps", "100000", "--log-every", "1"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
+    )
     lines, sent, answered = [], None, None
     try:
         for line in child.stdout:
@@ -354,7 +354,7 @@ def test_sigterm_as_the_last_step_is_reported_leaves_a_consistent_work_directory
         [sys.executable, "-m", "keras_pix2pix", "fit", "--dataset", trained[0], "--workdir", workdir, *TINY,
          "--steps", "6", "--log-every", "1", "--save-every", "3"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
+    )
     lines = []
     try:
         for line in child.stdout:
@@ -381,17 +381,17 @@ def test_sigterm_during_predict_removes_the_unfinished_file_and_says_so(trained,
     status, lines, answered = signalled("a prediction", command)
     assert status == 128 + signal.SIGTERM and answered < ANSWER_SECONDS, lines
     assert re.fullmatch(rf"keras-pix2pix: SIGTERM: stopped; removed its unfinished {output}/\.x\.tmp-keras-pix2pix-\d+\.png",
-                        lines[-1]), lines  # fmt: skip
+                        lines[-1]), lines
     assert not output.exists()  # predict made it, and it is empty
 
 
 def test_sigterm_during_export_removes_its_staging_and_says_so(trained, tmp_path):
     output = tmp_path / "exports"
     status, lines, answered = signalled("an export", ["export", "--model", trained[1], "--output", output,
-                                                      "--format", "saved_model"])  # fmt: skip
+                                                      "--format", "saved_model"])
     assert status == 128 + signal.SIGTERM and answered < ANSWER_SECONDS, lines
     assert re.fullmatch(rf"keras-pix2pix: SIGTERM: stopped; removed its unfinished {output}/\.export-run\.tmp-keras-pix2pix-\d+",
-                        lines[-1]), lines  # fmt: skip
+                        lines[-1]), lines
     assert not output.exists()  # the export made it, and it is empty
 
 
@@ -401,5 +401,5 @@ def test_sigterm_during_import_removes_its_staging_and_the_new_work_directory(tm
     status, lines, answered = signalled("generator.keras", ["import", pth, "--workdir", workdir, "--image-size", "64"])
     assert status == 128 + signal.SIGTERM and answered < ANSWER_SECONDS, lines
     assert re.fullmatch(rf"keras-pix2pix: SIGTERM: stopped; removed its unfinished {workdir}/\.import\.tmp-keras-pix2pix-\d+",
-                        lines[-1]), lines  # fmt: skip
+                        lines[-1]), lines
     assert os.listdir(tmp_path) == []

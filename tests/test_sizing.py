@@ -131,10 +131,10 @@ def test_predict_translates_a_large_image_in_tiles_at_its_size(tmp_path, capsys)
     tf.io.write_file(str(tmp_path / "large.png"), tf.io.encode_png(image))
     for choice in ("auto", "tiles", "native", "resize"):
         status, out, err = run_command(capsys, "predict", "--model", tmp_path / "pointwise.keras", tmp_path / "large.png",
-                                       "--output", tmp_path / choice, "--sizing", choice, "--mode", "inference")  # fmt: skip
+                                       "--output", tmp_path / choice, "--sizing", choice, "--mode", "inference")
         assert status == 0, err
     outputs = {choice: tf.io.decode_png(open(tmp_path / choice / "large.png", "rb").read()).numpy().astype(int)
-               for choice in ("auto", "tiles", "native", "resize")}  # fmt: skip
+               for choice in ("auto", "tiles", "native", "resize")}
     assert all(output.shape == (90, 130, 3) for output in outputs.values())
     # A pointwise model: tiles and native give the whole image's pixels; resize blurs them.
     assert np.abs(outputs["tiles"] - outputs["native"]).max() <= 1 and np.array_equal(outputs["auto"], outputs["tiles"])
@@ -147,10 +147,10 @@ def test_sizing_limits_are_one_line(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(sizing, "NATIVE_PIXELS", 1000)
     refused(capsys, r"--sizing native runs an image whole, and 40x40 is over its limit of 0\.001 megapixels: use "
             r"--sizing tiles", "predict", "--model", tmp_path / "pointwise.keras", tmp_path / "x.png", "--output",
-            tmp_path / "out", "--sizing", "native")  # fmt: skip
+            tmp_path / "out", "--sizing", "native")
     refused(capsys, r"--tile-overlap must be a number >= 0\.0 and <= 0\.5; got 0\.9", "predict", "--model",
             tmp_path / "pointwise.keras", tmp_path / "x.png", "--output", tmp_path / "out2", "--sizing", "tiles",
-            "--tile-overlap", "0.9")  # fmt: skip
+            "--tile-overlap", "0.9")
 
 
 MEASURED = """
@@ -175,7 +175,7 @@ def test_a_3000_by_2000_image_in_256_pixel_tiles_stays_under_2_5_gb(tmp_path):
          str(tmp_path / "generator.keras"), str(tmp_path / "aerial.png"), "--output", str(tmp_path / "out"),
          "--sizing", "tiles", "--mode", "inference"],
         capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
+    )
     status, peak, *tail = result.stdout.strip().split(" ", 2)
     assert status == "0", tail
     assert int(peak) < 2560, f"peak RSS {peak} MB"
@@ -189,13 +189,13 @@ def test_evaluate_scores_each_pair_at_its_own_size_when_asked(tmp_path, capsys):
     reports = {}
     for choice in ("resize", "native", "tiles"):
         status, out, err = run_command(capsys, "evaluate", "--model", tmp_path / "pointwise.keras", "--dataset", folder,
-                                       "--output", tmp_path / choice, "--sizing", choice, "--mode", "inference")  # fmt: skip
+                                       "--output", tmp_path / choice, "--sizing", choice, "--mode", "inference")
         assert status == 0, err
         reports[choice] = json.load(open(tmp_path / choice / "metrics.json"))
         assert f"sizing {choice}" in reports[choice]["summary"]["source"]
     # The thumbnails hold each output at its pair's size (48x48) or at the model's (32x32).
     sizes = {choice: tf.io.decode_png(open(tmp_path / choice / "images" / "00001_output.png", "rb").read()).shape[:2]
-             for choice in reports}  # fmt: skip
+             for choice in reports}
     assert sizes == {"resize": (32, 32), "native": (48, 48), "tiles": (48, 48)}
     # A pointwise model: native and tiles score the same pixels.
     assert abs(reports["native"]["summary"]["l1"] - reports["tiles"]["summary"]["l1"]) < 1e-4

@@ -340,7 +340,7 @@ def test_on_nan_skip_gives_up_when_the_loss_stays_non_finite(run, capsys, always
     signal.alarm(900)
     try:
         line = refused(capsys, r"non-finite loss 11 times since .*ckpt-2, rolled back each time .* diverged", "fit",
-                       "--workdir", run, "--steps", "50", "--on-nan", "skip", status=1)  # fmt: skip
+                       "--workdir", run, "--steps", "50", "--on-nan", "skip", status=1)
     finally:
         signal.alarm(0)
         signal.signal(signal.SIGALRM, previous)

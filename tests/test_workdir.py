@@ -41,7 +41,7 @@ def test_a_broken_config_json_is_named(run, capsys, contents):
         file.write(contents)
     before = snapshot(run)
     refused(capsys, r"config\.json (is not readable JSON|holds an invalid setting).*use another --workdir", "fit",
-            "--workdir", run, "--steps", "3")  # fmt: skip
+            "--workdir", run, "--steps", "3")
     assert snapshot(run) == before
 
 
@@ -49,7 +49,7 @@ def test_a_workdir_inside_the_dataset_is_refused(trained, capsys):
     folder = trained[0]
     before = snapshot(folder)
     refused(capsys, r"--workdir .* is inside the dataset folder", "fit", "--dataset", folder, "--workdir",
-            os.path.join(folder, "run"), *TINY)  # fmt: skip
+            os.path.join(folder, "run"), *TINY)
     assert snapshot(folder) == before
 
 
@@ -57,7 +57,7 @@ def test_a_second_fit_on_a_locked_work_directory_is_refused(run, capsys):
     before = snapshot(run)
     with files.locked(run, "fit"):
         refused(capsys, rf"{re.escape(run)} is in use by fit \(process {os.getpid()}\): wait for it", "fit",
-                "--workdir", run, "--steps", "3")  # fmt: skip
+                "--workdir", run, "--steps", "3")
     assert {path: digest for path, digest in snapshot(run).items() if not path.endswith(".lock")} == {
         path: digest for path, digest in before.items() if not path.endswith(".lock")
     }
@@ -67,7 +67,7 @@ def test_a_trained_generator_without_checkpoints_is_not_replaced(run, capsys):
     shutil.rmtree(os.path.join(run, "checkpoints"))
     before = snapshot(run)
     refused(capsys, r"holds a generator\.keras but no checkpoint to resume: a new run would replace it", "fit",
-            "--workdir", run, "--steps", "3")  # fmt: skip
+            "--workdir", run, "--steps", "3")
     assert snapshot(run) == before
 
 
