@@ -343,7 +343,7 @@ def main(argv=None):
     started = time.monotonic()  # fit's --time-limit counts from here, TensorFlow's import included
     arguments = build_parser().parse_args(argv)
     arguments.started = started
-    native = None if arguments.verbose else quiet_tensorflow()
+    quieted = None if arguments.verbose else quiet_tensorflow()
     try:
         # Before TensorFlow is imported: from here a stop removes what is unfinished and says so.
         with stop_requests():
@@ -368,8 +368,8 @@ def main(argv=None):
         )
         return 1
     finally:
-        if native:
-            native.close()
+        if quieted:  # the caller's process as it was: a test or a notebook may call main again
+            quieted.close()
     return 0
 
 

@@ -52,20 +52,58 @@ class _NativeFilter:
         os.close(self.real)
 
 
+class _Quieted:
+    """What quiet_tensorflow changed, and how to put it back: closing restores the caller's process."""
+
+    LOGGERS = ("absl", "tensorflow", "keras", "tensorflow_datasets")
+    VARIABLES = ("TF_CPP_MIN_LOG_LEVEL", "AUTOGRAPH_VERBOSITY")
+
+    def __init__(self):
+        self.warnings = warnings.catch_warnings()  # restores the filters on exit, as Python's own code does
+        self.warnings.__enter__()
+        self.levels = {name: logging.getLogger(name).level for name in self.LOGGERS}
+        self.variables = {name: os.environ.get(name) for name in self.VARIABLES}
+        self.absl_logging = importlib.import_module("absl.logging")
+        self.verbosity = self.absl_logging.get_verbosity()
+        self.native = _NativeFilter()
+
+    def close(self):
+        """Puts back file descriptor 2, the warning filters, the loggers' levels and the environment."""
+        self.native.close()
+        self.warnings.__exit__(None, None, None)
+        self.absl_logging.set_verbosity(self.verbosity)  # first: it sets the absl logger's level too
+        for name, level in self.levels.items():
+            logging.getLogger(name).setLevel(level)
+        for name, value in self.variables.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
 def quiet_tensorflow():
     """Keeps TensorFlow's log lines (and its libraries' warnings) off the terminal; --verbose skips this.
 
     Returns:
-        The _NativeFilter to close when the command ends.
+        What to close when the command ends: closing puts back everything this changed (file
+        descriptor 2, warning filters, loggers' levels, absl's verbosity, environment variables),
+        so that a caller of cli.main (a test, a notebook) finds its process as it was.
+
+    Example:
+    >>> before = list(warnings.filters)
+    >>> quieted = quiet_tensorflow()
+    >>> quieted.close()
+    >>> warnings.filters == before
+    True
     """
-    native = _NativeFilter()
+    quieted = _Quieted()
     # Fewer lines to filter, and a quiet TensorFlow where the filter cannot reach (its children).
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    for name in ("absl", "tensorflow", "keras", "tensorflow_datasets"):
+    for name in _Quieted.LOGGERS:
         logging.getLogger(name).setLevel(logging.ERROR)
-    importlib.import_module("absl.logging").set_verbosity("error")
+    quieted.absl_logging.set_verbosity("error")
     # AutoGraph's "could not transform" notes, printed as well as logged.
     os.environ.setdefault("AUTOGRAPH_VERBOSITY", "0")
     for module in ("tensorflow", "keras", "tensorflow_datasets", "absl", "tf_keras", "google"):
         warnings.filterwarnings("ignore", module=module)
-    return native
+    return quieted
