@@ -175,16 +175,6 @@ def _length_text(config, total_steps, decay_steps):
     )
 
 
-def _length_text(config, total_steps, decay_steps):
-    """How long the run trains and when its learning rate decays."""
-    if config.duration is None:
-        return f"{total_steps} steps, the last {decay_steps} with a decaying learning rate"
-    return (
-        f"{duration_text(config.duration)} of training, the last {duration_text(config.duration / 2)} with a "
-        "decaying learning rate"
-    )
-
-
 def _op_determinism(stack):
     """Turns TensorFlow's op determinism on for the run, and off again when it ends unless the caller had it on."""
     if framework_config.is_op_determinism_enabled():
