@@ -177,7 +177,11 @@ def _check_sizing_flags(arguments):
 def predict_command(arguments):
     _check_sizing_flags(arguments)
     written = _library("translation").predict(**_options(arguments, "predict"))
-    print(f"wrote {len(written)} image(s) to {arguments.output_dir}")
+    if arguments.palette is None:
+        print(f"wrote {len(written)} image(s) to {arguments.output_dir}")
+    else:
+        print(f"wrote {len(written) // 2} label map(s) snapped to {arguments.palette} and their class-id PNGs "
+              f"(NAME_classes.png) to {arguments.output_dir}")
 
 
 def _add_evaluate(commands):

@@ -8,11 +8,10 @@
   split folders, or paired folders A/ and B/ whose files match by name.
 
 Every split resolves to a source of (name, a_bytes, b_bytes) examples, where b_bytes is empty for
-an AB image; keras_pix2pix.data decodes and splits them. Before training, check_pairs decodes
-every file of a local folder once, so that no bad file stops a run later.
+an AB image; keras_pix2pix.data decodes and splits them. Before training, keras_pix2pix.checking
+decodes every file of a local folder once, so that no bad file stops a run later.
 """
 
-import concurrent.futures
 import contextlib
 import dataclasses
 import os
@@ -22,8 +21,8 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 from tensorflow_datasets.core.utils import tqdm_utils
 
-from keras_pix2pix import data, demo
-from keras_pix2pix.config import MAX_PIXELS, UsageError
+from keras_pix2pix import demo
+from keras_pix2pix.config import UsageError
 from keras_pix2pix.data import IMAGE_EXTENSIONS
 
 # Of the downloads and the release, this module uses a few names and re-exports the rest: they
@@ -393,73 +392,6 @@ def find_dataset(dataset, data_dir=None, manual_dir=None):
             direction=usual_direction(dataset),
         )
     return local_splits(dataset)
-
-
-# --- checking files before training ------------------------------------------------------------
-
-
-def _pair_problem(a_path, b_path, max_pixels=MAX_PIXELS):
-    """(the path at fault, its problem) for one pair of FilePairs, or (a_path, None)."""
-    contents = []
-    for path in (a_path, b_path) if b_path else (a_path,):
-        try:
-            with open(path, "rb") as file:
-                contents.append(file.read())
-        except OSError as error:
-            return path, f"cannot be read: {error.strerror}"
-    a_problem, a_size = data.inspect_image(contents[0], ab=not b_path, max_pixels=max_pixels)
-    if a_problem or not b_path:
-        return a_path, a_problem
-    b_problem, b_size = data.inspect_image(contents[1], max_pixels=max_pixels)
-    if b_problem:
-        return b_path, b_problem
-    if a_size != b_size:
-        return b_path, (
-            f"is {b_size[1]}x{b_size[0]} but its partner {a_path} is {a_size[1]}x{a_size[0]}: "
-            "the two images of a pair must have the same size"
-        )
-    return a_path, None
-
-
-def check_pairs(pairs, skip_bad=False, log=print, max_pixels=MAX_PIXELS):
-    """Decodes every pair of a FilePairs before training, so that no bad file stops a run later.
-
-    Args:
-        pairs: FilePairs (TfdsPairs were checked when they were prepared and pass unchanged).
-        skip_bad: drop bad pairs and report how many, instead of failing on the first.
-        log: where the skip report goes.
-        max_pixels: the largest image accepted, read from each file's header before it is decoded.
-
-    Returns:
-        The pairs, less the bad ones when skip_bad.
-
-    Raises:
-        UsageError naming the first bad file and its problem (with the count of bad files).
-
-    Example:
-    >>> len(check_pairs(local_splits(pairs_folder).train))
-    2
-    """
-    if not isinstance(pairs, FilePairs):
-        return pairs
-    pool = concurrent.futures.ThreadPoolExecutor(max_workers=min(8, (os.cpu_count() or 1) * 2))
-    try:
-        results = list(pool.map(_pair_problem, pairs.a, pairs.b, [max_pixels] * len(pairs)))
-    finally:
-        # A stop (SIGTERM at start-up raises here) must not wait for every file still queued.
-        pool.shutdown(wait=True, cancel_futures=True)
-    bad = [index for index, (_, problem) in enumerate(results) if problem]
-    if not bad:
-        return pairs
-    path, problem = results[bad[0]]
-    if not skip_bad:
-        raise UsageError(f"{path} {problem} ({len(bad)} bad file(s) in all; --skip-bad skips them)")
-    log(f"skipped {len(bad)} bad file(s) of {len(pairs)}; the first: {path} {problem}")
-    bad = set(bad)
-    keep = [index for index in range(len(pairs)) if index not in bad]
-    if not keep:
-        raise UsageError(f"every file is bad; the first: {path} {problem}")
-    return FilePairs(tuple(pairs.a[i] for i in keep), tuple(pairs.b[i] for i in keep))
 
 
 def describe_catalog(data_dir=None):

@@ -14,20 +14,12 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_pix2pix import data, datasets, demo
+from keras_pix2pix import checking, data, datasets, demo
 from keras_pix2pix.config import MAX_PIXELS, UsageError, check_choice
 from keras_pix2pix.errors import DownloadError, first_line, path_kind, unusable_path
 from keras_pix2pix.files import is_inside, make_folder, output_folder, sweep_leftovers, write_atomically
-from keras_pix2pix.metrics import (
-    FID_NETWORK,
-    PALETTES,
-    LabelPalette,
-    feature_distances,
-    image_metrics,
-    inception_extractor,
-    label_confusion,
-    label_metrics,
-)
+from keras_pix2pix.labels import PALETTES, image_label_scores, label_confusion, label_scores, palette_named
+from keras_pix2pix.metrics import FID_NETWORK, feature_distances, image_metrics, inception_extractor
 from keras_pix2pix.modes import prepare, translate
 from keras_pix2pix.options import MODES, SIZINGS, Evaluate, check_setting, defaults, tile_overlap_for
 from keras_pix2pix.progress import Progress
@@ -44,17 +36,7 @@ def _resolve_palette(palette, dataset, direction):
         if dataset in PALETTES and direction != datasets.usual_direction(dataset):
             return PALETTES[dataset]
         return None
-    if palette in PALETTES:
-        return PALETTES[palette]
-    if not os.path.isfile(palette):
-        raise UsageError(f"palette must be one of {', '.join(PALETTES)} or a file of R G B lines; got {palette!r}")
-    try:
-        colours = np.loadtxt(palette, dtype=np.int64, ndmin=2, comments="#")
-    except ValueError as error:
-        raise UsageError(f"palette file {palette} is not R G B lines: {error}") from None
-    if colours.shape[1] != 3 or colours.min() < 0 or colours.max() > 255:
-        raise UsageError(f"palette file {palette} must hold lines of three numbers 0-255")
-    return LabelPalette.of([(f"class {index}", tuple(colour), True) for index, colour in enumerate(colours)])
+    return palette_named(palette)
 
 
 def split_pairs(dataset, split, data_dir=None):
@@ -149,7 +131,7 @@ class _Split:
         if dataset is None:
             raise UsageError("a bare .keras file has no config.json: pass --dataset")
         pairs = split_pairs(dataset, self.split, self.data_dir or (saved.data_dir if saved else None))
-        pairs = datasets.check_pairs(pairs, max_pixels=self.max_pixels)
+        pairs = checking.check_pairs(pairs, max_pixels=self.max_pixels)
         direction = self.direction or (saved.direction if saved and saved.dataset == dataset else None)
         return dataset, direction or datasets.usual_direction(dataset), pairs
 
@@ -192,7 +174,7 @@ def _score(source, output_dir, keep_images, verbose):
         metrics = image_metrics(output, target)
         if source.palette is not None:
             matrix = label_confusion(data.denormalize(output).numpy(), data.denormalize(target).numpy(), source.palette)
-            metrics.update(label_metrics(matrix))
+            metrics.update(image_label_scores(matrix))
             confusion = matrix if confusion is None else confusion + matrix
         files = {}
         for role, image in (("input", inputs), ("output", output), ("target", target)):
@@ -253,18 +235,32 @@ def _check_output(output_dir, sources):
 
 
 def _summarize(rows, confusion, source, extractor, outputs, reals):
-    """The summary of metrics.json: the mean of each per-image figure, the split's label figures, FID."""
+    """The summary of metrics.json: the mean of each per-image figure, the split's label figures, FID.
+
+    The label figures named as the paper's (pixel_accuracy, class_accuracy, mean_iou) are its
+    statistic: one confusion over the whole split. The means of the per-image label figures are
+    another, named image_mean_*.
+    """
     keys = list(rows[0]["metrics"]) if rows else []
     summary = {"pairs": len(rows), "source": source.description}
-    summary.update({key: float(np.mean([row["metrics"][key] for row in rows])) for key in keys})
     if confusion is not None:
-        # Over all pixels of the split, not the mean of per-image figures.
-        summary.update({f"{key}_overall": value for key, value in label_metrics(confusion).items()})
+        summary.update(label_scores(confusion))
+        summary["label_protocol"] = LABEL_PROTOCOL
+    for key in keys:
+        name = f"image_mean_{key}" if key in LABEL_KEYS else key
+        summary[name] = float(np.nanmean([row["metrics"][key] for row in rows]))
     if extractor is not None:
         summary.update(_feature_distances(outputs, reals, extractor))
     return summary
 
 
+LABEL_KEYS = ("pixel_accuracy", "class_accuracy", "mean_iou")
+LABEL_PROTOCOL = (
+    "the paper's (Table 6): outputs snapped to the nearest evaluated class colour, targets to the nearest "
+    "palette colour with void colours ignored, one confusion matrix over the whole split, scored as the "
+    "authors' eval_cityscapes get_scores; image_mean_* are means of per-image figures over the classes each "
+    "image holds, another statistic"
+)
 # Every default of evaluate is its option's (keras_pix2pix.options), the command line's too.
 _DEFAULT = defaults(Evaluate)
 
@@ -331,7 +327,8 @@ def evaluate(
             sweep_leftovers(folder, log)
         rows, confusion, outputs, reals = _score(source, output_dir, fid, verbose)
         summary = _summarize(rows, confusion, source, extractor, outputs, reals)
-        write_report(output_dir, summary, rows, model)
+        labels = (source.palette.names, confusion) if confusion is not None else None
+        write_report(output_dir, summary, rows, model, labels)
     log(
         "  ".join(f"{key} {value:.4f}" for key, value in summary.items() if isinstance(value, float))
         + f"  -> {os.path.join(output_dir, 'index.html')}"

@@ -25,7 +25,7 @@ import numpy as np
 import tensorflow as tf
 from ai_edge_litert.interpreter import Interpreter
 
-from keras_pix2pix import data, datasets, fast, sizing
+from keras_pix2pix import checking, data, datasets, fast, sizing
 from keras_pix2pix.config import MAX_PIXELS, UsageError, check_choice
 from keras_pix2pix.files import output_folder, staging_folder, sweep_leftovers, write_atomically
 from keras_pix2pix.metrics import parity
@@ -162,7 +162,7 @@ def calibration_images(dataset, model, count=100, *, data_dir=None, manual_dir=N
         max_pixels: the largest image accepted, in pixels.
     """
     splits = datasets.find_dataset(dataset, data_dir, manual_dir)
-    pairs = datasets.check_pairs(splits.train.take(count), True, lambda message: None, max_pixels)
+    pairs = checking.check_pairs(splits.train.take(count), True, lambda message: None, max_pixels)
     image_size, channels = model.input_shape[1:3], (model.input_shape[-1], model.output_shape[-1])
     batches = data.resized_pairs(pairs, direction or splits.direction, image_size, channels)
     return np.stack([inputs[0].numpy() for inputs, _ in batches])

@@ -102,6 +102,11 @@ class Predict:
         "default: resize up to the model's size, tiles above)", "choice", choices=SIZINGS,
     )
     tile_overlap: float = _tile_overlap()
+    palette: str = _field(
+        None, "for a label model (photo -> labels): facades, cityscapes, demo or a file of 'R G B' lines; each "
+        "output pixel is snapped to its nearest palette colour, and NAME_classes.png beside NAME.png holds the "
+        "class ids (cityscapes: the 19 train ids, 255 for void and other colours not evaluated)",
+    )
     overwrite: bool = _field(False, "replace outputs that exist already", "bool")
     skip_bad: bool = _field(False, "go on past unreadable or oversized inputs", "bool")
     max_pixels: int = _max_pixels()

@@ -1,4 +1,5 @@
-"""WORKDIR/losses.png: the training curves, drawn from the run's own TensorBoard logs.
+"""The package's figures: WORKDIR/losses.png, the training curves drawn from the run's own TensorBoard
+logs, and evaluate's confusion.png of a label model.
 
 The logs are the one record of a run's losses (TensorBoard reads them too); a resumed run adds to
 them, and a step logged twice (a run killed after its last checkpoint, then resumed) keeps its
@@ -93,3 +94,30 @@ def plot_losses(logs, path):
     figure.savefig(drawn, format="png")
     write_atomically(path, drawn.getvalue())
     return True
+
+
+def plot_confusion(confusion, names, path):
+    """Draws a label confusion hist[target, output] into a PNG at `path`, each row as shares of its target class.
+
+    Args:
+        confusion: the (C, C) pixel counts (keras_pix2pix.labels.label_confusion, summed).
+        names: the C class names.
+        path: the PNG to write (atomically).
+    """
+    confusion = np.asarray(confusion, np.float64)
+    shares = confusion / np.maximum(confusion.sum(axis=1, keepdims=True), 1)
+    size = 3 + 0.35 * len(names)
+    figure = Figure(figsize=(size + 1, size), dpi=90)
+    FigureCanvasAgg(figure)
+    axis = figure.add_subplot(1, 1, 1)
+    image = axis.imshow(shares, cmap="viridis", vmin=0, vmax=1)
+    axis.set_xticks(range(len(names)), names, rotation=90, fontsize=8)
+    axis.set_yticks(range(len(names)), names, fontsize=8)
+    axis.set_xlabel("output class")
+    axis.set_ylabel("target class")
+    axis.set_title("share of each target class's pixels", fontsize=10)
+    figure.colorbar(image, ax=axis, fraction=0.046)
+    figure.tight_layout()
+    drawn = io.BytesIO()
+    figure.savefig(drawn, format="png")
+    write_atomically(path, drawn.getvalue())

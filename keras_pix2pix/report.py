@@ -11,11 +11,15 @@ import math
 import os
 import re
 
+import numpy as np
+
 from keras_pix2pix.files import write_atomically
+from keras_pix2pix.labels import per_class_scores
+from keras_pix2pix.plots import plot_confusion
 from keras_pix2pix.workdir import losses_plot
 
 
-def write_report(output_dir, summary, rows, workdir=None):
+def write_report(output_dir, summary, rows, workdir=None, labels=None):
     """Writes OUTPUT/metrics.json (the summary and each image's row) and OUTPUT/index.html.
 
     Args:
@@ -23,6 +27,9 @@ def write_report(output_dir, summary, rows, workdir=None):
         summary: the summary figures (metrics.json's "summary").
         rows: {"name", "files", "metrics"} of each image (metrics.json's "images").
         workdir: the model evaluated (a work directory shows its losses.png; a .keras file or None: no curves).
+        labels: (class names, the split's confusion hist[target, output]) of a label model, or None:
+            metrics.json gains "classes" (each one's pixels, accuracy and IoU) and "confusion", the
+            page a table of them and OUTPUT/confusion.png.
 
     Example:
     >>> os.makedirs(tmp + "/empty_report", exist_ok=True)
@@ -31,6 +38,15 @@ def write_report(output_dir, summary, rows, workdir=None):
     ['index.html', 'metrics.json']
     """
     report = {"summary": summary, "images": rows}
+    if labels is not None:
+        names, confusion = labels
+        accuracy, iou = per_class_scores(confusion)
+        report["classes"] = [
+            {"name": name, "pixels": int(pixels), "accuracy": float(share), "iou": float(overlap)}
+            for name, pixels, share, overlap in zip(names, np.sum(confusion, axis=1), accuracy, iou)
+        ]
+        report["confusion"] = np.asarray(confusion).tolist()
+        plot_confusion(confusion, names, os.path.join(output_dir, "confusion.png"))
     write_atomically(os.path.join(output_dir, "metrics.json"), json.dumps(report, indent=2))
     write_html(report, os.path.join(output_dir, "index.html"), curves=_copy_curves(workdir, output_dir))
 
@@ -61,6 +77,7 @@ img {{ width: {thumb}px; height: auto; image-rendering: auto; display: block; }}
 <p>{source}: {pairs} pairs. Click a column header to sort.</p>
 <table id="summary"><tr>{summary_head}</tr><tr>{summary_row}</tr></table>
 {notes}
+{classes}
 {curves}
 <h2>Images</h2>
 <table id="images"><thead><tr><th class="name">#</th><th class="name">name</th>
@@ -135,13 +152,29 @@ def write_html(report, path, thumbnail=160, curves=None):
         pairs=summary.get("pairs", 0),
         summary_head="".join(f"<th>{html.escape(key)}</th>" for key in numbers),
         summary_row="".join(f"<td>{_format(key, value)}</td>" for key, value in numbers.items()),
-        notes=f"<p>FID and KID: {html.escape(summary['fid_network'])}.</p>" if "fid_network" in summary else "",
+        notes="".join(f"<p>{title}: {html.escape(summary[key])}.</p>" for key, title in
+                      (("fid_network", "FID and KID"), ("label_protocol", "Label scores")) if key in summary),
+        classes=_classes_html(report.get("classes")),
         curves=f'<h2>Training</h2><img src="{html.escape(curves)}" alt="training curves" style="width: 880px">'
         if curves else "",
         metric_head="".join(f"<th>{html.escape(key)}</th>" for key in keys),
         rows="\n".join(rows),
     )
     write_atomically(path, page)
+
+
+def _classes_html(classes):
+    """The per-class table and the confusion picture of a label model's page; "" for other models."""
+    if not classes:
+        return ""
+    rows = "".join(
+        f'<tr><td class="name">{html.escape(row["name"])}</td><td>{row["pixels"]:,}</td>'
+        f'<td>{row["accuracy"]:.4f}</td><td>{row["iou"]:.4f}</td></tr>' for row in classes
+    )
+    return (
+        '<h2>Classes</h2><table id="classes"><tr><th class="name">class</th><th>target pixels</th><th>accuracy</th>'
+        f'<th>IoU</th></tr>{rows}</table>\n<p><img src="confusion.png" alt="confusion matrix" style="width: 640px"></p>'
+    )
 
 
 def _format(key, value):

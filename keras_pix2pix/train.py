@@ -21,7 +21,7 @@ import keras
 import tensorflow as tf
 from tensorflow.python.framework import config as framework_config  # op determinism's state: not in tf.config
 
-from keras_pix2pix import checkpoints, data, datasets, distribute, fast, files, models, plots, stopping
+from keras_pix2pix import checking, checkpoints, data, datasets, distribute, fast, files, models, plots, stopping
 from keras_pix2pix import workdir as layout
 from keras_pix2pix.config import Config, UsageError, duration_text
 from keras_pix2pix.errors import NonFiniteLossError, Stopped, TrainingInterrupted
@@ -124,9 +124,11 @@ class _Run:
 def _read_data(config, log):
     """(splits, training pairs, sample pairs), every file decoded once so that a bad one stops the run now."""
     splits = datasets.find_dataset(config.dataset, config.data_dir, config.manual_dir)
-    train_pairs = datasets.check_pairs(splits.train, config.skip_bad, log, config.max_pixels)
+    # The files that pass are remembered in the data directory: a resume or a second run starts at once.
+    data_dir = datasets.resolve_data_dir(config.data_dir)
+    train_pairs = checking.check_pairs(splits.train, config.skip_bad, log, config.max_pixels, data_dir)
     sample_pairs = splits.validation.take(config.sample_count)
-    sample_pairs = datasets.check_pairs(sample_pairs, config.skip_bad, log, config.max_pixels)
+    sample_pairs = checking.check_pairs(sample_pairs, config.skip_bad, log, config.max_pixels, data_dir)
     return splits, train_pairs, sample_pairs
 
 

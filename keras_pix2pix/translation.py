@@ -1,7 +1,8 @@
 """Translate image files and folders with a trained generator: `keras-pix2pix predict`.
 
-Each input is resized to the model's size, translated in a test-time mode (keras_pix2pix.modes)
-and resized back to its own size.
+Each input is translated in a test-time mode (keras_pix2pix.modes) at the model's size or its
+own (keras_pix2pix.sizing); a label model's outputs can be snapped to a palette and written with a
+class-id PNG beside them (keras_pix2pix.labels).
 """
 
 import os
@@ -13,12 +14,16 @@ from keras_pix2pix import data, datasets
 from keras_pix2pix.config import UsageError, check_choice
 from keras_pix2pix.errors import unusable_path
 from keras_pix2pix.files import is_inside, output_folder, sweep_leftovers, write_atomically
+from keras_pix2pix.labels import palette_named, snap
 from keras_pix2pix.modes import prepare
 from keras_pix2pix.options import MODES, SIZINGS, Predict, check_setting, defaults, tile_overlap_for
 from keras_pix2pix.progress import Progress
 from keras_pix2pix.seeding import keep_random_states
 from keras_pix2pix.sizing import runner_for, translate_image
 from keras_pix2pix.workdir import load_generator  # its home: the work directory's files; public here too
+
+# NAME_classes.png: the class ids of NAME.png, written with --palette.
+CLASSES_SUFFIX = "_classes"
 
 
 def _input_files(inputs):
@@ -38,31 +43,44 @@ def _input_files(inputs):
     return files
 
 
-def _destinations(files, inputs, output_dir, overwrite):
-    """OUTPUT/NAME.png for each input, refusing any that would overwrite an input, each other, or (unasked) a file."""
+def _destinations(files, inputs, output_dir, overwrite, suffixes=("",)):
+    """[OUTPUT/NAME{suffix}.png for each suffix] of each input, refusing any that would overwrite an input,
+    each other, or (unasked) a file."""
     for item in inputs:
         if os.path.isdir(item) and is_inside(output_dir, item):
             raise UsageError(f"--output {output_dir} is the input folder {item} or inside it: pass another --output")
     inputs_by_path = {os.path.realpath(path): path for path in files}
     destinations, sources = [], {}
     for path in files:
-        destination = os.path.join(output_dir, os.path.splitext(os.path.basename(path))[0] + ".png")
-        if os.path.realpath(destination) in inputs_by_path:
-            raise UsageError(f"translating {path} would overwrite the input {destination}: pass another --output")
-        if destination in sources:
-            raise UsageError(
-                f"{sources[destination]} and {path} would both be written to {destination}: translate them into "
-                "separate --output folders"
-            )
-        sources[destination] = path
-        destinations.append(destination)
-    existing = [path for path in destinations if os.path.lexists(path)]
+        stem = os.path.join(output_dir, os.path.splitext(os.path.basename(path))[0])
+        destinations.append([f"{stem}{suffix}.png" for suffix in suffixes])
+        for destination in destinations[-1]:
+            if os.path.realpath(destination) in inputs_by_path:
+                raise UsageError(f"translating {path} would overwrite the input {destination}: pass another --output")
+            if destination in sources:
+                raise UsageError(
+                    f"{sources[destination]} and {path} would both be written to {destination}: translate them "
+                    "into separate --output folders"
+                )
+            sources[destination] = path
+    existing = [path for path in sources if os.path.lexists(path)]
     if existing and not overwrite:
         raise UsageError(
-            f"{existing[0]} exists already ({len(existing)} of the {len(destinations)} outputs do): pass "
+            f"{existing[0]} exists already ({len(existing)} of the {len(sources)} outputs do): pass "
             "--overwrite to replace them, or another --output"
         )
     return destinations
+
+
+def _write_output(output, destinations, palette):
+    """NAME.png, and with a palette NAME.png snapped to its colours and NAME_classes.png of class ids."""
+    image = data.denormalize(output)
+    if palette is None:
+        write_atomically(destinations[0], tf.io.encode_png(image).numpy())
+        return
+    colours, classes = snap(image.numpy(), palette)
+    write_atomically(destinations[0], tf.io.encode_png(colours).numpy())
+    write_atomically(destinations[1], tf.io.encode_png(classes[..., None]).numpy())
 
 
 def _read_input(path, pairs, direction, channels, max_pixels):
@@ -83,7 +101,7 @@ _DEFAULT = defaults(Predict)
 def predict(
     model, inputs, output_dir, *, pairs=_DEFAULT.pairs, direction=_DEFAULT.direction, mode=_DEFAULT.mode,
     seed=_DEFAULT.seed, overwrite=_DEFAULT.overwrite, skip_bad=_DEFAULT.skip_bad, max_pixels=_DEFAULT.max_pixels,
-    sizing=_DEFAULT.sizing, tile_overlap=_DEFAULT.tile_overlap, log=print, verbose=True,
+    sizing=_DEFAULT.sizing, tile_overlap=_DEFAULT.tile_overlap, palette=_DEFAULT.palette, log=print, verbose=True,
 ):
     """Translates image files and folders, writing one PNG per input into output_dir.
 
@@ -107,11 +125,15 @@ def predict(
         sizing: "auto", "resize", "native" or "tiles" (see keras_pix2pix.sizing).
         tile_overlap: the overlap of neighbouring tiles, as a fraction of a tile (0 to 0.5), with
             sizing tiles or auto; None: sizing.DEFAULT_OVERLAP.
+        palette: for a model that draws label maps, "cityscapes", "facades", "demo" or a file of "R G B"
+            lines: each output pixel takes its nearest palette colour, and NAME_classes.png beside
+            NAME.png holds each pixel's class id (cityscapes' 19 train ids; 255 where the colour is
+            not an evaluated class, such as void), for other tools to read.
         log: where the note about skipped inputs (and the progress of many-tile images) goes.
         verbose: show the progress of several inputs (a bar on a terminal, lines in a log).
 
     Returns:
-        The paths written.
+        The paths written (with a palette, NAME.png and NAME_classes.png of each input).
 
     Example:
     >>> [os.path.basename(path) for path in predict(workdir, [image_file], tmp + "/translated")]
@@ -121,8 +143,10 @@ def predict(
     check_setting("max_pixels", max_pixels)
     check_choice("sizing", sizing, SIZINGS)
     tile_overlap = tile_overlap_for(sizing, tile_overlap)
+    label_palette = None if palette is None else palette_named(palette, "--palette")
     files = _input_files(inputs)
-    destinations = _destinations(files, inputs, output_dir, overwrite)
+    suffixes = ("",) if label_palette is None else ("", CLASSES_SUFFIX)
+    destinations = _destinations(files, inputs, output_dir, overwrite, suffixes)
     if seed is not None:
         keras.utils.set_random_seed(seed)
     generator, config = load_generator(model)
@@ -147,8 +171,8 @@ def predict(
                 skipped.append(str(problem))
                 continue
             output = translate_image(runner, image, mode, sizing, tile_overlap, log)
-            write_atomically(destination, tf.io.encode_png(data.denormalize(output)).numpy())
-            written.append(destination)
+            _write_output(output, destination, label_palette)
+            written.extend(destination)
             if progress:
                 progress.update(index + 1)
     if progress:

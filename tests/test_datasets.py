@@ -24,7 +24,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from tensorflow_datasets.core.utils import tqdm_utils
 
-from keras_pix2pix import data, datasets, downloads, release
+from keras_pix2pix import checking, data, datasets, downloads, release
 from keras_pix2pix.cli import main
 from keras_pix2pix.config import UsageError
 
@@ -775,11 +775,11 @@ def test_fuzzed_files_get_the_clear_error_or_load(tmp_path, contents):
     path.write_bytes(contents)
     pairs = datasets.FilePairs((str(path),), ("",))
     try:
-        checked = datasets.check_pairs(pairs)
+        checked = checking.check_pairs(pairs)
     except UsageError as error:
         assert str(error).startswith(str(path)) and "--skip-bad" in str(error)
         with pytest.raises(UsageError, match="every file is bad"):
-            datasets.check_pairs(pairs, skip_bad=True, log=lambda message: None)
+            checking.check_pairs(pairs, skip_bad=True, log=lambda message: None)
         return
     # A file that passes the check must go through the training pipeline without an error.
     from keras_pix2pix import data

@@ -186,3 +186,46 @@ def test_predict_skip_bad_goes_on_past_a_corrupt_input(run, tmp_path, capsys):
     status, out, _ = run_command(capsys, "predict", "--model", run, inputs, "--output", tmp_path / "out2", "--skip-bad")
     assert status == 0 and "skipped 1 bad input(s) of 3" in out
     assert sorted(os.listdir(tmp_path / "out2")) == ["a.png", "c.png"]
+
+
+def test_predict_with_a_palette_writes_the_snapped_map_and_the_class_ids(identity_model, tmp_path, capsys):
+    # A cityscapes label map of 8x8 blocks (road, car, sky, void), saved as a JPEG: its colours are
+    # off by compression noise, as a generator's are. The identity model hands it back unchanged.
+    from keras_pix2pix.labels import CITYSCAPES_PALETTE, NO_CLASS
+
+    blocks = np.array([[0, 13, 10, 0], [13, 19, 0, 10], [10, 0, 19, 13], [0, 10, 13, 0]])
+    classes = np.where(blocks == 19, NO_CLASS, blocks).repeat(8, 0).repeat(8, 1).astype(np.uint8)
+    colours = np.array([CITYSCAPES_PALETTE.colours[list(CITYSCAPES_PALETTE.classes).index(c)] if c != NO_CLASS
+                        else (0, 0, 0) for c in classes.ravel()], np.uint8).reshape(32, 32, 3)
+    with open(tmp_path / "street.jpg", "wb") as file:
+        file.write(tf.io.encode_jpeg(colours, quality=75).numpy())
+    noisy = tf.io.decode_jpeg(tf.io.read_file(str(tmp_path / "street.jpg"))).numpy()
+    assert np.abs(noisy.astype(int) - colours).max() > 10  # the noise is there to be snapped away
+    status, out, _ = run_command(capsys, "predict", "--model", identity_model, tmp_path / "street.jpg", "--output",
+                                 tmp_path / "out", "--palette", "cityscapes", "--sizing", "resize", "--mode", "export")
+    assert status == 0 and "wrote 1 label map(s) snapped to cityscapes" in out
+    assert sorted(os.listdir(tmp_path / "out")) == ["street.png", "street_classes.png"]
+    snapped = tf.io.decode_png(tf.io.read_file(str(tmp_path / "out" / "street.png"))).numpy()
+    ids = tf.io.decode_png(tf.io.read_file(str(tmp_path / "out" / "street_classes.png"))).numpy()
+    assert ids.shape == (32, 32, 1) and ids.dtype == np.uint8
+    # Every output colour is a palette colour, and each pixel's id is its colour's class.
+    class_of = {tuple(colour): NO_CLASS if index < 0 else index
+                for colour, index in zip(CITYSCAPES_PALETTE.colours, CITYSCAPES_PALETTE.classes)}
+    assert [class_of[tuple(pixel)] for pixel in snapped.reshape(-1, 3)] == ids.ravel().tolist()
+    # JPEG's noise is gone: inside the blocks the map is the clean one (road, car, sky and void,
+    # 255); at their borders chroma subsampling smears colours further than any snapping undoes.
+    inside = np.zeros((32, 32), bool)
+    for row in range(4):
+        for column in range(4):
+            inside[row * 8 + 2 : row * 8 + 6, column * 8 + 2 : column * 8 + 6] = True
+    np.testing.assert_array_equal(ids[..., 0][inside], classes[inside])
+    np.testing.assert_array_equal(snapped[inside], colours[inside])
+    assert (snapped == colours).all(axis=-1).mean() > 0.8 > (noisy == colours).all(axis=-1).mean()
+
+
+def test_predict_refuses_an_unknown_palette_before_translating(identity_model, tmp_path, capsys):
+    png(tmp_path / "x.png")
+    refused(capsys, "--palette must be one of facades, cityscapes, demo or a file of R G B lines; got 'rainbow'",
+            "predict", "--model", identity_model, tmp_path / "x.png", "--output", tmp_path / "out", "--palette",
+            "rainbow")
+    assert not os.path.exists(tmp_path / "out")

@@ -176,14 +176,14 @@ def test_sigkill_at_random_steps_then_resume_is_bit_identical(tmp_path):
 
 SLOW_START = textwrap.dedent("""
     import sys, time
-    from keras_pix2pix import datasets
+    from keras_pix2pix import checking
     from keras_pix2pix.cli import main
-    real = datasets.check_pairs
+    real = checking.check_pairs
     def slow(*arguments, **keywords):
         print("checking", flush=True)
         time.sleep(120)
         return real(*arguments, **keywords)
-    datasets.check_pairs = slow
+    checking.check_pairs = slow
     sys.exit(main(sys.argv[1:]))
 """)
 
