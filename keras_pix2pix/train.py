@@ -243,6 +243,8 @@ def _set_up(config, workdir, log, stack, train_step_factory):
     if chief and not finished:
         layout.write_config(workdir, config)
     log(_describe(config, splits, train_pairs, checkpoint, total_steps, decay_steps))
+    if note := distribute.precision_note(config.precision, strategy):
+        log(note)
     sample_batch = (None, None)
     if config.sample_count:
         sample_batch = next(iter(data.eval_dataset(sample_pairs, config, config.direction, batch_size=len(sample_pairs))))

@@ -16,6 +16,7 @@ import pytest
 import tensorflow as tf
 from conftest import TINY, refused, write_ab_folder
 
+from keras_pix2pix import distribute
 from keras_pix2pix.modes import translate
 from keras_pix2pix.translation import load_generator
 from keras_pix2pix.workdir import restore_generator
@@ -158,3 +159,14 @@ def test_an_invalid_tf_config_is_named(trained, tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("TF_CONFIG", "{bad")
     refused(capsys, r"TF_CONFIG is not valid JSON", "fit", "--dataset", trained[0], "--workdir", tmp_path / "run",
             *TINY, "--strategy", "multiworker")
+
+
+def test_bfloat16_on_a_cpu_without_bfloat16_arithmetic_gets_a_note(tmp_path):
+    strategy = tf.distribute.get_strategy()
+    without, with_amx = tmp_path / "without", tmp_path / "with"
+    without.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx2 fma\n")
+    with_amx.write_text("processor\t: 0\nflags\t\t: fpu avx2 avx512f avx512_bf16 amx_bf16\n")
+    assert "mixed_bfloat16 is emulated" in distribute.precision_note("mixed_bfloat16", strategy, str(without))
+    assert distribute.precision_note("mixed_bfloat16", strategy, str(with_amx)) is None
+    assert distribute.precision_note("float32", strategy, str(without)) is None
+    assert distribute.precision_note("mixed_bfloat16", strategy, str(tmp_path / "absent")) is None
