@@ -5,9 +5,10 @@
 Each round uses a fresh data directory (so nothing is remembered yet) and runs, one after the
 other, two `keras-pix2pix fit --steps 1` commands on the same unchanged folder, each in a new work
 directory. For each it measures, from the command's launch, the time until training starts (the
-"data:" line fit prints just before its first step) and the check's own time (its "checked ...
-in" line, absent when nothing had to be checked). Prints each round and one JSON line with the
-medians and the ratios (first / second).
+summary line, "NAME: N training pairs, ...", that fit prints just before its first step) and the check's own time (its "checked ...
+in" line, absent when nothing had to be checked). Then it times the check alone
+(keras_pix2pix.checking.check_pairs of the training split, first and second, in this process).
+Prints each round and one JSON line with the medians and the ratios (first / second).
 """
 
 import argparse
@@ -25,7 +26,7 @@ TINY = ["--image-size", "32", "--generator-filters", "4", "--discriminator-filte
 
 
 def start_up(dataset, data_dir, workdir):
-    """(seconds from launch to the "data:" line, the lines fit printed before it)."""
+    """(seconds from launch to fit's summary line, the lines fit printed up to it)."""
     environment = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="2")
     command = [sys.executable, "-m", "keras_pix2pix", "fit", "--dataset", dataset, "--direction", "AtoB",
                "--data-dir", data_dir, "--workdir", workdir, "--steps", "1", *TINY]
@@ -34,7 +35,7 @@ def start_up(dataset, data_dir, workdir):
     lines = []
     for line in child.stdout:
         lines.append(line.rstrip())
-        if line.startswith("data:"):
+        if "training pairs," in line:  # the summary line, printed just before the first step
             seconds = time.monotonic() - started
             break
     else:
@@ -42,6 +43,22 @@ def start_up(dataset, data_dir, workdir):
     child.stdout.read()
     child.wait()
     return seconds, lines
+
+
+def check_alone(dataset):
+    """(seconds of the first check_pairs of the training split, of the second) in this process."""
+    sys.path.insert(0, ROOT)
+    from keras_pix2pix.checking import check_pairs
+    from keras_pix2pix.datasets import local_splits
+
+    pairs = local_splits(dataset).train
+    times = []
+    with tempfile.TemporaryDirectory() as data_dir:
+        for _ in range(2):
+            started = time.monotonic()
+            check_pairs(pairs, log=lambda line: None, data_dir=data_dir)
+            times.append(time.monotonic() - started)
+    return times
 
 
 def main():
@@ -62,8 +79,12 @@ def main():
         print(f"round {round_ + 1}: first start-up {first:.1f} s ({'; '.join(checked)}), second {second:.1f} s "
               f"({'; '.join(again) or 'no file checked'})", flush=True)
     first, second = statistics.median(firsts), statistics.median(seconds)
+    check_first, check_second = check_alone(arguments.dataset)
+    print(f"the check alone, in one process: first {check_first:.2f} s, second {check_second * 1000:.0f} ms", flush=True)
     print(json.dumps({"dataset": os.path.abspath(arguments.dataset), "first_start_seconds": round(first, 2),
-                      "second_start_seconds": round(second, 2), "ratio": round(first / second, 2)}))
+                      "second_start_seconds": round(second, 2), "ratio": round(first / second, 2),
+                      "check_first_seconds": round(check_first, 3), "check_second_seconds": round(check_second, 4),
+                      "check_ratio": round(check_first / check_second, 1)}))
 
 
 if __name__ == "__main__":

@@ -60,6 +60,9 @@ def split_train(train, hold_out, workdir):
     for part, chosen in (("train", names[:-hold_out]), ("held_out", names[-hold_out:])):
         folder = os.path.join(root, part)
         os.makedirs(folder, exist_ok=True)
+        for name in set(os.listdir(folder)) - set(chosen):  # another --hold-out before: its links go
+            if os.path.islink(os.path.join(folder, name)):
+                os.remove(os.path.join(folder, name))
         for name in chosen:
             link = os.path.join(folder, name)
             if not os.path.lexists(link):

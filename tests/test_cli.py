@@ -155,7 +155,11 @@ def test_fit_prints_our_lines_only(tmp_path, demo_data_dir):
     assert result.returncode == 0, result.stderr[-2000:]
     assert not TENSORFLOW_LINE.search(result.stdout + result.stderr), result.stdout + result.stderr
     assert result.stderr == ""
-    assert [line.split()[0] for line in result.stdout.splitlines()] == ["demo:", "step", "step", "saved"]
+    words = [line.split()[0] for line in result.stdout.splitlines()]
+    # The first fit on a data directory checks its files (train, then the sample pairs' val) and says
+    # so; a later one finds them remembered. Other tests may have been first on this one.
+    checks = len(words) - 4
+    assert checks in (0, 2, 4) and words == ["checking", "checked"] * (checks // 2) + ["demo:", "step", "step", "saved"]
 
 
 @pytest.mark.slow
