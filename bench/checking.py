@@ -5,8 +5,8 @@
 Each round uses a fresh data directory (so nothing is remembered yet) and runs, one after the
 other, two `keras-pix2pix fit --steps 1` commands on the same unchanged folder, each in a new work
 directory. For each it measures, from the command's launch, the time until training starts (the
-summary line, "NAME: N training pairs, ...", that fit prints just before its first step) and the check's own time (its "checked ...
-in" line, absent when nothing had to be checked). Then it times the check alone
+summary line, "NAME: N training pairs, ...", that fit prints just before its first step) and the
+check's own time (its "checked ... in" line, absent when nothing had to be checked). Then it times the check alone
 (keras_pix2pix.checking.check_pairs of the training split, first and second, in this process).
 Prints each round and one JSON line with the medians and the ratios (first / second).
 """
