@@ -178,6 +178,8 @@ def main(argv=None):
     val = arguments.val or held_out
     if val is None:
         sys.exit("reproduce: give --val (a folder of AB pairs), or --hold-out N to score on the last N of --train")
+    if not os.path.isdir(val):  # found now, not after an hour of training
+        sys.exit(f"reproduce: --val {val} is not a folder (give a folder of AB pairs)")
     pairs = len([name for name in os.listdir(os.path.join(dataset, "train")) if not name.startswith(".")])
     run = os.path.join(workdir, "run")
     fit = ["fit", "--dataset", dataset, "--direction", "AtoB", "--workdir", run, "--seed", arguments.seed,
