@@ -42,6 +42,12 @@ PAPER_ROWS = [("L1", 0.86, 0.42, 0.35), ("cGAN", 0.74, 0.28, 0.22), ("L1 + cGAN"
 METRICS = ("pixel_accuracy", "class_accuracy", "mean_iou")
 
 
+def refuse(message):
+    """One line on stderr and exit status 2: the user's input is wrong."""
+    print(f"reproduce: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
 def number_of(path):
     """The number in a release file's name (2975.jpg -> 2975), for ordering by number."""
     digits = re.findall(r"\d+", os.path.basename(path))
@@ -55,7 +61,7 @@ def split_train(train, hold_out, workdir):
     if hold_out <= 0:
         return os.path.dirname(os.path.abspath(train)), None
     if hold_out >= len(names):
-        sys.exit(f"reproduce: --hold-out {hold_out} leaves nothing to train on ({len(names)} pairs in {train})")
+        refuse(f"--hold-out {hold_out} leaves nothing to train on ({len(names)} pairs in {train})")
     root = os.path.join(workdir, "data")
     for part, chosen in (("train", names[:-hold_out]), ("held_out", names[-hold_out:])):
         folder = os.path.join(root, part)
@@ -177,9 +183,9 @@ def main(argv=None):
     dataset, held_out = split_train(arguments.train, arguments.hold_out, workdir)
     val = arguments.val or held_out
     if val is None:
-        sys.exit("reproduce: give --val (a folder of AB pairs), or --hold-out N to score on the last N of --train")
+        refuse("give --val (a folder of AB pairs), or --hold-out N to score on the last N of --train")
     if not os.path.isdir(val):  # found now, not after an hour of training
-        sys.exit(f"reproduce: --val {val} is not a folder (give a folder of AB pairs)")
+        refuse(f"--val {val} is not a folder (give a folder of AB pairs)")
     pairs = len([name for name in os.listdir(os.path.join(dataset, "train")) if not name.startswith(".")])
     run = os.path.join(workdir, "run")
     fit = ["fit", "--dataset", dataset, "--direction", "AtoB", "--workdir", run, "--seed", arguments.seed,
