@@ -19,6 +19,7 @@ and-pix2pix, scripts/eval_cityscapes: fast_hist and get_scores):
 
 import dataclasses
 import os
+import warnings
 
 import numpy as np
 
@@ -117,7 +118,9 @@ def palette_named(palette, argument="palette"):
     if not os.path.isfile(str(palette)):
         raise UsageError(f"{argument} must be one of {', '.join(PALETTES)} or a file of R G B lines; got {palette!r}")
     try:
-        colours = np.loadtxt(palette, dtype=np.int64, ndmin=2, comments="#")
+        with warnings.catch_warnings():  # an empty file: refused below in one line, not warned about too
+            warnings.simplefilter("ignore", UserWarning)
+            colours = np.loadtxt(palette, dtype=np.int64, ndmin=2, comments="#")
     except ValueError as error:
         raise UsageError(f"{argument} file {palette} is not R G B lines: {error}") from None
     if colours.size == 0 or colours.shape[1] != 3 or colours.min() < 0 or colours.max() > 255:
