@@ -18,6 +18,7 @@ and-pix2pix, scripts/eval_cityscapes: fast_hist and get_scores):
 """
 
 import dataclasses
+import functools
 import os
 import warnings
 
@@ -59,7 +60,7 @@ class LabelPalette:
         colours = np.array([colour for _, colour, _ in labels], np.uint8)
         return cls(colours, np.array(classes, np.int64), names)
 
-    @property
+    @functools.cached_property  # read for every image scored: worked out once
     def class_colours(self):
         """(C, 3) the colour of each evaluated class, in class order."""
         return np.stack([self.colours[list(self.classes).index(index)] for index in range(len(self.names))])
@@ -229,7 +230,7 @@ def image_label_scores(confusion):
     if not present.any():
         return {"pixel_accuracy": float("nan"), "class_accuracy": float("nan"), "mean_iou": float("nan")}
     accuracy, iou = per_class_scores(confusion)
-    in_target = present & (confusion.sum(axis=1) > 0)
+    in_target = confusion.sum(axis=1) > 0
     return {
         "pixel_accuracy": float(np.diag(confusion).sum() / (confusion.sum() + _EPSILON)),
         "class_accuracy": float(accuracy[in_target].mean()) if in_target.any() else 0.0,

@@ -89,10 +89,7 @@ def plot_losses(logs, path):
         axis.set_xlabel("step")
         axis.grid(alpha=0.3)
         axis.legend(fontsize=8)
-    figure.tight_layout()
-    drawn = io.BytesIO()
-    figure.savefig(drawn, format="png")
-    write_atomically(path, drawn.getvalue())
+    _save(figure, path)
     return True
 
 
@@ -117,6 +114,11 @@ def plot_confusion(confusion, names, path):
     axis.set_ylabel("target class")
     axis.set_title("share of each target class's pixels", fontsize=10)
     figure.colorbar(image, ax=axis, fraction=0.046)
+    _save(figure, path)
+
+
+def _save(figure, path):
+    """Lays the figure out and writes it as a PNG at path, atomically."""
     figure.tight_layout()
     drawn = io.BytesIO()
     figure.savefig(drawn, format="png")
