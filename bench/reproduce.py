@@ -16,7 +16,8 @@ and the final generator is scored by `keras-pix2pix evaluate --palette cityscape
 folder of AB pairs) in the paper's test mode, with the paper's protocol (keras_pix2pix.metrics:
 label_scores, as the authors' eval_cityscapes get_scores over the whole split's confusion).
 
-Writes WORKDIR/results.md (the paper's rows and ours), WORKDIR/sample.png (photo | ours | target
+Each scored row is kept in WORKDIR/rows/: the same command again (or after a kill) trains and
+scores only what is missing. Writes WORKDIR/results.md (the paper's rows and ours), WORKDIR/sample.png (photo | ours | target
 rows) and WORKDIR/results.json, and prints one JSON line last: pixel_accuracy, class_accuracy,
 mean_iou, steps, train_seconds.
 
@@ -194,11 +195,19 @@ def main(argv=None):
     marks = sorted(float(mark) for mark in arguments.marks.split(",") if mark)
     os.makedirs(os.path.join(workdir, "snapshots"), exist_ok=True)
     rows, started = [], time.monotonic()
+    os.makedirs(os.path.join(workdir, "rows"), exist_ok=True)
     for mark in [*marks, None]:
+        name = f"{mark:g}m" if mark is not None else "final"
+        saved = os.path.join(workdir, "rows", f"{name}.json")
+        if os.path.exists(saved):  # the same command again, or after a kill: what was scored stays
+            with open(saved) as file:
+                rows.append(json.load(file))
+            continue
         if mark is not None:
             # The time limit counts from this command's start: what the run has trained is already spent.
             _, trained = progress_of(run) if os.path.isdir(os.path.join(run, "checkpoints")) else (0, 0.0)
             if trained >= mark * 60:
+                print(f"reproduce: the run is past {name} already and its snapshot was not scored: no row for it")
                 continue
             status = command(*fit, "--time-limit", f"{mark * 60 - trained:.0f}s")
         else:
@@ -208,7 +217,6 @@ def main(argv=None):
         if status != 0:  # a stop by the time limit exits 0 too, its checkpoint saved
             sys.exit(f"reproduce: fit failed with status {status}")
         steps, trained = progress_of(run)
-        name = f"{mark:g}m" if mark is not None else "final"
         model = os.path.join(workdir, "snapshots", f"{name}.keras")
         if mark is None:
             model = os.path.join(run, "generator.keras")
@@ -220,6 +228,8 @@ def main(argv=None):
                "precision": arguments.precision, **{key: figures[key] for key in METRICS},
                "image_means": {key: figures[f"image_mean_{key}"] for key in METRICS}}
         rows.append(row)
+        with open(saved, "w") as file:
+            json.dump(row, file)
         print(json.dumps({"mark": name, **{key: row[key] for key in ("steps", "train_seconds", *METRICS)}}), flush=True)
     machine = machine_name()
     with open(os.path.join(workdir, "results.md"), "w") as file:
