@@ -36,3 +36,6 @@ _.persistent_load
 
 # tf.data reads the options' auto_shard_policy (train.py, distribute's input).
 _.auto_shard_policy
+
+# http.server calls its handler's log_message for each request (web.py keeps it quiet).
+_.log_message

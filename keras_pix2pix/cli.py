@@ -7,6 +7,7 @@
     keras-pix2pix datasets
     keras-pix2pix import facades_label2photo --workdir runs/facades_label2photo
     keras-pix2pix pretrained
+    keras-pix2pix export --model runs/demo --format web --output site && keras-pix2pix serve site/demo/web/1
 
 `fit`'s flags are generated from Config's fields (their help, kinds, choices and defaults), the
 other commands' from their options' (keras_pix2pix.options), so a setting or option is declared
@@ -208,10 +209,11 @@ def _list(text):
 def _add_export(commands):
     parser = commands.add_parser(
         "export",
-        help="export a SavedModel for TF Serving and TFLite files",
+        help="export a SavedModel for TF Serving, TFLite files, ONNX and a web page",
         description="Export a trained generator (export mode: per-image normalization statistics, no dropout) "
-        "as a SavedModel laid out for TF Serving (OUTPUT/NAME/VERSION) and as TFLite files; each is reloaded "
-        "and compared with the Keras model before it is kept.",
+        "as a SavedModel laid out for TF Serving (OUTPUT/NAME/VERSION), as TFLite files, as ONNX and as a static "
+        "site that translates in the browser (OUTPUT/NAME/web/VERSION); each is reloaded and compared with the "
+        "Keras model before it is kept.",
     )
     _add_options(parser, "export")
     parser.set_defaults(command=export_command)
@@ -279,6 +281,22 @@ def pretrained_command(arguments):
               f"{'downloaded' if downloaded else importing.models_url() + '/' + model.name + '.pth'}")
 
 
+def _add_serve(commands):
+    parser = commands.add_parser(
+        "serve",
+        help="serve a site from export --format web on 127.0.0.1",
+        description="Serve the static site export --format web wrote on 127.0.0.1, cross-origin isolated (so that "
+        "the page's WebAssembly runs on several threads), until Ctrl+C.",
+    )
+    _add_options(parser, "serve")
+    parser.set_defaults(command=serve_command)
+
+
+def serve_command(arguments):
+    _check_flags({"port": arguments.port})
+    _library("web").serve(**_options(arguments, "serve"))
+
+
 def build_parser():
     parser = _Parser(prog="keras-pix2pix", description="pix2pix image-to-image translation in Keras 3.")
     parser.add_argument("--version", action="version", version=f"keras-pix2pix {__version__}")
@@ -290,6 +308,7 @@ def build_parser():
     _add_datasets(commands)
     _add_import(commands)
     _add_pretrained(commands)
+    _add_serve(commands)
     for command in commands.choices.values():
         command.add_argument(
             "--verbose", action="store_true", default=False, help="also show TensorFlow's own log lines and warnings"

@@ -1,6 +1,6 @@
-"""Export a trained generator: a SavedModel that TF Serving loads, and TFLite (LiteRT) files.
+"""Export a trained generator: a SavedModel that TF Serving loads, TFLite (LiteRT) files, ONNX and a web page.
 
-Both compute the generator's export mode (keras_pix2pix.modes): the paper's per-image
+All compute the generator's export mode (keras_pix2pix.modes): the paper's per-image
 normalization statistics, no dropout, deterministic. The TFLite files take the layer forms
 XNNPACK runs fastest (keras_pix2pix.fast, "tflite" and "tflite_int8").
 
@@ -12,25 +12,28 @@ Layout of an export to DIR:
     DIR/MODEL_NAME/VERSION/                     the SavedModel (TF Serving's model base path is DIR/MODEL_NAME)
         assets.extra/tf_serving_warmup_requests
     DIR/MODEL_NAME/tflite/VERSION/generator_{float32,float16,dynamic,int8,int8_io}.tflite
-    DIR/MODEL_NAME/onnx/VERSION/generator.onnx  (--format onnx)
+    DIR/MODEL_NAME/onnx/VERSION/generator.onnx  (--format onnx; keras_pix2pix.onnx_exports)
+    DIR/MODEL_NAME/web/VERSION/                 a static site that translates in the browser (--format web;
+                                                keras_pix2pix.web)
 """
 
-import importlib
 import os
 import tempfile
 import time
+import types
 
 import keras
 import numpy as np
 import tensorflow as tf
 from ai_edge_litert.interpreter import Interpreter
 
-from keras_pix2pix import checking, data, datasets, fast, sizing
+from keras_pix2pix import checking, data, datasets, fast, web
 from keras_pix2pix.config import MAX_PIXELS, UsageError, check_choice
 from keras_pix2pix.files import output_folder, staging_folder, sweep_leftovers, write_atomically
 from keras_pix2pix.metrics import parity
 from keras_pix2pix.modes import export_form
-from keras_pix2pix.options import FORMATS, QUANTIZATIONS, Export, check_setting, defaults
+from keras_pix2pix.onnx_exports import export_onnx, export_web, onnx_model, onnx_modules
+from keras_pix2pix.options import FORMATS, QUANTIZATIONS, WEB_WEIGHTS, Export, check_setting, defaults
 from keras_pix2pix.progress import Progress
 from keras_pix2pix.serving import write_saved_model
 from keras_pix2pix.translation import load_generator
@@ -216,60 +219,6 @@ def _export_saved_model(exported, folder, model_name, checks, reference, max_pix
     return measured
 
 
-def _onnx_modules():
-    """(tf2onnx, onnxruntime), or a UsageError saying how to install them."""
-    try:
-        return importlib.import_module("tf2onnx"), importlib.import_module("onnxruntime")
-    except ImportError as error:
-        raise UsageError(
-            f"--format onnx needs tf2onnx and onnxruntime ({error}): pip install \"keras-pix2pix[onnx]\""
-        ) from None
-
-
-def onnx_model(model, opset=17):
-    """Converts the export-mode generator to ONNX with tf2onnx; returns the serialized model.
-
-    Its input "images" is float32 (batch, height, width, channels) in [-1, 1] of any height and
-    width that are multiples of 2**depth (the graph is the SavedModel's native one); its one output
-    is the translated batch, the same shape, in [-1, 1].
-
-    Args:
-        model: the export-mode generator.
-        opset: the ONNX opset (17: ONNX Runtime 1.13 and later, TensorRT 8.6 and later).
-    """
-    tf2onnx, _ = _onnx_modules()
-    channels = model.input_shape[-1]
-    any_size = sizing.at_size(model, None, None)
-    signature = (tf.TensorSpec([None, None, None, channels], tf.float32, name="images"),)
-    function = tf.function(lambda images: any_size(images, training=False), input_signature=signature)
-    proto, _ = tf2onnx.convert.from_function(function, input_signature=signature, opset=opset)
-    return proto.SerializeToString()
-
-
-def onnx_runner(content):
-    """A function from a float32 batch (N, H, W, C) in [-1, 1] to the ONNX model's output, with ONNX Runtime."""
-    _, onnxruntime = _onnx_modules()
-    session = onnxruntime.InferenceSession(content, providers=["CPUExecutionProvider"])
-    name = session.get_inputs()[0].name
-    return lambda images: session.run(None, {name: np.asarray(images, np.float32)})[0]
-
-
-def _export_onnx(exported, path, checks, reference):
-    """Converts to ONNX, checks it in ONNX Runtime at the model's size and at twice it, and writes it to path."""
-    content = onnx_model(exported)
-    run = onnx_runner(content)
-    measured = parity(reference, run(checks))
-    # Twice the size in each direction: the dynamic height and width work.
-    larger = np.concatenate([np.concatenate([checks[:1]] * 2, axis=1)] * 2, axis=2)
-    bigger = parity(sizing.at_size(exported, *larger.shape[1:3])(larger, training=False).numpy(), run(larger))
-    worst = max(measured["max_abs"], bigger["max_abs"])
-    if worst > 1e-4:
-        raise UsageError(f"the ONNX file differs from the Keras model by {worst:.2g}: not kept")
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    write_atomically(path, content)
-    return len(content), measured
-
-
 def _export_tflite(form, kind, path, samples, checks, reference):
     """Converts one TFLite kind, checks it against the Keras model and writes it to path; returns its size and parity."""
     content = tflite_model(form, kind, samples)
@@ -286,34 +235,46 @@ def _export_tflite(form, kind, path, samples, checks, reference):
     return len(content), measured
 
 
-def _export_all(exported, staging, destinations, samples, model_name, quantize, max_pixels, log):
-    """Writes and checks every requested export in staging; returns the report (with final paths)."""
+def _export_all(exported, staging, destinations, samples, settings, log):
+    """Writes and checks every requested export in staging; returns the report (with final paths).
+
+    settings: model_name, quantize, max_pixels, web_weights and the web runtime's folder (or None).
+    """
     checks = samples[:4]
     reference = exported(checks, training=False).numpy()
     report = {}
     stages = ["the SavedModel"] * ("saved_model" in destinations) + ["ONNX"] * ("onnx" in destinations)
-    stages += [f"TFLite {TFLITE_NAMES[kind]}" for kind in quantize]
+    stages += [f"the web page ({settings.web_weights} weights)"] * ("web" in destinations)
+    stages += [f"TFLite {TFLITE_NAMES[kind]}" for kind in settings.quantize]
     started = time.monotonic()
 
-    def stage(name):
+    def stage():
         done = len(report)
-        log(f"export {done + 1}/{len(stages)}: {name} (writing, reloading, checking){_elapsed(started) if done else ''}")
+        log(f"export {done + 1}/{len(stages)}: {stages[done]} (writing, reloading, checking)"
+            f"{_elapsed(started) if done else ''}")
 
     if "saved_model" in destinations:
-        stage(stages[0])
+        stage()
         folder = os.path.join(staging, "saved_model")
-        measured = _export_saved_model(exported, folder, model_name, checks, reference, max_pixels)
+        measured = _export_saved_model(exported, folder, settings.model_name, checks, reference, settings.max_pixels)
         report["saved_model"] = {"path": destinations["saved_model"], "bytes": _folder_size(folder), "parity": measured}
+    # One conversion for both ONNX exports.
+    content = onnx_model(exported, max_pixels=settings.max_pixels) if {"onnx", "web"} & set(destinations) else None
     if "onnx" in destinations:
-        stage("ONNX")
-        path = os.path.join(staging, "onnx", "generator.onnx")
-        size, measured = _export_onnx(exported, path, checks, reference)
+        stage()
+        size, measured = export_onnx(exported, content, os.path.join(staging, "onnx", "generator.onnx"), checks, reference)
         report["onnx"] = {"path": os.path.join(destinations["onnx"], "generator.onnx"), "bytes": size, "parity": measured}
+    if "web" in destinations:
+        stage()
+        size, model_size, measured = export_web(
+            content, os.path.join(staging, "web"), checks, reference, settings.web_weights, settings.runtime
+        )
+        report["web"] = {"path": destinations["web"], "bytes": size, "model_bytes": model_size, "parity": measured}
     # One TFLite form per target, shared by the files that use it.
-    targets = {kind: "tflite_int8" if kind in INTEGER_KINDS else "tflite" for kind in quantize}
+    targets = {kind: "tflite_int8" if kind in INTEGER_KINDS else "tflite" for kind in settings.quantize}
     forms = {target: fast.clone_as(exported, target) for target in set(targets.values())}
-    for kind in quantize:
-        stage(f"TFLite {TFLITE_NAMES[kind]}")
+    for kind in settings.quantize:
+        stage()
         name = f"generator_{TFLITE_NAMES[kind]}.tflite"
         size, measured = _export_tflite(
             forms[targets[kind]], kind, os.path.join(staging, "tflite", name), samples, checks, reference
@@ -339,6 +300,8 @@ def export(
     calibration_dataset=_DEFAULT.calibration_dataset,
     calibration_count=100,
     max_pixels=_DEFAULT.max_pixels,
+    web_weights=_DEFAULT.web_weights,
+    web_runtime=_DEFAULT.web_runtime,
     log=print,
 ):
     """Exports a trained generator, proves each export matches it, and moves them into place.
@@ -346,7 +309,8 @@ def export(
     Args:
         model: a work directory or a .keras file (see translation.load_generator).
         output_dir: where to write (see the module docstring for the layout).
-        formats: some of "saved_model", "tflite" and "onnx" (which needs tf2onnx and onnxruntime).
+        formats: some of "saved_model", "tflite", "onnx" and "web" (a static site that translates in
+            the browser, keras_pix2pix.web; onnx and web need tf2onnx and onnxruntime).
         quantize: TFLite kinds: "none" (float32), "float16", "dynamic", "int8", "int8_io" (int8
             input and output tensors, for integer-only devices).
         version: the SavedModel version number (a new one for each export TF Serving should load).
@@ -355,7 +319,12 @@ def export(
             dataset from config.json.
         calibration_count: training inputs used for int8 calibration.
         max_pixels: the largest image the SavedModel's serving_default accepts (checked from
-            each image's header before it is decoded).
+            each image's header before it is decoded), and the web page accepts.
+        web_weights: how the web page's model stores its weights: "float32", "float16" (half the
+            download) or "int8" (a quarter); it computes in float32 whichever.
+        web_runtime: where the site's copy of ONNX Runtime Web comes from: "auto" (the one `npm
+            install` puts beside the page's template, else none), "cdn" (none: the page loads the
+            pinned version from its CDN), or a folder of its dist files.
         log: where the report lines go.
 
     Returns:
@@ -368,8 +337,10 @@ def export(
     """
     check_setting("max_pixels", max_pixels)
     formats = _check_choices("format", formats, FORMATS)
-    if "onnx" in formats:
-        _onnx_modules()  # refused now, not after the other formats are written
+    check_choice("web_weights", web_weights, WEB_WEIGHTS)
+    if {"onnx", "web"} & set(formats):
+        onnx_modules()  # refused now, not after the other formats are written
+    runtime = web.find_runtime(web_runtime) if "web" in formats else None
     quantize = _check_choices("quantize", quantize, QUANTIZATIONS)
     quantize = quantize if "tflite" in formats else ()
     if not isinstance(version, int) or version < 1:
@@ -387,25 +358,46 @@ def export(
     samples = _check_images(exported, config, calibration_dataset, calibration_count, quantize)
     with output_folder(output_dir, "--output"), staging_folder(output_dir, f"export-{model_name}") as staging:
         sweep_leftovers(output_dir, log)
-        report = _export_all(exported, staging, destinations, samples, model_name, quantize, max_pixels, log)
+        settings = types.SimpleNamespace(
+            model_name=model_name, quantize=quantize, max_pixels=max_pixels, web_weights=web_weights, runtime=runtime
+        )
+        report = _export_all(exported, staging, destinations, samples, settings, log)
         # Every export is checked: move them into place, each with one rename.
         for name, destination in destinations.items():
             os.makedirs(os.path.dirname(destination), exist_ok=True)
             os.replace(os.path.join(staging, name), destination)
+    _summarize(report, runtime, log)
+    return report
+
+
+def _summarize(report, runtime, log):
+    """One line per export (its path, size and parity), and how to try the web page."""
     for name, entry in report.items():
         measured = entry["parity"]
+        size = f"{entry['bytes'] / 1e6:.1f} MB"
+        if name == "web":
+            size = f"site {size}, model {entry['model_bytes'] / 1e6:.1f} MB"
         log(
-            f"{name}: {entry['path']} ({entry['bytes'] / 1e6:.1f} MB); against Keras: max abs "
+            f"{name}: {entry['path']} ({size}); against Keras: max abs "
             f"{measured['max_abs']:.2g}, mean abs {measured['mean_abs']:.2g}, PSNR {measured['psnr']:.1f} dB"
         )
-    return report
+    if "web" not in report:
+        return
+    if runtime is None:
+        log(
+            f"note: the site holds no copy of ONNX Runtime Web, so the page loads it from {web.cdn_url()} and needs "
+            "that host; for a site that works offline pass --web-runtime (the dist folder of npm install "
+            f"onnxruntime-web@{web.runtime_version()})"
+        )
+    log(f"try it: {web.serve_command(report['web']['path'])}, then open http://127.0.0.1:8000/")
 
 
 def _export_destinations(base, version, formats, quantize):
     """{format: the folder it goes to}; an existing one is refused (a version is never overwritten)."""
     destinations = {"saved_model": os.path.join(base, str(version))} if "saved_model" in formats else {}
-    if "onnx" in formats:
-        destinations["onnx"] = os.path.join(base, "onnx", str(version))
+    for name in ("onnx", "web"):
+        if name in formats:
+            destinations[name] = os.path.join(base, name, str(version))
     if quantize:
         destinations["tflite"] = os.path.join(base, "tflite", str(version))
     for path in destinations.values():

@@ -18,11 +18,13 @@ SIZINGS = ("auto", "resize", "native", "tiles")
 # activations per input pixel, so 4 megapixels take some 4 GB; beyond, tiles.
 NATIVE_PIXELS = 4_000_000
 DEFAULT_OVERLAP = 0.125
-FORMATS = ("saved_model", "tflite", "onnx")
+FORMATS = ("saved_model", "tflite", "onnx", "web")
 # What export writes unless told: ONNX needs the extra `pip install "keras-pix2pix[onnx]"`.
 DEFAULT_FORMATS = ("saved_model", "tflite")
 QUANTIZATIONS = ("none", "float16", "dynamic", "int8", "int8_io")
 DEFAULT_QUANTIZATIONS = ("none", "float16", "int8")
+# How the web page's ONNX file stores its weights (keras_pix2pix.onnx_weights).
+WEB_WEIGHTS = ("float32", "float16", "int8")
 
 
 def option(default, help, kind="str", *, choices=None, minimum=None, maximum=None, flag=None, required=False,
@@ -149,8 +151,9 @@ class Export:
     model: str = _model()
     output_dir: str = _field(None, "the export folder", flag="--output", required=True)
     formats: tuple = _field(
-        DEFAULT_FORMATS, f"some of {','.join(FORMATS)} (default: {','.join(DEFAULT_FORMATS)}; onnx needs pip install "
-        "\"keras-pix2pix[onnx]\")", "list", choices=FORMATS, flag="--format",
+        DEFAULT_FORMATS, f"some of {','.join(FORMATS)} (default: {','.join(DEFAULT_FORMATS)}; web is a static site that "
+        "translates in the browser; onnx and web need pip install \"keras-pix2pix[onnx]\")", "list", choices=FORMATS,
+        flag="--format",
     )
     quantize: tuple = _field(
         DEFAULT_QUANTIZATIONS, f"TFLite kinds, some of {','.join(QUANTIZATIONS)} (default: "
@@ -161,7 +164,24 @@ class Export:
     version: int = _field(1, "SavedModel version (default: 1)", "int", minimum=1)
     model_name: str = _field(None, "served model name (default: the work directory's name)", flag="--name")
     calibration_dataset: str = _field(None, "data for int8 calibration and the checks (default: the run's dataset)")
-    max_pixels: int = _max_pixels("largest image the SavedModel's serving_default accepts, in pixels")
+    max_pixels: int = _max_pixels("largest image the SavedModel's serving_default and the web page accept, in pixels")
+    web_weights: str = _field(
+        "float16", "how the web page's model stores its weights: float32, float16 (default; half the download) or "
+        "int8 (a quarter); it computes in float32 whichever", "choice", choices=WEB_WEIGHTS,
+    )
+    web_runtime: str = _field(
+        "auto", "where the site's copy of ONNX Runtime Web comes from: auto (default; the one npm install puts beside "
+        "the page's template in export/browser, else none), cdn (none: the page loads it from its CDN) or a folder "
+        "of its dist files (node_modules/onnxruntime-web/dist)",
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class Serve:
+    """`keras-pix2pix serve` and `keras_pix2pix.web.serve`."""
+
+    site: str = _field(None, "the folder export --format web wrote", positional="SITE")
+    port: int = _field(8000, "the port on 127.0.0.1", "int", minimum=1, maximum=65535)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -181,7 +201,7 @@ class Import:
     manual_dir: str = _field(None, "a folder holding NAME.pth downloaded by hand")
 
 
-COMMANDS = {"predict": Predict, "evaluate": Evaluate, "export": Export, "import": Import}
+COMMANDS = {"predict": Predict, "evaluate": Evaluate, "export": Export, "import": Import, "serve": Serve}
 
 
 def defaults(options):
@@ -197,6 +217,7 @@ def defaults(options):
 # Validated where given: Config's settings, and the options shared by the commands that have them.
 _DECLARED = {field.name: field for field in dataclasses.fields(Config)}
 _DECLARED["tile_overlap"] = {field.name: field for field in dataclasses.fields(Predict)}["tile_overlap"]
+_DECLARED["port"] = {field.name: field for field in dataclasses.fields(Serve)}["port"]
 
 
 def flag_of(name):
