@@ -1,6 +1,6 @@
 """Inference speed and fidelity at batch 1: Keras (paper, export and inference modes), the SavedModel,
-each TFLite kind and ONNX (ONNX Runtime; needs the [onnx] extra), on real images; and the browser
-page's path (ONNX Runtime Web in Node) when export/browser has its node_modules (npm install there).
+each TFLite kind and ONNX (ONNX Runtime; needs the [onnx] extra), on real images. The browser page
+(ONNX Runtime Web in Chromium) has its own: bench/web.py.
 
     python bench/infer.py --model runs/facades --dataset ../shared/data/facades --direction BtoA [--dynamic]
 
@@ -12,9 +12,7 @@ mode and export mode (what the deterministic export costs in quality); then a JS
 import argparse
 import json
 import os
-import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -29,12 +27,11 @@ from machine import describe  # noqa: E402
 
 import keras_pix2pix  # noqa: E402, F401
 from keras_pix2pix import data, datasets, fast  # noqa: E402
-from keras_pix2pix.exports import export, onnx_runner, tflite_runner  # noqa: E402
+from keras_pix2pix.exports import export, tflite_runner  # noqa: E402
 from keras_pix2pix.metrics import psnr  # noqa: E402
 from keras_pix2pix.modes import export_form, translate  # noqa: E402
+from keras_pix2pix.onnx_exports import onnx_runner  # noqa: E402
 from keras_pix2pix.translation import load_generator  # noqa: E402
-
-BROWSER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "export", "browser")
 
 
 def median_ms(function, image, repeats):
@@ -45,20 +42,6 @@ def median_ms(function, image, repeats):
         function(image)
         times.append(time.perf_counter() - start)
     return 1000 * statistics.median(times)
-
-
-def onnx_web(path, image, reference, repeats, folder):
-    """ms per image and PSNR of export/browser/pix2pix.js in ONNX Runtime Web (Node, WebAssembly): the browser page's path."""
-    height, width = image.shape[1:3]
-    pixels = data.denormalize(image[0]).numpy()  # the bytes the page would read from an image
-    rgba = np.concatenate([pixels, np.full((height, width, 1), 255, np.uint8)], axis=-1)
-    with open(os.path.join(folder, "input.rgba"), "wb") as file:
-        file.write(rgba.tobytes())
-    output = os.path.join(folder, "output.rgba")
-    command = ["node", "check.mjs", path, file.name, str(width), str(height), output, str(repeats)]
-    result = subprocess.run(command, cwd=BROWSER, capture_output=True, text=True, check=True)
-    translated = np.fromfile(output, np.uint8).reshape(height, width, 4)[..., :3] / 127.5 - 1
-    return json.loads(result.stdout.splitlines()[-1])["ms"], psnr(reference[0], translated.astype(np.float32))
 
 
 def main():
@@ -109,8 +92,6 @@ def main():
         with open(report["onnx"]["path"], "rb") as file:
             onnx = onnx_runner(file.read())
         rows["onnx"] = (median_ms(onnx, inputs[:1], arguments.repeats), psnr(reference, onnx(inputs)))
-        if shutil.which("node") and os.path.isdir(os.path.join(BROWSER, "node_modules", "onnxruntime-web")):
-            rows["onnx_web"] = onnx_web(report["onnx"]["path"], inputs[:1], reference[:1], arguments.repeats, folder)
         for name, entry in report.items():
             if not name.startswith("tflite"):
                 continue

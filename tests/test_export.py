@@ -406,36 +406,6 @@ def test_onnx_matches_keras_and_runs_in_a_fresh_process_at_two_sizes(onnx_export
         assert psnr(reference, np.load(tmp_path / f"onnx_{height}.npy")) >= 60
 
 
-BROWSER = os.path.join(os.path.dirname(__file__), "..", "export", "browser")
-
-
-@pytest.mark.skipif(
-    not (shutil.which("node") and os.path.isdir(os.path.join(BROWSER, "node_modules", "onnxruntime-web"))),
-    reason="needs Node and ONNX Runtime Web: cd export/browser && npm install",
-)
-def test_the_browser_page_module_translates_as_keras_does_in_onnx_runtime_web(onnx_export):
-    workdir, tmp_path, report = onnx_export
-    # A 32x64 image: the page's module must keep rows and columns apart.
-    pixels = np.random.RandomState(3).randint(0, 256, (32, 64, 3), dtype=np.uint8)
-    rgba = np.concatenate([pixels, np.full((32, 64, 1), 255, np.uint8)], axis=-1)
-    (tmp_path / "input.rgba").write_bytes(rgba.tobytes())
-    command = [
-        "node", "check.mjs", report["onnx"]["path"], str(tmp_path / "input.rgba"), "64", "32", str(tmp_path / "output.rgba")
-    ]
-    result = subprocess.run(command, cwd=BROWSER, capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stderr[-2000:]
-    output = np.frombuffer((tmp_path / "output.rgba").read_bytes(), np.uint8).reshape(32, 64, 4)
-    from keras_pix2pix.data import denormalize
-    from keras_pix2pix.sizing import at_size
-
-    images = pixels[None].astype(np.float32) / 127.5 - 1
-    expected = denormalize(at_size(export_form(load_generator(workdir)[0]), 32, 64)(images, training=False))[0].numpy()
-    assert (output[..., 3] == 255).all()
-    # Float32 in both; a value within rounding distance of a half may land on the other byte.
-    difference = np.abs(output[..., :3].astype(int) - expected.astype(int))
-    assert difference.max() <= 1 and (difference > 0).mean() < 0.01, (difference.max(), (difference > 0).mean())
-
-
 def test_onnx_without_its_packages_is_one_line(tmp_path, capsys, monkeypatch):
     real_import = importlib.import_module
 
@@ -445,7 +415,7 @@ def test_onnx_without_its_packages_is_one_line(tmp_path, capsys, monkeypatch):
         return real_import(name, *arguments)
 
     monkeypatch.setattr(importlib, "import_module", missing)
-    refused(capsys, r"^keras-pix2pix: error: --format onnx needs tf2onnx and onnxruntime \(No module named 'tf2onnx'\): "
+    refused(capsys, r"^keras-pix2pix: error: --format onnx and web need tf2onnx and onnxruntime \(No module named 'tf2onnx'\): "
             r"pip install \"keras-pix2pix\[onnx\]\"$", "export", "--model", tmp_path / "none.keras", "--output",
             tmp_path / "out", "--format", "onnx")
     assert not (tmp_path / "out").exists()
