@@ -118,7 +118,7 @@ def upright(image, contents):
     """A decoded image (height, width, channels) turned as its encoded bytes' EXIF orientation says.
 
     Args:
-        image: the image tf.io.decode_image gave for contents.
+        image: the image data.decode gave for contents.
         contents: the encoded bytes.
 
     Returns:

@@ -75,7 +75,7 @@ class _Signatures:
             message=f"an image is larger than the limit of {self.max_pixels} pixels (export --max-pixels)",
         )
         with tf.control_dependencies([within]):
-            return tf.io.decode_image(contents, channels=self.channels, dtype=tf.float32, expand_animations=False)
+            return data.decode(contents, channels=self.channels)
 
     def native(self, image):
         within = tf.debugging.assert_equal(
