@@ -13,7 +13,7 @@ import urllib.request
 
 import numpy as np
 import pytest
-from conftest import refused, tiny_config, write_ab_folder
+from conftest import huge_png, refused, tiny_config, write_ab_folder
 from PIL import Image
 
 from keras_pix2pix import cli, onnx_weights, train, web
@@ -184,14 +184,26 @@ def test_an_unreachable_runtime_shows_an_error_on_the_page_within_10_seconds(sit
 
 @needs_chromium
 @needs_runtime
-def test_a_missing_or_foreign_model_is_an_error_on_the_page(site, browser, tmp_path):
+def test_bad_models_and_bad_images_are_errors_on_the_page(site, browser, tmp_path):
     _, folder, _, _ = site
+    with open(os.path.join(folder, "small.png"), "rb") as file:
+        (tmp_path / "broken.png").write_bytes(file.read()[:300])
+    huge_png(tmp_path / "huge.png", 20000, 20000)
+    for name in ("broken.png", "huge.png"):
+        shutil.copyfile(tmp_path / name, os.path.join(folder, name))
     server, address = _serve(folder)
     visit = Visit(browser)
     state, message = visit.open(f"{address}/index.html?model=missing.onnx")
     assert (state, message) == ("error", "The model missing.onnx could not be downloaded: HTTP 404.")
     state, message = visit.open(f"{address}/index.html?model=wide.png")
     assert state == "error" and message.startswith("wide.png: not an ONNX model"), message
+    state, message = visit.open(f"{address}/index.html?image=broken.png")
+    assert (state, message) == ("error", "broken.png is not an image this browser can read (corrupt or truncated).")
+    state, message = visit.open(f"{address}/index.html?image=huge.png")
+    assert state == "error" and message.startswith("huge.png is 20000x20000, over this page's limit of"), message
+    # The next image is translated: an error does not stop the page.
+    visit.page.set_input_files("#file", os.path.join(folder, "small.png"))
+    visit.page.wait_for_function("document.getElementById('status').dataset.state === 'done'", timeout=60000)
     server.shutdown()
 
 
@@ -328,4 +340,4 @@ def test_serve_refuses_a_missing_site_and_a_bad_port_in_one_line(capsys, tmp_pat
     refused(capsys, r"--port must be an integer between 1 and 65535; got 70000", "serve", tmp_path, "--port", "70000")
     with pytest.raises(SystemExit) as exit_info:
         cli.main(["serve", "--help"])
-    assert exit_info.value.code == 0 and "cross-origin isolated" in capsys.readouterr().out
+    assert exit_info.value.code == 0 and "cross-origin isolated" in " ".join(capsys.readouterr().out.split())
