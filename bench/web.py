@@ -79,8 +79,11 @@ def output_pixels(page):
     return np.array(pixels, np.uint8).reshape(height, width, 4)[..., :3]
 
 
-def measure_site(browser, folder, images, predicted, repeats):
-    """One site's row: load to first translation, translation times on one thread and on all, grey levels off predict."""
+def measure_site(browser, folder, images, predicted, repeats, screenshot=None):
+    """One site's row: load to first translation, translation times on one thread and on all, grey levels off predict.
+
+    screenshot: a .jpg path for a picture of the page after its first translation, or None.
+    """
     for path in images:
         shutil.copyfile(path, os.path.join(folder, os.path.basename(path)))
     server = web.site_server(folder, 0)
@@ -90,7 +93,8 @@ def measure_site(browser, folder, images, predicted, repeats):
     for path in images:
         name = os.path.basename(path)
         for threads in ("1", ""):
-            context = browser.new_context()  # nothing cached: the whole site is fetched again
+            # Nothing cached: the whole site is fetched again.
+            context = browser.new_context(viewport={"width": 1000, "height": 640})
             page = context.new_page()
             first, _ = translate(page, f"{address}/index.html?image={name}" + (f"&threads={threads}" if threads else ""))
             if threads == "":
@@ -98,6 +102,8 @@ def measure_site(browser, folder, images, predicted, repeats):
                 expected = np.asarray(Image.open(os.path.join(predicted, name)).convert("RGB")).astype(int)
                 row["grey_levels"] = max(row["grey_levels"], int(np.abs(output_pixels(page).astype(int) - expected).max()))
                 row["threads"] = page.evaluate("document.getElementById('about').textContent")
+                if screenshot and path == images[0]:
+                    page.screenshot(path=screenshot, type="jpeg", quality=80, full_page=True)
             row["single" if threads else "multi"] += retranslate(page, repeats)
             context.close()
     server.shutdown()
@@ -111,6 +117,7 @@ def main():
     parser.add_argument("--direction", default=None, help="which half is the input (default: the run's)")
     parser.add_argument("--count", type=int, default=3, help="pairs translated")
     parser.add_argument("--repeats", type=int, default=4, help="translations timed after the first, per image")
+    parser.add_argument("--screenshot", help="a .jpg of the float16 page after its first translation")
     arguments = parser.parse_args()
     chromium = shutil.which("chromium")
     if chromium is None or web.find_runtime("auto") is None:
@@ -129,7 +136,8 @@ def main():
         for version, weights in enumerate(WEIGHTS, 1):
             report = export(arguments.model, os.path.join(folder, "sites"), formats=("web",), version=version,
                             web_weights=weights, log=lambda line: None)["web"]
-            row = measure_site(browser, report["path"], images, predicted, arguments.repeats)
+            screenshot = arguments.screenshot if weights == "float16" else None
+            row = measure_site(browser, report["path"], images, predicted, arguments.repeats, screenshot)
             rows[weights] = {
                 "site_mb": report["bytes"] / 1e6, "model_mb": report["model_bytes"] / 1e6,
                 "psnr_db": report["parity"]["psnr"], "first_s": statistics.median(row["first"]) / 1000,

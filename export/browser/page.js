@@ -185,7 +185,8 @@ async function translateOnce() {
   element("progress").hidden = true;
   element("status").dataset.milliseconds = milliseconds;
   element("save").disabled = false;
-  setStatus("done", `Translated ${label} (${SIZING_NAMES[sizing]}) in ${milliseconds} ms.`);
+  const atModelSize = sizing === "resize" && width === page.info.width && height === page.info.height;
+  setStatus("done", `Translated ${label} (${atModelSize ? "at the model's size" : SIZING_NAMES[sizing]}) in ${milliseconds} ms.`);
 }
 
 function fromFiles(files) {
