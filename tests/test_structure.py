@@ -64,15 +64,25 @@ def test_the_import_graph_has_no_cycle():
     assert _cycle(planted) is not None
 
 
+def _inside_definitions(tree):
+    """Every node inside a function or a class of a module, each once (nested ones are not walked again)."""
+    stack = list(ast.iter_child_nodes(tree))
+    while stack:
+        node = stack.pop()
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            yield from ast.walk(node)
+        else:
+            stack.extend(ast.iter_child_nodes(node))
+
+
 def test_no_package_module_is_imported_inside_a_function():
     modules = _modules()
-    lazy = []
-    for name, tree in modules.items():
-        for node in ast.walk(tree):
-            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-                for inner in ast.walk(node):
-                    if _package_imports(inner, modules):
-                        lazy.append(f"{name}.py:{inner.lineno}")
+    lazy = [
+        f"{name}.py:{node.lineno}"
+        for name, tree in modules.items()
+        for node in _inside_definitions(tree)
+        if _package_imports(node, modules)
+    ]
     assert not lazy, f"lazy imports of package modules: {lazy}"
 
 

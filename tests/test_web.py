@@ -149,6 +149,19 @@ def test_the_file_picker_the_save_button_and_a_phone_sized_screen(site, browser,
     download.value.save_as(tmp_path / "saved.png")
     saved = np.asarray(Image.open(tmp_path / "saved.png").convert("RGB")).astype(int)
     assert np.abs(saved - _expected(predicted, "small.png")).max() <= 1
+    # A file dropped on the page is translated too, and saved under its own name.
+    visit.page.evaluate(
+        """async () => {
+            const blob = await (await fetch('wide.png')).blob();
+            const transfer = new DataTransfer();
+            transfer.items.add(new File([blob], 'dropped.png', { type: 'image/png' }));
+            document.getElementById('drop').dispatchEvent(new DragEvent('drop', { dataTransfer: transfer, bubbles: true }));
+        }"""
+    )
+    visit.page.wait_for_function("document.getElementById('status').textContent.startsWith('Translated 300x200')")
+    with visit.page.expect_download() as download:
+        visit.page.click("#save")
+    assert download.value.suggested_filename == "dropped_pix2pix.png"
     # Nothing wider than the phone's screen.
     assert visit.page.evaluate("document.documentElement.scrollWidth") <= 390
     assert not visit.console, visit.console
