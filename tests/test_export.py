@@ -300,7 +300,8 @@ def test_parity_on_real_facades(tmp_path):
     config = tiny_config(dataset=facades, direction="BtoA", image_size=256, discriminator_layers=3, steps=3, sample_count=1)
     fit(config, workdir, verbose=False)
     report = export(
-        workdir, str(tmp_path / "out"), quantize=("none", "float16", "int8", "int8_io"), calibration_count=16,
+        # int8_io is int8's calibration with integer ends: the exported fixture checks it.
+        workdir, str(tmp_path / "out"), quantize=("none", "float16", "int8"), calibration_count=16,
         log=lambda message: None,
     )
     generator, _ = load_generator(workdir)
@@ -314,7 +315,6 @@ def test_parity_on_real_facades(tmp_path):
     assert np.abs(run_tflite(report["tflite_float32"]["path"], images) - reference).max() <= 1e-4
     assert np.abs(run_tflite(report["tflite_float16"]["path"], images) - reference).mean() <= 5e-3
     assert psnr(reference, run_tflite(report["tflite_int8"]["path"], images)) >= 30
-    assert psnr(reference, run_tflite(report["tflite_int8_io"]["path"], images)) >= 30
 
 
 @pytest.mark.slow
