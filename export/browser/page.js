@@ -12,7 +12,7 @@ const SIZING_NAMES = { resize: "resized to the model's size and back", native: "
 const element = (id) => document.getElementById(id);
 const parameters = new URLSearchParams(location.search);
 const megabytes = (bytes) => (bytes / 1e6).toFixed(1);
-const page = { ort: null, session: null, info: null, image: null, name: "image", busy: false, pending: false };
+const page = { ort: null, session: null, info: null, image: null, name: "image", busy: false, pending: false, waiting: null };
 
 function setStatus(state, message) {
   const status = element("status");
@@ -116,6 +116,11 @@ async function loadModel(url) {
 }
 
 async function useImage(blob, name) {
+  if (!page.info) {
+    // Chosen while the model loads: read once its size limit is known (start picks it up).
+    page.waiting = [blob, name];
+    return;
+  }
   const bytes = new Uint8Array(await blob.arrayBuffer());
   let size;
   try {
@@ -123,7 +128,7 @@ async function useImage(blob, name) {
   } catch (error) {
     throw new Error(`${name} ${error.message}.`);
   }
-  const limit = page.info ? page.info.maxPixels : Infinity;
+  const limit = page.info.maxPixels;
   if (size.width * size.height > limit) {
     throw new Error(`${name} is ${size.width}x${size.height}, over this page's limit of ${limit / 1e6} megapixels.`);
   }
@@ -236,8 +241,8 @@ async function start() {
     }
     if (!response.ok) throw new Error(`The image ${url} could not be downloaded: HTTP ${response.status}.`);
     await useImage(await response.blob(), decodeURIComponent(url.split("/").pop().split("?")[0]) || "image");
-  } else if (page.image) {
-    await translateCurrent();
+  } else if (page.waiting) {
+    await useImage(...page.waiting);
   }
 }
 
