@@ -266,10 +266,11 @@ def _export_all(exported, staging, destinations, samples, settings, log):
         report["onnx"] = {"path": os.path.join(destinations["onnx"], "generator.onnx"), "bytes": size, "parity": measured}
     if "web" in destinations:
         stage()
-        size, model_size, measured = export_web(
-            content, os.path.join(staging, "web"), checks, reference, settings.web_weights, settings.runtime
-        )
-        report["web"] = {"path": destinations["web"], "bytes": size, "model_bytes": model_size, "parity": measured}
+        folder = os.path.join(staging, "web")
+        model_size, measured = export_web(content, folder, checks, reference, settings.web_weights, settings.runtime)
+        report["web"] = {
+            "path": destinations["web"], "bytes": _folder_size(folder), "model_bytes": model_size, "parity": measured,
+        }
     # One TFLite form per target, shared by the files that use it.
     targets = {kind: "tflite_int8" if kind in INTEGER_KINDS else "tflite" for kind in settings.quantize}
     forms = {target: fast.clone_as(exported, target) for target in set(targets.values())}
@@ -389,7 +390,7 @@ def _summarize(report, runtime, log):
             "that host; for a site that works offline pass --web-runtime (the dist folder of npm install "
             f"onnxruntime-web@{web.runtime_version()})"
         )
-    log(f"try it: {web.serve_command(report['web']['path'])}, then open http://127.0.0.1:8000/")
+    log(f"try it: {web.serve_command(report['web']['path'])}")
 
 
 def _export_destinations(base, version, formats, quantize):

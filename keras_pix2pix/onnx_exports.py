@@ -119,9 +119,9 @@ def export_web(content, folder, checks, reference, weights, runtime):
         runtime: a folder of ONNX Runtime Web's files to copy, or None for the CDN (web.find_runtime).
 
     Returns:
-        (the site's size in bytes, the model file's size in bytes, its parity with the Keras model).
+        (the model file's size in bytes, its parity with the Keras model).
     """
-    stored = onnx_weights.with_metadata(onnx_weights.stored_as(content, weights), {"keras_pix2pix.weights": weights})
+    stored = onnx_weights.stored_as(content, weights)
     measured = parity(reference, onnx_runner(stored)(checks))
     kind, bound = WEB_LIMITS[weights]
     if not (measured[kind] >= bound if kind == "psnr" else measured[kind] <= bound):
@@ -130,5 +130,4 @@ def export_web(content, folder, checks, reference, weights, runtime):
             "kept; pass --web-weights float16 or float32"
         )
     web.write_site(folder, stored, runtime)
-    total = sum(os.path.getsize(os.path.join(root, name)) for root, _, names in os.walk(folder) for name in names)
-    return total, len(stored), measured
+    return len(stored), measured

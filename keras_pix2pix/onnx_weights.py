@@ -49,13 +49,15 @@ def stored_as(content, storage):
         storage: "float32" (unchanged), "float16" or "int8" (see the module docstring).
 
     Returns:
-        The serialized model (bytes), computing in float32 as before.
+        The serialized model (bytes), computing in float32 as before; its metadata_props say the
+        storage (keras_pix2pix.weights).
     """
     check_choice("web_weights", storage, WEB_WEIGHTS)
-    if storage == "float32":
-        return content
     onnx, numpy_helper = _onnx()
     model = onnx.load_from_string(content)
+    _set_props(model, {"keras_pix2pix.weights": storage})
+    if storage == "float32":
+        return model.SerializeToString()
     graph = model.graph
     kept, decoders = [], []
     for initializer in graph.initializer:
@@ -99,9 +101,14 @@ def with_metadata(content, entries):
     """
     onnx, _ = _onnx()
     model = onnx.load_from_string(content)
-    onnx.helper.set_model_props(model, {**{prop.key: prop.value for prop in model.metadata_props},
-                                        **{key: str(value) for key, value in entries.items()}})
+    _set_props(model, entries)
     return model.SerializeToString()
+
+
+def _set_props(model, entries):
+    """Sets entries (values written with str()) in a loaded model's metadata_props, keeping the others."""
+    _onnx()[0].helper.set_model_props(model, {**{prop.key: prop.value for prop in model.metadata_props},
+                                               **{key: str(value) for key, value in entries.items()}})
 
 
 def metadata(content):

@@ -20,7 +20,7 @@ import shlex
 import shutil
 
 from keras_pix2pix.config import UsageError
-from keras_pix2pix.options import check_setting
+from keras_pix2pix.options import Serve, check_setting, defaults
 
 # The page's own files, copied from the template.
 TEMPLATE_FILES = ("index.html", "page.js", "pix2pix.js")
@@ -31,6 +31,8 @@ RUNTIME_TAG = '<meta name="onnxruntime" content="">'
 # Cross-origin isolation, which SharedArrayBuffer (and so WebAssembly threads) needs.
 ISOLATION_HEADERS = {"Cross-Origin-Opener-Policy": "same-origin", "Cross-Origin-Embedder-Policy": "require-corp"}
 WEB_RUNTIMES_HELP = "auto, cdn or a folder of ONNX Runtime Web's dist files"
+# serve's port unless told: its option's default.
+_PORT = defaults(Serve).port
 
 
 def template_folder():
@@ -102,9 +104,9 @@ def write_site(folder, model_content, runtime):
         shutil.copyfile(os.path.join(runtime, name), os.path.join(folder, "ort", name))
 
 
-def serve_command(site, port=8000):
-    """The one command that serves a site cross-origin isolated on 127.0.0.1."""
-    return f"keras-pix2pix serve {shlex.quote(site)}" + (f" --port {port}" if port != 8000 else "")
+def serve_command(site):
+    """The one command that serves a site cross-origin isolated on 127.0.0.1, and where to open it."""
+    return f"keras-pix2pix serve {shlex.quote(site)}, then open http://127.0.0.1:{_PORT}/"
 
 
 class _Handler(http.server.SimpleHTTPRequestHandler):
@@ -127,7 +129,7 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
         pass
 
 
-def site_server(site, port=8000, *, host="127.0.0.1", isolated=True):
+def site_server(site, port=_PORT, *, host="127.0.0.1", isolated=True):
     """An HTTP server of the site's folder (not yet serving: call serve_forever), cross-origin isolated or not.
 
     Args:
@@ -151,7 +153,7 @@ def site_server(site, port=8000, *, host="127.0.0.1", isolated=True):
         raise UsageError(f"cannot listen on {host}:{port}: {error.strerror} (pass another --port)") from None
 
 
-def serve(site, port=8000, log=print):
+def serve(site, port=_PORT, log=print):
     """Serves a site on 127.0.0.1, cross-origin isolated, until interrupted (Ctrl+C).
 
     Args:
